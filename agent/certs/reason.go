@@ -1,0 +1,70 @@
+package certs
+
+// Code is a stable, machine-readable reason code. Scripts switch on these strings: never
+// change one once released.
+type Code string
+
+// Verdict codes: why a file or a certificate is refused (CONTRACT, "Certificate verdicts").
+const (
+	// NotACertificate: nothing in the input parses as a certificate.
+	NotACertificate Code = "not_a_certificate"
+	// ContainsPrivateKey: the input holds private key material (a PEM key block, an OpenSSH
+	// key, PKCS#12/PFX). Such input is never uploaded and its bytes never logged.
+	ContainsPrivateKey Code = "contains_private_key"
+	// MultipleCertificates: more than one certificate in the input.
+	MultipleCertificates Code = "multiple_certificates"
+	// Expired: notAfter is in the past (or notBefore is in the future: not valid now).
+	Expired Code = "expired"
+	// ExpiresTooSoon: fewer than policy.min_validity_days days are left.
+	ExpiresTooSoon Code = "expires_too_soon"
+	// WeakKey: an RSA key shorter than policy.min_rsa_bits.
+	WeakKey Code = "weak_key"
+	// UnsupportedKeyType: not an RSA key; Entra ID app authentication needs RSA.
+	UnsupportedKeyType Code = "unsupported_key_type"
+	// NotAllowed: subject, issuer or thumbprint misses the policy's allow-list.
+	NotAllowed Code = "not_allowed"
+	// TooLarge: the input is larger than MaxFileSize.
+	TooLarge Code = "too_large"
+	// UnsupportedFile: not a regular file, or an extension the agent does not take.
+	UnsupportedFile Code = "unsupported_file"
+)
+
+// MaxFileSize is the largest input certagent reads (1 MiB). A certificate is a few KiB.
+const MaxFileSize = 1 << 20
+
+// Reason says why something was refused or failed: a stable code and a message for people.
+// Messages never hold key material.
+type Reason struct {
+	Code    Code   `json:"code"`
+	Message string `json:"message"`
+}
+
+func (r Reason) Error() string { return string(r.Code) + ": " + r.Message }
+
+// VerdictCodes lists every verdict code, in the CONTRACT's order.
+var VerdictCodes = []Code{
+	NotACertificate, ContainsPrivateKey, MultipleCertificates, Expired, ExpiresTooSoon,
+	WeakKey, UnsupportedKeyType, NotAllowed, TooLarge, UnsupportedFile,
+}
+
+// Failure codes: why a rotation failed or was rejected after it was accepted.
+const (
+	// GraphError: Graph refused the request for a reason not listed below.
+	GraphError Code = "graph_error"
+	// GraphDenied: 403 Authorization_RequestDenied: the agent lacks the permission, or is
+	// not an owner of the target app.
+	GraphDenied Code = "graph_denied"
+	// AppNotFound: 404: the target app does not exist in the tenant.
+	AppNotFound Code = "app_not_found"
+	// GraphBadRequest: 400: Graph refused the request body (for example the manifest size cap).
+	GraphBadRequest Code = "graph_bad_request"
+	// GraphUnavailable: throttling, 5xx or network failures, through every retry.
+	GraphUnavailable Code = "graph_unavailable"
+	// AuthFailed: the token endpoint refused the agent's own credential (AADSTS...).
+	AuthFailed Code = "auth_failed"
+	// VerifyFailed: the read-back after a write did not show what was written, or showed
+	// that a credential which was there before is gone.
+	VerifyFailed Code = "verify_failed"
+	// RejectedByPerson: a person rejected the rotation.
+	RejectedByPerson Code = "rejected_by_person"
+)

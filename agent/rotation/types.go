@@ -1,0 +1,155 @@
+// Package rotation is certagent's rotation engine: the states a provider certificate goes
+// through from submission to proven-on-the-app-registration, the decisions at each step, and
+// the interfaces (Store, KeyCredentials) it needs from the disk and from Graph.
+package rotation
+
+import (
+	"time"
+
+	"github.com/aucloud/certagent/agent/certs"
+)
+
+// State is where a rotation stands. The values are part of the CONTRACT.
+type State string
+
+const (
+	// StatePendingApproval: accepted by the policy, waiting for a person to approve
+	// (policy.approval: manual only).
+	StatePendingApproval State = "pending_approval"
+	// StateApplying: the engine is writing, or will write, the certificate to the app.
+	StateApplying State = "applying"
+	// StateApplied: the certificate is on the app registration, read back from Graph, with
+	// every credential that was there before still there.
+	StateApplied State = "applied"
+	// StateConfirmed: a person confirmed that the provider was told, or the provider
+	// notification was delivered. Final.
+	StateConfirmed State = "confirmed"
+	// StateRejected: refused by a person, or by the policy when re-checked. Final.
+	StateRejected State = "rejected"
+	// StateFailed: Graph refused, or stayed unreachable through every retry. A person may
+	// retry.
+	StateFailed State = "failed"
+)
+
+// States lists every state in the order a rotation normally passes through them.
+var States = []State{StatePendingApproval, StateApplying, StateApplied, StateConfirmed, StateRejected, StateFailed}
+
+// Valid reports whether s is one of the defined states.
+func (s State) Valid() bool {
+	for _, v := range States {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Source kinds.
+const (
+	SourceDropFolder = "drop_folder"
+	SourceAPI        = "api"
+)
+
+// Source says where a certificate came from.
+type Source struct {
+	// Kind is SourceDropFolder or SourceAPI.
+	Kind string `json:"kind"`
+	// FileName is the dropped file's name, or the name given with the API request.
+	FileName string `json:"fileName,omitempty"`
+	// ArchivedAs is the file's name inside processed/ once it was moved there.
+	ArchivedAs string `json:"archivedAs,omitempty"`
+}
+
+// Target is the app registration a rotation writes to.
+type Target struct {
+	AppID       string `json:"appId"`
+	ObjectID    string `json:"objectId,omitempty"`
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// Event is one entry of a rotation's history: a state it entered, who moved it there, why.
+type Event struct {
+	At    time.Time `json:"at"`
+	State State     `json:"state"`
+	Actor string    `json:"actor"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// Rotation is the life of one provider certificate (one per thumbprint).
+type Rotation struct {
+	ID          string            `json:"id"`
+	State       State             `json:"state"`
+	Certificate certs.Certificate `json:"certificate"`
+	// DER is the certificate itself, kept so the engine can write it later. Public data.
+	DER    []byte `json:"der"`
+	Source Source `json:"source"`
+	Target Target `json:"target"`
+	// KeyID is Graph's keyId of the credential, set once applied.
+	KeyID string `json:"keyId,omitempty"`
+	// IntentKeyID is the keyId the engine chose and stored before its write, so that a
+	// restart can tell whether the write landed and can redo it idempotently.
+	IntentKeyID string `json:"intentKeyId,omitempty"`
+	// AlreadyPresent is true when the certificate was on the app before certagent wrote it.
+	AlreadyPresent bool `json:"alreadyPresent"`
+	// Reason says why the rotation is rejected or failed.
+	Reason *certs.Reason `json:"reason,omitempty"`
+	// Attempts counts write attempts since the rotation last entered StateApplying.
+	Attempts  int       `json:"attempts,omitempty"`
+	History   []Event   `json:"history"`
+	CreatedAt time.Time `json:"createdAt"`
+	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Clone returns a deep copy of r.
+func (r Rotation) Clone() Rotation {
+	r.DER = append([]byte(nil), r.DER...)
+	r.History = append([]Event(nil), r.History...)
+	if r.Reason != nil {
+		reason := *r.Reason
+		r.Reason = &reason
+	}
+	return r
+}
+
+// Audit actions. Stable strings: people filter the audit log by them.
+const (
+	ActionIntakeAccepted = "intake.accepted" // a file or API body passed the policy
+	ActionIntakeRejected = "intake.rejected" // a file or API body was refused by the policy
+	ActionIntakeFiled    = "intake.filed"    // a drop file was moved to processed/ or rejected/
+	ActionRotationState  = "rotation.state"  // a rotation changed state
+	ActionRotationDup    = "rotation.duplicate"
+	ActionGraphWrite     = "graph.write"    // a PATCH of keyCredentials was sent
+	ActionGraphVerify    = "graph.verify"   // a read-back after a write
+	ActionGraphSync      = "graph.sync"     // a read of the target app
+	ActionCredential     = "credential"     // the agent's own sign-in credential changed
+	ActionNotify         = "notify"         // the provider notification was sent
+	ActionAgentStart     = "agent.start"    // the agent started
+	ActionAgentStop      = "agent.stop"     // the agent stopped
+	ActionExternalChange = "graph.external" // the app's credentials changed outside certagent
+)
+
+// Outcomes of an audit entry.
+const (
+	OutcomeOK      = "ok"
+	OutcomeRefused = "refused"
+	OutcomeError   = "error"
+)
+
+// AuditEntry is one append-only record of the audit log.
+type AuditEntry struct {
+	// Seq is assigned by the store: strictly increasing, never reused.
+	Seq uint64    `json:"seq"`
+	At  time.Time `json:"at"`
+	// Action is one of the Action constants.
+	Action string `json:"action"`
+	// Actor is "agent", "intake", "api", or "api:<name>" when the caller named themself.
+	Actor      string             `json:"actor"`
+	Outcome    string             `json:"outcome"`
+	RotationID string             `json:"rotationId,omitempty"`
+	State      State              `json:"state,omitempty"`
+	File       string             `json:"file,omitempty"`
+	KeyID      string             `json:"keyId,omitempty"`
+	Cert       *certs.Certificate `json:"certificate,omitempty"`
+	Code       certs.Code         `json:"code,omitempty"`
+	Message    string             `json:"message,omitempty"`
+}

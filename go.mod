@@ -1,0 +1,3 @@
+module github.com/aucloud/certagent
+
+go 1.26.0
