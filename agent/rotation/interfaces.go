@@ -88,3 +88,21 @@ func ErrorReason(err error) certs.Reason {
 	}
 	return certs.Reason{Code: certs.GraphError, Message: err.Error()}
 }
+
+// ErrInvalidState is returned (wrapped in a *StateError) when an action does not fit the
+// rotation's state, for example approving a rotation that is already applied.
+var ErrInvalidState = errors.New("action not allowed in this state")
+
+// StateError says which action a rotation's state refused.
+type StateError struct {
+	ID     string
+	State  State
+	Action string
+}
+
+func (e *StateError) Error() string {
+	return "rotation " + e.ID + " is " + string(e.State) + ": cannot " + e.Action
+}
+
+// Unwrap lets errors.Is(err, ErrInvalidState) match.
+func (e *StateError) Unwrap() error { return ErrInvalidState }
