@@ -1,0 +1,204 @@
+// Package emulator is an emulated Entra ID tenant (the token endpoint) and Microsoft Graph
+// (/v1.0/applications), as strict as the real services, for tests and for `certagent dev`
+// and `certagent emulator`.
+//
+// It is driven by the real clients (azidentity/MSAL-Go with msgraph-sdk-go, and azure-cli
+// with MSAL-Python) over HTTPS with its own CA, and shares no code with the agent's Graph
+// client, so that it cannot agree with that client's bugs. GRAPH-NOTES.md and AZCLI.md list
+// the facts it implements; where a behaviour is marked *inferred* below, nobody has checked
+// it against a live tenant.
+//
+// # Use
+//
+//	e, err := emulator.New(dir, emulator.WithSeed(seed))
+//	err = e.Start("127.0.0.1:0")
+//	defer e.Close()
+//	// trust e.CertPool() (or e.CAFile()); authority host and Graph base: e.URL()
+//
+// dir keeps everything (ca.pem, ca.key, server.pem, server.key, signing.pem, signing.key,
+// state.json; key files 0600): a new Emulator on the same dir has the same CA and the same
+// tenant. Every acknowledged write is on disk (temporary file, fsync, rename) before the
+// answer leaves.
+//
+// # Routes
+//
+// Token service (errors in Entra's shape: error, error_description "AADSTS<n>: ... Trace ID:
+// ... Correlation ID: ... Timestamp: ...", error_codes, timestamp, trace_id,
+// correlation_id, error_uri):
+//
+//	GET  /{tenant}/v2.0/.well-known/openid-configuration   {tenant}: id or domain name
+//	GET  /{tenant}/.well-known/openid-configuration        (v1)
+//	GET  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys
+//	POST /{tenant}/oauth2/v2.0/token, /{tenant}/oauth2/token
+//	GET  /adfs/.well-known/openid-configuration            for azure-cli (AZCLI.md)
+//	POST /adfs/oauth2/token                                tenant = the one holding client_id
+//	GET  /adfs/discovery/keys
+//	GET  /subscriptions, /tenants                          ARM, for az login: {"value":[]}
+//
+// Microsoft Graph (errors in Graph's shape, echoing client-request-id):
+//
+//	GET   /v1.0/applications[?$filter=...&$select=...&$top=...]
+//	GET   /v1.0/applications/{id}[?$select=...]
+//	GET   /v1.0/applications(appId='{appId}')[?$select=...]
+//	PATCH /v1.0/applications/{id}, /v1.0/applications(appId='{appId}')
+//	POST  /v1.0/applications/{id}/addKey, .../removeKey (also microsoft.graph.addKey...)
+//
+// Control (no token; loopback callers only; never faulted, never logged):
+//
+//	GET    /_emulator/state      tenants, applications, credentials, clients
+//	GET    /_emulator/demo       what the demo tenant holds (404 without one)
+//	GET    /_emulator/faults     queued faults, "times" holding what is left
+//	POST   /_emulator/faults     a JSON array of faults (or one fault)
+//	DELETE /_emulator/faults
+//	GET    /_emulator/requests   the request log ({"items":[...]})
+//	DELETE /_emulator/requests
+//
+// # Token endpoint
+//
+// Only client_credentials, with a certificate (client assertion) or, when the app has
+// password credentials, a client secret. Checks, in order, each with Entra's code:
+// POST only (900561); grant_type present (900144) and client_credentials (70003
+// unsupported_grant_type); client_id (900144); scope "<resource>/.default" (900144,
+// 1002012, 28000; v1 also takes resource); a credential (7000218); the client in the tenant
+// (90002 unknown tenant, 700016 unauthorized_client); then for a secret 7000215 / 7000222,
+// for an assertion: client_assertion_type (900144), a well-formed JWT (50027), alg RS256 or
+// PS256 (5002730), a thumbprint header — x5t#S256 (standard base64 with padding, or
+// base64url) else x5t (50027) —, one aud equal to this token endpoint in its v2 or v1 form,
+// naming the tenant by id or domain, or the v2.0 issuer, or for ADFS its token endpoint
+// (5002741 for several, 50012 *inferred* otherwise), sub = iss (50048), iss = client_id
+// (700021), exp present and not past, nbf (optional) not future, with 5 minutes' skew;
+// iat/exp/nbf may be floats (700024, whose message says "valid from 1970-01-01" without
+// nbf, as Entra's does); the thumbprint among the app's AsymmetricX509Cert/Verify
+// credentials (700027 "not registered"), one of them inside its start/end window (700027
+// "The key used is expired", or "is not yet valid" *inferred*), an RSA key (5002730), and
+// the signature (PS256: PSS with the salt length detected; 700027 "signature value did not
+// match"). Last, the resource (500011): Microsoft Graph (https://graph.microsoft.com,
+// 00000003-0000-0000-c000-000000000000, or this emulator's own base URL, which azure-cli's
+// custom cloud makes the Graph resource, "https://127.0.0.1:PORT//.default"), or ARM
+// (https://management.core.windows.net/, https://management.azure.com/). x5c is ignored.
+//
+// Access tokens: RS256 JWTs signed by the emulator's key (kid/x5t in the JWKS), claims aud
+// (the resource as requested), iss https://sts.windows.net/{tid}/, iat, nbf, exp, appid,
+// azp, appidacr, oid and sub (the service principal), tid, idtyp "app", ver "1.0", and roles
+// (the app's Graph roles, for Graph only) as they were when the token was issued. Answer:
+// token_type, expires_in 3599, ext_expires_in, access_token (v1 and ADFS add expires_on,
+// not_before, resource).
+//
+// # Graph
+//
+// Every /v1.0 request needs an unexpired access token from this emulator for Graph (401
+// InvalidAuthenticationToken: "Access token is empty.", "CompactToken parsing failed...",
+// "Invalid signature", "...Invalid issuer.", "...Invalid audience.", "Lifetime validation
+// failed, the token is expired.", with a WWW-Authenticate challenge). Apps are found in the
+// caller's tenant only.
+//
+// Permissions: reads need Application.Read.All, Application.ReadWrite.All, Directory.Read.All,
+// Directory.ReadWrite.All or Application.ReadWrite.OwnedBy; OwnedBy reads every application
+// (reported behaviour of Graph; WithOwnedByReadsOwnedOnly restricts it to owned ones, the
+// others then being left out of lists and 403 on a single read). PATCH needs
+// Application.ReadWrite.All, or Application.ReadWrite.OwnedBy with the caller's service
+// principal among the app's owners; otherwise 403 Authorization_RequestDenied "Insufficient
+// privileges to complete the operation.". An app has no implicit right over itself: reading
+// or PATCHing its own registration needs the same permissions (so an agent with OwnedBy that
+// does not own itself renews its credential with addKey/removeKey, which need no permission
+// on the caller's own app).
+//
+// Reads: $select (a comma list of application properties, matched case-insensitively; an
+// unknown one is 400 Request_BadRequest "Parsing OData Select and Expand failed: Could not
+// find a property named ..."); lists also take $filter (appId/id/displayName eq '...',
+// startswith(displayName,'...'); anything else 400 Request_UnsupportedQuery), $top (default
+// 100, at most 999) and $skiptoken (from @odata.nextLink). $expand, $orderby, $search, $count
+// answer 400 Request_UnsupportedQuery. Answers carry @odata.context. A credential's key is
+// returned only by a single-object read whose $select names keyCredentials; in lists and
+// without $select it is null. Properties of application the emulator does not model read as
+// null (or []). Unknown object: 404 Request_ResourceNotFound "Resource '...' does not exist
+// or one of its queried reference-property objects are not present."; an id that is not a
+// GUID: 400 "Invalid object identifier '...'.". Unknown segments: 400 BadRequest "Resource
+// not found for the segment '...'.".
+//
+// PATCH: the body may be gzip-compressed (WithRejectGzip answers 415 instead), must be JSON
+// (Content-Type application/json) and may carry "@odata.type":"#microsoft.graph.application".
+// It may set keyCredentials, passwordCredentials and displayName; other application
+// properties answer 400 (the emulator does not model them), unknown properties 400 with
+// OData's message. keyCredentials replaces the whole collection. An entry with a known keyId
+// keeps the stored credential: key may be null (azure-cli sends it so) or the same bytes,
+// and any other property present, non-null and different is refused with 400 "Update to
+// existing credential with KeyId '...' is not allowed." (*inferred* to hold on Graph;
+// WithExistingCredentialUpdates applies the change instead). A new entry needs type
+// AsymmetricX509Cert, usage Verify (or Sign) and key, base64 of a DER X.509 certificate
+// (line breaks allowed, as azure-cli sends); keyId is generated when absent and must be a
+// GUID; customKeyIdentifier defaults to the thumbprint (see WithCustomKeyIdentifierFormat);
+// missing dates come from the certificate, and dates outside the certificate's validity
+// answer 400 "Key credential start/end date is invalid." (*inferred* rule;
+// WithAnyCredentialDates lifts it); displayName is cut at 90 characters. The same
+// certificate under another keyId is accepted (de-duplication is the client's job).
+// passwordCredentials are kept by keyId; new ones answer "New password credentials must be
+// generated using service actions.". More than the collection cap (key plus password
+// credentials) answers 400 "The size of the manifest has exceeded its limit..." (code
+// *inferred*). Success: 204.
+//
+// addKey and removeKey need a proof: a JWT without '=' padding, signed (RS256; PS256
+// accepted) with the key of a certificate currently valid on that app (named by x5t,
+// x5t#S256 or kid, otherwise each is tried), aud 00000003-0000-0000-c000-000000000000 (or
+// 00000002-0000-0000-c000-000000000000), iss the app's object id, nbf and exp at most 10
+// minutes apart with now inside (5 minutes' skew); otherwise 401
+// Authentication_MissingOrMalformed "Access Token missing or malformed.". addKey answers 200
+// with the new keyCredential (key null); removeKey answers 204, and 404 for an unknown keyId
+// (*inferred*).
+//
+// Stale reads (WithStaleReads, or a fault with "stale": true) make a read right after a
+// write return the application's previous version, so that two quick read-modify-write
+// cycles can overwrite each other, as Graph's replication lag allows.
+//
+// # Options
+//
+// WithSeed (repeatable: one tenant each), WithLogger, WithClock, WithStaleReads,
+// WithCollectionCap (default 1000), WithRejectGzip, WithCustomKeyIdentifierFormat
+// (CKIThumbprintHex, default, or CKIThumbprintRaw), WithTokenLifetime (default 3599 s),
+// WithOwnedByReadsOwnedOnly, and two switches for *inferred* rules:
+// WithExistingCredentialUpdates (apply changes to an existing keyId instead of refusing
+// them) and WithAnyCredentialDates (accept key credential dates outside the certificate).
+//
+// Test helpers change the tenant directly and persist like any write: AddTenant,
+// AddApplication, AddKeyCredential, RemoveKeyCredential, SetOwners, SetGraphRoles,
+// Application, AccessToken (mint a token without signing in), AddFaults, ClearFaults,
+// Faults, Requests, ClearRequests, State, DemoInfo.
+//
+// # Faults
+//
+// POST /_emulator/faults takes [{"method","path" (prefix),"status","code","message",
+// "retryAfter" (seconds, may be fractional),"times" (absent 1, 0 until cleared),"delayMs",
+// "reset":true,"stale":true}]. A status fault answers in Graph's error shape on Graph routes
+// (429 TooManyRequests, 503 ServiceUnavailable, ...) and in Entra's on the token endpoint
+// (temporarily_unavailable, AADSTS90033 for 429 and 5xx); delayMs waits (without holding any
+// lock) before serving or before the status; reset drops the connection without an answer.
+//
+// # Seed file
+//
+// `certagent emulator --seed FILE` reads YAML (LoadSeed); unknown fields are errors, and
+// errors name the file and the field:
+//
+//	tenantId: 2f6d8a0e-6a3c-4c5e-9a55-1d0a7f1b2c3d   # optional, generated when absent
+//	domain: contoso.onmicrosoft.com                  # optional
+//	applications:
+//	  - displayName: Veeam Backup for Microsoft 365
+//	    appId: ...                  # optional GUIDs: appId, objectId, servicePrincipalId
+//	    owners: [certagent]         # owning apps, by appId or displayName
+//	    keyCredentials:
+//	      - certificateFile: provider.cer   # relative to the seed file; DER or PEM
+//	        displayName: CN=AUCloud VB365 2026
+//	  - displayName: certagent
+//	    graphRoles: [Application.ReadWrite.OwnedBy]
+//	    keyCredentials:
+//	      - certificate: |                  # inline PEM (a private key block is ignored)
+//	          -----BEGIN CERTIFICATE-----
+//	          ...
+//	          -----END CERTIFICATE-----
+//	        keyId: ...                      # optional; also startDateTime, endDateTime
+//	                                        # (RFC 3339, within the certificate), usage
+//	    passwordCredentials:
+//	      - secret: s3cret                  # also displayName, keyId, start/endDateTime
+//
+// Known Graph roles: Application.Read.All, Application.ReadWrite.All,
+// Application.ReadWrite.OwnedBy, Directory.Read.All, Directory.ReadWrite.All.
+package emulator
