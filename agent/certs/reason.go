@@ -13,7 +13,8 @@ const (
 	ContainsPrivateKey Code = "contains_private_key"
 	// MultipleCertificates: more than one certificate in the input.
 	MultipleCertificates Code = "multiple_certificates"
-	// Expired: notAfter is in the past (or notBefore is in the future: not valid now).
+	// Expired: notAfter is in the past. (A notBefore in the future is accepted: a provider may
+	// send next year's certificate early.)
 	Expired Code = "expired"
 	// ExpiresTooSoon: fewer than policy.min_validity_days days are left.
 	ExpiresTooSoon Code = "expires_too_soon"

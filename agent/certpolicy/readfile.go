@@ -1,0 +1,163 @@
+package certpolicy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certs"
+)
+
+// ReadFile judges a file by its path, as the drop folder does:
+//
+//   - It looks at the path with Lstat: anything but a regular file (a directory, a symbolic
+//     link, a FIFO, a device) is unsupported_file. Links are never followed and FIFOs and
+//     devices never opened.
+//   - It judges the name (ClassifyName): .pfx, .p12 and .key are contains_private_key, and
+//     are not read; a temporary name is unsupported_file (the agent waits for the copy to
+//     finish); other extensions than .cer, .crt, .pem and .der are unsupported_file.
+//   - A file over certs.MaxFileSize is too_large without being opened. Otherwise it opens the
+//     file without following links, checks that it is still the file it looked at, and reads
+//     at most certs.MaxFileSize+1 bytes: more is too_large.
+//   - Then it runs Check on the contents, and zeroes its copy of them.
+//
+// When the file cannot be read, Verdict.Err says why (naming the file) and the verdict is
+// unsupported_file.
+func (p Policy) ReadFile(path string, now time.Time) Verdict {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return readFailed(path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return rejected(reason(certs.UnsupportedFile, "is %s, not a regular file; the agent reads only regular files and never follows links", modeName(fi.Mode())))
+	}
+	if r := nameReason(path); r != nil {
+		return rejected(r)
+	}
+	if fi.Size() > certs.MaxFileSize {
+		return rejected(reason(certs.TooLarge, "file is %s; the limit is %s", sizeAbove(fi.Size()), sizeText(certs.MaxFileSize)))
+	}
+	f, err := openNoFollow(path)
+	if err != nil {
+		if fi2, lerr := os.Lstat(path); lerr == nil && !fi2.Mode().IsRegular() {
+			// Replaced by a link or a FIFO after Lstat, which O_NOFOLLOW refused.
+			return rejected(reason(certs.UnsupportedFile, "is %s, not a regular file; the agent reads only regular files and never follows links", modeName(fi2.Mode())))
+		}
+		return readFailed(path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return readFailed(path, err)
+	}
+	if !st.Mode().IsRegular() || !os.SameFile(fi, st) {
+		return rejected(reason(certs.UnsupportedFile, "was replaced by another file while being opened; the agent reads only regular files and never follows links"))
+	}
+	data, err := readLimited(f, st.Size())
+	defer clear(data)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return rejected(reason(certs.TooLarge, "file is larger than %s (it grew while being read); the limit is %s", sizeText(certs.MaxFileSize), sizeText(certs.MaxFileSize)))
+	case err != nil:
+		return readFailed(path, err)
+	}
+	return p.check(data, now, "file", new(scan))
+}
+
+var errTooLarge = errors.New("larger than the limit")
+
+// readLimited reads r to its end, but never more than certs.MaxFileSize+1 bytes: more is
+// errTooLarge. size is the expected size. When the buffer has to grow, the old one is zeroed
+// (it may hold key material), so the caller has one buffer to clear.
+func readLimited(r io.Reader, size int64) ([]byte, error) {
+	const limit = certs.MaxFileSize + 1
+	buf := make([]byte, 0, min(max(size, 0)+512, limit))
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) >= limit {
+				return buf, errTooLarge
+			}
+			bigger := make([]byte, len(buf), min(2*cap(buf), limit))
+			copy(bigger, buf)
+			clear(buf)
+			buf = bigger
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > certs.MaxFileSize {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// readFailed is the verdict on a file that could not be read.
+func readFailed(path string, err error) Verdict {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	err = fmt.Errorf("reading %s: %w", path, err)
+	return Verdict{Reason: reason(certs.UnsupportedFile, "%s", err.Error()), Err: err}
+}
+
+// nameReason judges a file by its name alone (ClassifyName); nil means read it.
+func nameReason(path string) *certs.Reason {
+	base := filepath.Base(path)
+	ext := strings.ToLower(filepath.Ext(base))
+	switch ClassifyName(base) {
+	case NameCertificate:
+		return nil
+	case NamePrivateKey:
+		what := "a private key"
+		if ext != ".key" {
+			what = "a PKCS#12/PFX bundle (certificate with its private key)"
+		}
+		return reason(certs.ContainsPrivateKey, "a %s file holds %s, so it was not read; send only the public certificate (.cer)", ext, what)
+	case NameTemporary:
+		return reason(certs.UnsupportedFile, "has a temporary name (a copy in progress, or a hidden file); the agent waits for the copy to finish and the file to get its final name (.cer, .crt, .pem or .der)")
+	}
+	if ext == "" {
+		return reason(certs.UnsupportedFile, "has no extension; the agent reads only .cer, .crt, .pem and .der files")
+	}
+	if len(ext) > 16 || !printable(ext) {
+		ext = "this extension"
+	}
+	return reason(certs.UnsupportedFile, "the agent reads only .cer, .crt, .pem and .der files, not %s", ext)
+}
+
+func printable(s string) bool {
+	for _, r := range s {
+		if r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// modeName names a file type for a message.
+func modeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "a special file"
+}
