@@ -1,0 +1,266 @@
+// Package api serves certagent's local REST API (CONTRACT, "Local REST API"): loopback only,
+// bearer-token protected, problem+json errors, with the handlers calling a Backend that the
+// agent implements.
+//
+// New returns an http.Handler; the agent owns the http.Server and sets its limits with
+// ServerLimits. Every request passes, in this order: the browser checks (a Host that is not a
+// loopback name, or an Origin, Referer or cross-site Sec-Fetch-Site header: 403), the token
+// check (everything but /livez and /readyz: 401), the router (404, 405), strict query
+// parameters (400), then the handler. Errors of every kind become a problem response in one
+// place, the echo HTTPErrorHandler (errors.go).
+package api
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/rotation"
+	"github.com/aucloud/certagent/api/apitype"
+)
+
+// Backend is what the handlers call. The agent implements it. Every method is safe for
+// concurrent use, answers from memory or the store (no Graph call per request, except the
+// one refresh Certificates allows), and honours ctx.
+//
+// A method may return an *Error to choose the response (status, code, a detail safe to show);
+// any other error that is not listed below becomes a 500 "internal" problem whose detail
+// never reaches the client (it is logged).
+type Backend interface {
+	// Status returns the agent's status. The handler fills Version when it is empty, adds a
+	// zero count for every rotation state missing from Rotations, and sorts Problems most
+	// urgent first.
+	Status(ctx context.Context) apitype.Status
+	// Certificates returns the target app's certificates as last read from Graph. With
+	// refresh, it first reads the app from Graph once; the backend rate-limits that and
+	// returns an *Error with status 429 (code "rate_limited", RetryAfter set) when asked too
+	// often, or 503 ("unavailable") when Graph cannot be reached.
+	Certificates(ctx context.Context, refresh bool) (apitype.CertificateList, error)
+	// Rotations returns the rotations that match f, oldest first.
+	Rotations(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error)
+	// Rotation returns one rotation, or an error wrapping rotation.ErrNotFound.
+	Rotation(ctx context.Context, id string) (rotation.Rotation, error)
+	// Submit runs exactly the same policy and engine as the drop folder. See SubmitResult.
+	Submit(ctx context.Context, s Submission) (SubmitResult, error)
+	// Act performs a person's action on a rotation. Errors wrap rotation.ErrNotFound (404)
+	// or rotation.ErrInvalidState (409; a *rotation.StateError tells the state).
+	Act(ctx context.Context, id string, action Action, actor, note string) (rotation.Rotation, error)
+	// Scan asks the drop folder for a rescan now. It does not wait for the scan.
+	Scan(ctx context.Context)
+	// Credential returns the agent's own sign-in credential; an *Error with status 404 when
+	// there is none yet.
+	Credential(ctx context.Context) (apitype.Credential, error)
+	// RotateCredential starts a renewal of the agent's own credential and returns without
+	// waiting for it; an *Error with status 409 when one is under way already.
+	RotateCredential(ctx context.Context, actor string) error
+	// Audit returns audit entries newest first: those with Seq < q.Before (when set), at
+	// most q.Limit of them.
+	Audit(ctx context.Context, q rotation.AuditQuery) ([]rotation.AuditEntry, error)
+	// Ready returns nil when the agent can do its work (store open, engine running), and
+	// otherwise why not; an *Error's Detail is shown on /readyz, other errors are logged.
+	Ready(ctx context.Context) error
+}
+
+// Submission is a certificate posted to POST /api/v1/rotations.
+type Submission struct {
+	// Data is the request's certificate: DER, PEM or base64, exactly as sent (at most
+	// certs.MaxFileSize bytes). The policy decides what it is.
+	Data []byte
+	// FileName is the name the caller gave (a base name, printable), or "".
+	FileName string
+	// Actor is "api" or "api:<name>".
+	Actor string
+}
+
+// SubmitResult is the outcome of a Submission.
+type SubmitResult struct {
+	// Rejected, when not nil, is why the policy refused the certificate (422 with
+	// Rejected.Code); Rotation is then unused.
+	Rejected *certs.Reason
+	// Certificate holds the facts of the submitted certificate when the input held one;
+	// they accompany a rejection.
+	Certificate *certs.Certificate
+	// Rotation is the new rotation (Created: 201) or the existing one for the same
+	// certificate (200; nothing else happened).
+	Rotation rotation.Rotation
+	Created  bool
+}
+
+// Action is a person's action on a rotation.
+type Action string
+
+// Actions. Their strings equal the engine's (rotation.ActApprove and so on).
+const (
+	ActionApprove Action = "approve" // pending_approval → applying
+	ActionReject  Action = "reject"  // pending_approval or failed → rejected
+	ActionConfirm Action = "confirm" // applied → confirmed: the provider was told
+	ActionRetry   Action = "retry"   // failed → applying
+)
+
+// Error is an error a Backend returns to choose the problem response. Status, Code and
+// Detail reach the client; Err is only logged.
+type Error struct {
+	// Status is the HTTP status (400–599).
+	Status int
+	// Code is the problem code, for example apitype.CodeRateLimited.
+	Code string
+	// Detail is a message for people; it must hold nothing secret.
+	Detail string
+	// RetryAfter, when positive, becomes a Retry-After header (whole seconds, rounded up).
+	RetryAfter time.Duration
+	// Err is the underlying error, for the log; may be nil.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Detail + ": " + e.Err.Error()
+	}
+	return e.Detail
+}
+
+// Unwrap returns Err.
+func (e *Error) Unwrap() error { return e.Err }
+
+// StatusCode returns Status.
+func (e *Error) StatusCode() int { return e.Status }
+
+// Config holds New's dependencies.
+type Config struct {
+	// Backend serves the data. Required.
+	Backend Backend
+	// Token is the bearer token every request under /api/v1/ and /metrics must carry (the
+	// contents of the token file, whitespace trimmed). Required, at least MinTokenLen bytes.
+	Token []byte
+	// Metrics serves GET /metrics (Prometheus text format). Optional: without it /metrics
+	// answers 404.
+	Metrics http.Handler
+	// Logger receives the mutating calls, refused requests and internal errors. Required.
+	Logger *slog.Logger
+	// Version is the agent's version, used when the backend's Status leaves it empty.
+	Version string
+	// ListenAddr is the configured listen address (host:port). Besides localhost,
+	// 127.0.0.1 and [::1], its host is accepted in the Host header. Optional; a host that is
+	// not a loopback address or "localhost" is an error.
+	ListenAddr string
+}
+
+// MinTokenLen is the shortest token New accepts.
+const MinTokenLen = 16
+
+// MaxBodySize is the largest request body the API reads (1 MiB); larger bodies get 413.
+const MaxBodySize = certs.MaxFileSize
+
+// Limits for the agent's http.Server (see ServerLimits).
+const (
+	ReadHeaderTimeout = 5 * time.Second
+	ReadTimeout       = 30 * time.Second
+	// WriteTimeout leaves room for a certificates refresh, which reads Graph once.
+	WriteTimeout   = 90 * time.Second
+	IdleTimeout    = 2 * time.Minute
+	MaxHeaderBytes = 64 << 10
+)
+
+// ServerLimits sets the timeouts and header size limit the API wants on the agent's server.
+func ServerLimits(s *http.Server) {
+	s.ReadHeaderTimeout = ReadHeaderTimeout
+	s.ReadTimeout = ReadTimeout
+	s.WriteTimeout = WriteTimeout
+	s.IdleTimeout = IdleTimeout
+	s.MaxHeaderBytes = MaxHeaderBytes
+}
+
+// New checks cfg and returns the API's handler.
+func New(cfg Config) (http.Handler, error) {
+	e, err := newEcho(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// server holds what the handlers share. It is read-only after newEcho.
+type server struct {
+	backend   Backend
+	tokenHash [sha256.Size]byte
+	metrics   http.Handler
+	log       *slog.Logger
+	version   string
+	// hosts are the accepted Host names (lower case, without port or brackets).
+	hosts map[string]bool
+	// public are the paths served without a token.
+	public map[string]bool
+}
+
+func newEcho(cfg Config) (*echo.Echo, error) {
+	switch {
+	case cfg.Backend == nil:
+		return nil, errors.New("api: Config.Backend is required")
+	case cfg.Logger == nil:
+		return nil, errors.New("api: Config.Logger is required")
+	case len(cfg.Token) < MinTokenLen:
+		return nil, fmt.Errorf("api: Config.Token must be at least %d bytes", MinTokenLen)
+	}
+	s := &server{
+		backend:   cfg.Backend,
+		tokenHash: sha256.Sum256(cfg.Token),
+		metrics:   cfg.Metrics,
+		log:       cfg.Logger.With("component", "api"),
+		version:   cfg.Version,
+		hosts:     map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true},
+		public:    map[string]bool{},
+	}
+	if cfg.ListenAddr != "" {
+		host, err := listenHost(cfg.ListenAddr)
+		if err != nil {
+			return nil, err
+		}
+		s.hosts[host] = true
+	}
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.Pre(s.guard)
+	for _, rt := range routes {
+		mw := []echo.MiddlewareFunc{s.strictQuery(rt.query)}
+		if rt.mutating {
+			mw = append([]echo.MiddlewareFunc{s.logMutation}, mw...)
+		}
+		if rt.public {
+			s.public[rt.path] = true
+		}
+		h := rt.handler
+		e.Add(rt.method, rt.path, func(c echo.Context) error { return h(s, c) }, mw...)
+	}
+	e.Use(noOptions)
+	return e, nil
+}
+
+// listenHost returns the host of a listen address, lower case and without brackets, or an
+// error when it is not a loopback address or "localhost".
+func listenHost(addr string) (string, error) {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", fmt.Errorf("api: Config.ListenAddr %q: %w", addr, err)
+	}
+	host = strings.ToLower(host)
+	if host == "localhost" {
+		return host, nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return "", fmt.Errorf("api: Config.ListenAddr %q: not a loopback address", addr)
+	}
+	return host, nil
+}

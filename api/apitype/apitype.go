@@ -1,0 +1,334 @@
+// Package apitype holds the JSON request and response types of certagent's local REST API,
+// shared by the handlers, their tests, the Go client and (as documentation) the PowerShell
+// module.
+//
+// JSON names are camelCase, times are RFC 3339 in UTC, and lists are objects of the form
+// {"items": [...]} so that fields can be added next to the items later.
+package apitype
+
+import (
+	"cmp"
+	"slices"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certs"
+)
+
+// Health is the body of GET /livez and of a successful GET /readyz.
+type Health struct {
+	// Status is "ok" (livez) or "ready" (readyz).
+	Status string `json:"status"`
+}
+
+// Status is the body of GET /api/v1/status: everything a person needs to see at a glance.
+type Status struct {
+	// Version is the agent's version.
+	Version string `json:"version"`
+	// StartedAt is when the agent started; UptimeSeconds is how long ago, in whole seconds.
+	StartedAt     time.Time `json:"startedAt"`
+	UptimeSeconds int64     `json:"uptimeSeconds"`
+	// TenantID is the Entra ID tenant the agent works in.
+	TenantID string `json:"tenantId"`
+	// Target is the app registration whose certificates the agent rotates.
+	Target Target `json:"target"`
+	// DropFolder is where provider certificates are dropped.
+	DropFolder string `json:"dropFolder"`
+	// Approval is the policy's approval mode: "auto" or "manual".
+	Approval string `json:"approval"`
+	// Certificates summarises the target app's certificates as last read from Graph.
+	Certificates CertificateSummary `json:"certificates"`
+	// Rotations counts rotations by state; every state is present, zero included.
+	Rotations map[string]int `json:"rotations"`
+	// LastSync is the last read of the target app from Graph.
+	LastSync SyncStatus `json:"lastSync"`
+	// Credential is the agent's own sign-in credential; nil before one exists.
+	Credential *CredentialSummary `json:"credential,omitempty"`
+	// Problems lists what needs a person, most urgent first; empty (never null) when all is
+	// well.
+	Problems []StatusProblem `json:"problems"`
+}
+
+// Target is an app registration.
+type Target struct {
+	// AppID is the client id people know the app by.
+	AppID string `json:"appId"`
+	// ObjectID is the application object's id, once the app was read.
+	ObjectID    string `json:"objectId,omitempty"`
+	DisplayName string `json:"displayName,omitempty"`
+}
+
+// CertificateSummary is the status's view of the target app's certificates.
+type CertificateSummary struct {
+	// Count is how many certificate credentials the app holds.
+	Count int `json:"count"`
+	// NextExpiry is the earliest endDateTime among them; absent when there are none.
+	NextExpiry *time.Time `json:"nextExpiry,omitempty"`
+	// DaysLeft is the whole days from now until NextExpiry (negative once expired); absent
+	// when there are no certificates.
+	DaysLeft *int `json:"daysLeft,omitempty"`
+	// NextExpiryThumbprint and NextExpiryDisplayName name the certificate that expires
+	// first.
+	NextExpiryThumbprint  string `json:"nextExpiryThumbprint,omitempty"`
+	NextExpiryDisplayName string `json:"nextExpiryDisplayName,omitempty"`
+}
+
+// SyncStatus describes the last read of the target app from Graph.
+type SyncStatus struct {
+	// At is when the last read finished, successful or not; absent before the first.
+	At *time.Time `json:"at,omitempty"`
+	// OK reports whether that read succeeded.
+	OK bool `json:"ok"`
+	// LastSuccess is when a read last succeeded; absent if none did yet.
+	LastSuccess *time.Time `json:"lastSuccess,omitempty"`
+	// Error says why the last read failed; absent when it succeeded.
+	Error *certs.Reason `json:"error,omitempty"`
+}
+
+// CredentialSummary is the status's view of the agent's own sign-in credential.
+type CredentialSummary struct {
+	Thumbprint string    `json:"thumbprint"`
+	NotAfter   time.Time `json:"notAfter"`
+	// DaysRemaining is the whole days from now until NotAfter, negative once expired.
+	DaysRemaining int `json:"daysRemaining"`
+}
+
+// Severity ranks a StatusProblem.
+type Severity string
+
+// Severities, most urgent first.
+const (
+	// SeverityCritical: act now, something is broken or about to break.
+	SeverityCritical Severity = "critical"
+	// SeverityWarning: act soon.
+	SeverityWarning Severity = "warning"
+	// SeverityInfo: a person's step is due, nothing is at risk yet.
+	SeverityInfo Severity = "info"
+)
+
+// Rank orders severities: 0 for critical, 1 for warning, 2 for info, 3 for anything else.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityCritical:
+		return 0
+	case SeverityWarning:
+		return 1
+	case SeverityInfo:
+		return 2
+	}
+	return 3
+}
+
+// Status problem codes. Stable: scripts switch on them.
+const (
+	// ProblemCertificateExpiring: a certificate on the target app expires soon and no newer
+	// one is there to replace it.
+	ProblemCertificateExpiring = "certificate_expiring"
+	// ProblemCertificateExpired: every certificate on the target app has expired (or the
+	// newest has).
+	ProblemCertificateExpired = "certificate_expired"
+	// ProblemNoCertificates: the target app holds no certificate at all.
+	ProblemNoCertificates = "no_certificates"
+	// ProblemAgentCredentialExpiring: the agent's own sign-in credential expires soon and was
+	// not renewed.
+	ProblemAgentCredentialExpiring = "agent_credential_expiring"
+	// ProblemAgentCredentialMissing: the agent has no sign-in credential yet.
+	ProblemAgentCredentialMissing = "agent_credential_missing"
+	// ProblemGraphUnreachable: the last read of the target app from Graph failed.
+	ProblemGraphUnreachable = "graph_unreachable"
+	// ProblemRotationFailed: a rotation failed; a person may retry or reject it.
+	ProblemRotationFailed = "rotation_failed"
+	// ProblemAwaitingApproval: a rotation waits for a person's approval.
+	ProblemAwaitingApproval = "awaiting_approval"
+	// ProblemAwaitingConfirmation: a certificate is on the app; a person should tell the
+	// provider and confirm.
+	ProblemAwaitingConfirmation = "awaiting_confirmation"
+)
+
+// StatusProblem is one thing in the status that needs a person.
+type StatusProblem struct {
+	// Code is one of the Problem* constants (more may be added).
+	Code string `json:"code"`
+	// Severity is critical, warning or info.
+	Severity Severity `json:"severity"`
+	// Message tells a person what is wrong and what to do.
+	Message string `json:"message"`
+}
+
+// SortProblems orders problems most urgent first (critical, warning, info), keeping the
+// given order within a severity.
+func SortProblems(p []StatusProblem) {
+	slices.SortStableFunc(p, func(a, b StatusProblem) int {
+		return cmp.Compare(a.Severity.Rank(), b.Severity.Rank())
+	})
+}
+
+// Certificate is one certificate credential of the target app, as last read from Graph.
+type Certificate struct {
+	// KeyID is Graph's keyId of the credential.
+	KeyID string `json:"keyId"`
+	// Thumbprint is the SHA-1 thumbprint, upper-case hex; empty when Graph did not tell.
+	Thumbprint    string    `json:"thumbprint"`
+	DisplayName   string    `json:"displayName"`
+	StartDateTime time.Time `json:"startDateTime"`
+	EndDateTime   time.Time `json:"endDateTime"`
+	// DaysRemaining is the whole days from now until EndDateTime, negative once expired.
+	DaysRemaining int `json:"daysRemaining"`
+	// AddedByAgent reports whether certagent put the credential on the app.
+	AddedByAgent bool `json:"addedByAgent"`
+	// RotationID is the rotation that added it, when AddedByAgent.
+	RotationID string `json:"rotationId,omitempty"`
+}
+
+// CertificateList is the body of GET /api/v1/certificates.
+type CertificateList struct {
+	Items []Certificate `json:"items"`
+	// SyncedAt is when the items were read from Graph; absent before the first read.
+	SyncedAt *time.Time `json:"syncedAt,omitempty"`
+}
+
+// Rotation is the life of one provider certificate (CONTRACT, "Rotations").
+type Rotation struct {
+	ID          string            `json:"id"`
+	State       string            `json:"state"`
+	Certificate certs.Certificate `json:"certificate"`
+	Source      Source            `json:"source"`
+	Target      Target            `json:"target"`
+	// KeyID is Graph's keyId of the credential, once applied.
+	KeyID string `json:"keyId,omitempty"`
+	// AlreadyPresent reports whether the certificate was on the app before certagent
+	// wrote it (then nothing was written).
+	AlreadyPresent bool `json:"alreadyPresent"`
+	// Reason says why the rotation was rejected or failed.
+	Reason    *certs.Reason `json:"reason,omitempty"`
+	History   []Event       `json:"history"`
+	CreatedAt time.Time     `json:"createdAt"`
+	UpdatedAt time.Time     `json:"updatedAt"`
+}
+
+// Source says where a rotation's certificate came from.
+type Source struct {
+	// Kind is "drop_folder" or "api".
+	Kind string `json:"kind"`
+	// FileName is the dropped file's name, or the name given with the API request.
+	FileName string `json:"fileName,omitempty"`
+	// ArchivedAs is the file's name inside processed/ once the drop folder filed it.
+	ArchivedAs string `json:"archivedAs,omitempty"`
+}
+
+// Event is one entry of a rotation's history.
+type Event struct {
+	At    time.Time `json:"at"`
+	State string    `json:"state"`
+	Actor string    `json:"actor"`
+	Note  string    `json:"note,omitempty"`
+}
+
+// RotationList is the body of GET /api/v1/rotations.
+type RotationList struct {
+	// Items are oldest first.
+	Items []Rotation `json:"items"`
+}
+
+// AuditEntry is one record of the audit log.
+type AuditEntry struct {
+	// Seq increases strictly with every record; it is the audit log's paging cursor.
+	Seq uint64    `json:"seq"`
+	At  time.Time `json:"at"`
+	// Action is what happened, for example "rotation.state" or "graph.write".
+	Action string `json:"action"`
+	// Actor is "agent", "intake", "api", or "api:<name>".
+	Actor string `json:"actor"`
+	// Outcome is "ok", "refused" or "error".
+	Outcome     string             `json:"outcome"`
+	RotationID  string             `json:"rotationId,omitempty"`
+	State       string             `json:"state,omitempty"`
+	File        string             `json:"file,omitempty"`
+	KeyID       string             `json:"keyId,omitempty"`
+	Certificate *certs.Certificate `json:"certificate,omitempty"`
+	Code        string             `json:"code,omitempty"`
+	Message     string             `json:"message,omitempty"`
+}
+
+// AuditList is the body of GET /api/v1/audit: a page of the audit log, newest first.
+type AuditList struct {
+	Items []AuditEntry `json:"items"`
+	// Next, when present, is the cursor of the next (older) page: pass it as ?before=.
+	// It is absent on the last page.
+	Next uint64 `json:"next,omitempty"`
+}
+
+// Credential is the body of GET /api/v1/credential: the agent's own sign-in credential.
+type Credential struct {
+	// Method is how the agent signs in to Entra ID: "certificate".
+	Method string `json:"method"`
+	// ClientID is the agent's own app registration, when known.
+	ClientID   string    `json:"clientId,omitempty"`
+	Thumbprint string    `json:"thumbprint"`
+	Subject    string    `json:"subject"`
+	NotBefore  time.Time `json:"notBefore"`
+	NotAfter   time.Time `json:"notAfter"`
+	// NextRenewal is when the agent will renew the credential by itself.
+	NextRenewal time.Time `json:"nextRenewal"`
+	// DaysRemaining is the whole days from now until NotAfter, negative once expired.
+	DaysRemaining int `json:"daysRemaining"`
+}
+
+// Accepted is the body of a 202 response: the work was queued.
+type Accepted struct {
+	// Message says what was queued.
+	Message string `json:"message"`
+}
+
+// SubmitRequest is the JSON body of POST /api/v1/rotations. (The route also takes the
+// certificate itself as the body: DER, PEM or base64.)
+type SubmitRequest struct {
+	// Certificate is the certificate as PEM or as the base64 of its DER. Required.
+	Certificate string `json:"certificate"`
+	// FileName names the certificate's file, for the history and the audit log.
+	FileName string `json:"fileName,omitempty"`
+}
+
+// ActionRequest is the optional JSON body of the approve, reject, confirm and retry routes.
+type ActionRequest struct {
+	// Note is kept in the rotation's history and the audit log.
+	Note string `json:"note,omitempty"`
+}
+
+// Problem is an error response (RFC 7807, media type application/problem+json).
+type Problem struct {
+	// Type is a URI naming the kind of problem: "urn:certagent:problem:<code>".
+	Type string `json:"type"`
+	// Title is a short summary of the kind of problem; the same for every Code.
+	Title string `json:"title"`
+	// Status is the HTTP status code.
+	Status int `json:"status"`
+	// Detail explains this occurrence to a person.
+	Detail string `json:"detail"`
+	// Code is the stable machine-readable code: one of the Code* constants or, on a refused
+	// submission, one of the certificate verdict codes.
+	Code string `json:"code"`
+	// Certificate holds the facts of a refused certificate, when the input held one.
+	Certificate *certs.Certificate `json:"certificate,omitempty"`
+	// State is the rotation's current state, on an invalid_state problem.
+	State string `json:"state,omitempty"`
+}
+
+// ProblemTypePrefix starts every Problem.Type.
+const ProblemTypePrefix = "urn:certagent:problem:"
+
+// Problem codes of the API itself (a refused submission uses the certificate verdict codes
+// of package certs instead).
+const (
+	CodeInvalidRequest       = "invalid_request"        // 400
+	CodeUnauthorized         = "unauthorized"           // 401
+	CodeForbidden            = "forbidden"              // 403
+	CodeNotFound             = "not_found"              // 404
+	CodeMethodNotAllowed     = "method_not_allowed"     // 405
+	CodeInvalidState         = "invalid_state"          // 409
+	CodeTooLarge             = "too_large"              // 413
+	CodeUnsupportedMediaType = "unsupported_media_type" // 415
+	CodeRateLimited          = "rate_limited"           // 429
+	CodeInternal             = "internal"               // 500
+	CodeNotReady             = "not_ready"              // 503 on /readyz
+	CodeUnavailable          = "unavailable"            // 503
+)

@@ -1,0 +1,233 @@
+package client
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/rotation"
+	"github.com/aucloud/certagent/api/apitype"
+)
+
+// FormatStatus prints s for a person, so that whether anything needs their attention shows
+// at a glance: the verdict and the problems first (most urgent first, with their severity),
+// then the target app, its certificates with the days left, the pending work, the last Graph
+// sync, the agent's own credential, and the agent itself. now is the time the relative
+// phrases ("in 3 days", "5 minutes ago") are computed from.
+func FormatStatus(w io.Writer, s apitype.Status, now time.Time) error {
+	p := &printer{w: w}
+	problems := append([]apitype.StatusProblem(nil), s.Problems...)
+	apitype.SortProblems(problems)
+
+	switch n := len(problems); n {
+	case 0:
+		p.line("certagent: all is well; nothing needs your attention.")
+	case 1:
+		p.line("certagent: 1 problem needs your attention.")
+	default:
+		p.line("certagent: %d problems need your attention.", n)
+	}
+	if len(problems) > 0 {
+		p.line("")
+		for _, pr := range problems {
+			p.line("  %-8s  %s [%s]", strings.ToUpper(string(pr.Severity)), pr.Message, pr.Code)
+		}
+	}
+	p.line("")
+
+	ids := "appId " + orDash(s.Target.AppID)
+	if s.TenantID != "" {
+		ids += ", tenant " + s.TenantID
+	}
+	if s.Target.DisplayName != "" {
+		p.field("Target app", "%s (%s)", s.Target.DisplayName, ids)
+	} else {
+		p.field("Target app", "%s (name not read yet)", ids)
+	}
+	p.field("Certificates", "%s", certificatesLine(s, now))
+	p.field("Pending work", "%s", pendingLine(s.Rotations))
+	p.field("Rotations", "%s", rotationsLine(s.Rotations))
+	p.field("Last Graph sync", "%s", syncLine(s.LastSync, now))
+	if c := s.Credential; c != nil {
+		p.field("Agent credential", "thumbprint %s, expires %s (%s)", c.Thumbprint, day(c.NotAfter), daysLeft(now, c.NotAfter))
+	} else {
+		p.field("Agent credential", "none yet: run 'certagent credential init'")
+	}
+	p.field("Drop folder", "%s", orDash(s.DropFolder))
+	p.field("Approval", "%s", approvalLine(s.Approval))
+	agent := "version " + orDash(s.Version)
+	if !s.StartedAt.IsZero() {
+		agent += ", up " + uptime(now.Sub(s.StartedAt))
+	}
+	p.field("Agent", "%s", agent)
+	return p.err
+}
+
+// printer writes lines and remembers the first error.
+type printer struct {
+	w   io.Writer
+	err error
+}
+
+func (p *printer) line(format string, args ...any) {
+	if p.err != nil {
+		return
+	}
+	_, p.err = fmt.Fprintf(p.w, format+"\n", args...)
+}
+
+// field writes one "Label    value" line, with the values aligned.
+func (p *printer) field(label, format string, args ...any) {
+	p.line("%-17s %s", label, fmt.Sprintf(format, args...))
+}
+
+func certificatesLine(s apitype.Status, now time.Time) string {
+	c := s.Certificates
+	if s.LastSync.At == nil && s.LastSync.LastSuccess == nil && c.Count == 0 {
+		return "not read yet"
+	}
+	if c.Count == 0 {
+		return "none on the app"
+	}
+	line := fmt.Sprintf("%d on the app", c.Count)
+	if c.NextExpiry != nil {
+		line += fmt.Sprintf("; next expiry %s (%s)", day(*c.NextExpiry), daysLeft(now, *c.NextExpiry))
+		var which []string
+		if c.NextExpiryDisplayName != "" {
+			which = append(which, fmt.Sprintf("%q", c.NextExpiryDisplayName))
+		}
+		if c.NextExpiryThumbprint != "" {
+			which = append(which, "thumbprint "+c.NextExpiryThumbprint)
+		}
+		if len(which) > 0 {
+			line += ": " + strings.Join(which, ", ")
+		}
+	}
+	return line
+}
+
+func pendingLine(counts map[string]int) string {
+	a := counts[string(rotation.StatePendingApproval)]
+	c := counts[string(rotation.StateApplied)]
+	f := counts[string(rotation.StateFailed)]
+	if a+c+f == 0 {
+		return "none"
+	}
+	return fmt.Sprintf("%d awaiting approval, %d awaiting confirmation, %d failed", a, c, f)
+}
+
+func rotationsLine(counts map[string]int) string {
+	var parts []string
+	for _, st := range rotation.States {
+		if n := counts[string(st)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d", st, n))
+		}
+	}
+	if len(parts) == 0 {
+		return "none yet"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func syncLine(ls apitype.SyncStatus, now time.Time) string {
+	if ls.At == nil {
+		return "not yet: the agent has not read the app from Graph"
+	}
+	if ls.OK {
+		return fmt.Sprintf("%s (%s): ok", stamp(*ls.At), ago(now, *ls.At))
+	}
+	line := fmt.Sprintf("%s (%s): FAILED", stamp(*ls.At), ago(now, *ls.At))
+	if ls.Error != nil {
+		line += fmt.Sprintf(": %s: %s", ls.Error.Code, ls.Error.Message)
+	}
+	if ls.LastSuccess != nil {
+		line += fmt.Sprintf("; last success %s (%s)", stamp(*ls.LastSuccess), ago(now, *ls.LastSuccess))
+	} else {
+		line += "; no read has succeeded yet"
+	}
+	return line
+}
+
+func approvalLine(mode string) string {
+	switch mode {
+	case "manual":
+		return "manual: each new certificate waits for a person to approve it"
+	case "auto":
+		return "auto: certificates that pass the policy are applied at once"
+	}
+	return orDash(mode)
+}
+
+// day prints t's UTC date.
+func day(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// stamp prints t in UTC to the minute.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// daysLeft says how long until an expiry.
+func daysLeft(now, t time.Time) string {
+	if !t.After(now) {
+		switch d := certs.DaysBetween(t, now); d {
+		case 0:
+			return "EXPIRED today"
+		case 1:
+			return "EXPIRED 1 day ago"
+		default:
+			return fmt.Sprintf("EXPIRED %d days ago", d)
+		}
+	}
+	switch d := certs.DaysBetween(now, t); d {
+	case 0:
+		return "less than a day left"
+	case 1:
+		return "1 day left"
+	default:
+		return fmt.Sprintf("%d days left", d)
+	}
+}
+
+// ago says how long ago t was.
+func ago(now, t time.Time) string {
+	d := now.Sub(t)
+	switch {
+	case d < time.Minute:
+		return "just now"
+	case d < 2*time.Minute:
+		return "1 minute ago"
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes ago", int(d/time.Minute))
+	case d < 2*time.Hour:
+		return "1 hour ago"
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%d hours ago", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%d days ago", int(d/(24*time.Hour)))
+}
+
+// uptime prints a duration coarsely: "3d 4h", "3h 12m", "12m", "45s".
+func uptime(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	days := int(d / (24 * time.Hour))
+	h := int(d % (24 * time.Hour) / time.Hour)
+	m := int(d % time.Hour / time.Minute)
+	switch {
+	case days > 0:
+		return fmt.Sprintf("%dd %dh", days, h)
+	case h > 0:
+		return fmt.Sprintf("%dh %dm", h, m)
+	case m > 0:
+		return fmt.Sprintf("%dm", m)
+	}
+	return fmt.Sprintf("%ds", int(d/time.Second))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
