@@ -1,0 +1,53 @@
+package intake
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func TestSharingViolationWaitsQuietly(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startPoll(t, pollCfg())
+		h.write("a.cer", "good")
+		// A copy in progress: another handle with write access. The intake's open shares
+		// only reading, so it gets ERROR_SHARING_VIOLATION.
+		f, err := os.OpenFile(filepath.Join(h.dir, "a.cer"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Minute)
+		synctest.Wait()
+		if got := h.rec.handledNames(); len(got) != 0 {
+			f.Close()
+			t.Fatalf("handled %v while another process held the file for writing", got)
+		}
+		if st := h.in.Stats(); st.Errors != 0 || st.Waiting != 1 {
+			t.Errorf("Stats() = %+v, want no errors and the file waiting", st)
+		}
+		f.Close()
+		time.Sleep(2 * testSettle)
+		synctest.Wait()
+		if got := h.names(ProcessedDir); len(got) != 1 {
+			t.Fatalf("processed/ = %v, want a.cer once released", got)
+		}
+	})
+}
+
+func TestLongPath(t *testing.T) {
+	long := `C:\` + filepath.Join("ProgramData", "CertAgent", "drop", strings.Repeat("x", 250))
+	tests := []struct{ in, want string }{
+		{`C:\short\a.cer`, `C:\short\a.cer`},
+		{long, `\\?\` + long},
+		{`\\?\` + long, `\\?\` + long},
+		{`\\server\share\` + strings.Repeat("y", 250), `\\?\UNC\server\share\` + strings.Repeat("y", 250)},
+	}
+	for _, tt := range tests {
+		if got := longPath(tt.in); got != tt.want {
+			t.Errorf("longPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

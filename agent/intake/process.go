@@ -1,0 +1,318 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certpolicy"
+	"github.com/aucloud/certagent/agent/certs"
+)
+
+var (
+	// errChanged: the file changed, or another file took its name, between the checks
+	// around reading it: it has not settled.
+	errChanged = errors.New("file changed while being read")
+	// errTooLarge: more than certs.MaxFileSize bytes.
+	errTooLarge = errors.New("file larger than the limit")
+)
+
+// keepBuf is the largest read buffer kept between files; larger ones (up to 1 MiB) are
+// dropped after use, zeroed, so a single large file does not pin its buffer forever.
+const keepBuf = 64 << 10
+
+// process looks at one due entry: it refuses it by name or type, or reads it and hands it to
+// the Handler, and files it. Anything that is not final leaves the entry tracked.
+func (in *Intake) process(ctx context.Context, name string) {
+	e := in.files[name]
+	if e == nil {
+		return
+	}
+	fi, err := os.Lstat(filepath.Join(in.dir, name))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		in.forget(name) // renamed away or deleted by a person: simply forgotten
+		return
+	case err != nil:
+		in.failed(name, e, "reading drop file failed; will retry", err)
+		return
+	case fi.IsDir():
+		in.forget(name)
+		return
+	case !e.same(fi):
+		e.update(fi, time.Now()) // still changing: wait for it to settle again
+		return
+	}
+	f := File{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}
+	if e.decided != nil {
+		// Decided before, but the move failed; the file has not changed since.
+		in.file(ctx, e, f, e.decided.Decision, e.decided.byIntake)
+		return
+	}
+	switch {
+	case !fi.Mode().IsRegular():
+		// Never opened (opening a FIFO blocks) and never followed: the entry itself is moved.
+		in.refuse(ctx, e, f, certs.UnsupportedFile, fmt.Sprintf("this is %s, not a regular file; the agent takes only regular files and never follows links", typeName(fi.Mode())))
+	case e.kind == certpolicy.NamePrivateKey:
+		in.refuse(ctx, e, f, certs.ContainsPrivateKey, fmt.Sprintf("a %s file holds a private key; the agent does not read such files and never uploads private keys", strings.ToLower(filepath.Ext(name))))
+	case e.kind == certpolicy.NameUnsupported:
+		in.refuse(ctx, e, f, certs.UnsupportedFile, fmt.Sprintf("the agent reads only .cer, .crt, .pem and .der files, not %s", extName(name)))
+	case fi.Size() > certs.MaxFileSize:
+		in.refuse(ctx, e, f, certs.TooLarge, tooLargeMessage(fi.Size()))
+	default:
+		in.handle(ctx, e, f, fi)
+	}
+}
+
+// handle reads a settled certificate file, hands it to the Handler and files it.
+func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) {
+	p := filepath.Join(in.dir, f.Name)
+	data, st, err := in.read(p, fi)
+	now := time.Now()
+	switch {
+	case err == nil:
+	case errors.Is(err, errTooLarge):
+		in.refuse(ctx, e, f, certs.TooLarge, tooLargeMessage(max(f.Size, certs.MaxFileSize+1)))
+		return
+	case errors.Is(err, errChanged):
+		switch fi2, lerr := os.Lstat(p); {
+		case errors.Is(lerr, fs.ErrNotExist), lerr == nil && fi2.IsDir():
+			in.forget(f.Name)
+		case lerr == nil:
+			e.update(fi2, now)
+		default:
+			e.since = now // cannot tell what it is now: wait a whole settle window
+		}
+		return
+	case errors.Is(err, fs.ErrNotExist):
+		in.forget(f.Name)
+		return
+	case isBusy(err):
+		// Another process holds the file (on Windows, a copy in progress keeps a sharing
+		// lock): look again later, quietly.
+		e.notAfter = now.Add(max(busyDelay, in.cfg.Settle))
+		return
+	default:
+		in.failed(f.Name, e, "reading drop file failed; will retry", err)
+		return
+	}
+
+	f.Size, f.ModTime = st.Size(), st.ModTime()
+	f.Data = data[:len(data):len(data)] // no spare capacity for the Handler to write into
+	d := in.cfg.Handler.HandleFile(ctx, f)
+	// The contents may include private key bytes (a PEM key pasted after the certificate).
+	in.releaseBuf(data)
+	f.Data = nil
+
+	if d.Retry {
+		e.attempts++
+		e.notAfter = time.Now().Add(backoff(e.attempts))
+		return
+	}
+	in.file(ctx, e, f, d, false)
+}
+
+// read opens the file without following links, checks it is the file fi describes, reads at
+// most certs.MaxFileSize+1 bytes, closes it, and checks that nothing changed meanwhile. The
+// returned data lives in in.buf: call releaseBuf when done.
+func (in *Intake) read(p string, fi fs.FileInfo) ([]byte, fs.FileInfo, error) {
+	f, err := openFile(p)
+	if err != nil {
+		if isBusy(err) || errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, err
+		}
+		// A link or FIFO swapped in after Lstat refuses to open: report it as a change.
+		if fi2, lerr := os.Lstat(p); lerr == nil && !sameFacts(fi, fi2) {
+			return nil, nil, errChanged
+		}
+		return nil, nil, fmt.Errorf("opening drop file %s: %w", p, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
+	}
+	if !st.Mode().IsRegular() || !sameFacts(fi, st) || !sameFile(fi, st) {
+		return nil, nil, errChanged
+	}
+	if st.Size() > certs.MaxFileSize {
+		return nil, nil, errTooLarge
+	}
+	want := int(min(st.Size()+1, certs.MaxFileSize+1)) // +1: see a file that grew
+	if cap(in.buf) < want {
+		in.buf = make([]byte, 0, max(want, 512)) // the old buffer was zeroed after its last use
+	}
+	data, err := readLimited(f, in.buf[:0], certs.MaxFileSize)
+	in.buf = data[:0]
+	if err != nil {
+		in.releaseBuf(data)
+		if errors.Is(err, errTooLarge) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
+	}
+	if err := f.Close(); err != nil { // closed before the move: Windows cannot move an open file
+		in.releaseBuf(data)
+		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
+	}
+	// Written to while we read? Then it has not settled after all.
+	after, err := os.Lstat(p)
+	if err != nil {
+		in.releaseBuf(data)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, nil, err
+		}
+		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
+	}
+	if !sameFacts(st, after) || int64(len(data)) != st.Size() {
+		in.releaseBuf(data)
+		return nil, nil, errChanged
+	}
+	return data, after, nil
+}
+
+// releaseBuf zeroes the read buffer data belongs to, including spare capacity, and drops it
+// when it is large.
+func (in *Intake) releaseBuf(data []byte) {
+	clear(data[:cap(data)])
+	if cap(data) > keepBuf {
+		in.buf = nil
+	} else {
+		in.buf = data[:0]
+	}
+}
+
+// readLimited appends r's contents to buf until EOF, reading no more than limit+1 bytes: past
+// limit it stops and returns errTooLarge. Buffers it outgrows are zeroed.
+func readLimited(r io.Reader, buf []byte, limit int) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			if len(buf) > limit {
+				return buf, errTooLarge
+			}
+			nb := make([]byte, len(buf), min(max(2*cap(buf), 512), limit+1))
+			copy(nb, buf)
+			clear(buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if len(buf) > limit {
+			return buf, errTooLarge
+		}
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// sameFacts reports whether a and b show the same type, size and modification time.
+func sameFacts(a, b fs.FileInfo) bool {
+	return a.Mode().Type() == b.Mode().Type() && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
+}
+
+// refuse files a file the intake turns down by itself, without the Handler.
+func (in *Intake) refuse(ctx context.Context, e *entry, f File, code certs.Code, msg string) {
+	in.file(ctx, e, f, Decision{Reason: &certs.Reason{Code: code, Message: msg}}, true)
+}
+
+// file moves the file to processed/ or rejected/ and reports it. A failed move leaves the
+// file tracked with its decision, to be moved (not handled again) later.
+func (in *Intake) file(ctx context.Context, e *entry, f File, d Decision, byIntake bool) {
+	if !d.Accepted && d.Reason == nil {
+		in.log.Error("handler refused a drop file without a reason", "file", f.Name)
+		d.Reason = &certs.Reason{Code: certs.UnsupportedFile, Message: "the agent refused the file without giving a reason (an agent bug: please report it)"}
+	}
+	archived, err := in.archive(f, d, in.cfg.Now().UTC())
+	if err != nil {
+		if _, serr := os.Lstat(filepath.Join(in.dir, f.Name)); errors.Is(serr, fs.ErrNotExist) {
+			in.log.Warn("drop file vanished before it could be filed", "file", f.Name, "rotation_id", d.RotationID)
+			in.forget(f.Name)
+			return
+		}
+		d.Retry = false
+		e.decided = &decided{Decision: d, byIntake: byIntake}
+		if isBusy(err) {
+			e.notAfter = time.Now().Add(max(busyDelay, in.cfg.Settle))
+			return
+		}
+		in.failed(f.Name, e, "moving drop file failed; will retry", err)
+		return
+	}
+	in.forget(f.Name)
+
+	folder := ProcessedDir
+	if d.Accepted {
+		in.processed.Add(1)
+	} else {
+		folder = RejectedDir
+		in.rejected.Add(1)
+	}
+	attrs := []any{"file", f.Name, "archived_as", path.Join(folder, archived)}
+	if d.Reason != nil && !d.Accepted {
+		attrs = append(attrs, "code", string(d.Reason.Code))
+	}
+	if d.RotationID != "" {
+		attrs = append(attrs, "rotation_id", d.RotationID)
+	}
+	if d.Cert != nil {
+		attrs = append(attrs, "thumbprint", d.Cert.Thumbprint)
+	}
+	if byIntake {
+		in.log.Info("drop file refused", attrs...)
+	} else {
+		in.log.Info("drop file filed", attrs...)
+	}
+	in.cfg.Handler.Filed(context.WithoutCancel(ctx), f, d, archived)
+}
+
+// failed records a failure to read or move a file: it backs off, counts it, and logs it once
+// per file.
+func (in *Intake) failed(name string, e *entry, msg string, err error) {
+	e.attempts++
+	e.notAfter = time.Now().Add(backoff(e.attempts))
+	in.errs.Add(1)
+	if !e.warned {
+		e.warned = true
+		in.log.Warn(msg, "file", name, "error", err)
+	}
+}
+
+func tooLargeMessage(size int64) string {
+	return fmt.Sprintf("the file has %d bytes; the agent reads files of at most %d bytes (1 MiB), and a certificate takes a few KiB", size, certs.MaxFileSize)
+}
+
+// typeName describes a non-regular file's type for a person.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	}
+	return "an irregular file (such as a junction or other reparse point)"
+}
+
+// extName describes a name's extension for a person.
+func extName(name string) string {
+	if ext := filepath.Ext(name); ext != "" && len(ext) <= 32 {
+		return "a " + strings.ToLower(ext) + " file"
+	}
+	return "a file without a certificate extension"
+}

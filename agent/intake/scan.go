@@ -1,0 +1,211 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certpolicy"
+)
+
+// listBatch is how many directory entries a scan reads at a time, so a huge folder is never
+// held in memory as one listing.
+const listBatch = 256
+
+// Retry delays: after Decision.Retry or a failure to read or move a file, the delay starts at
+// retryMin and doubles up to retryMax. A file held open by another process (a copy in
+// progress on Windows) is simply looked at again after busyDelay or Settle, whichever is
+// longer.
+const (
+	retryMin  = time.Second
+	retryMax  = 5 * time.Minute
+	busyDelay = time.Second
+)
+
+// entry tracks one candidate file that is not filed yet. Times are monotonic (time.Now), so
+// they also work under testing/synctest.
+type entry struct {
+	kind     certpolicy.NameKind
+	typ      fs.FileMode // the type bits of the last Lstat (0 for a regular file)
+	size     int64
+	modTime  time.Time
+	since    time.Time // when size/mtime/type were last seen to change, or first seen
+	notAfter time.Time // zero, or: leave the file alone until then (retry, busy)
+	attempts int       // failed or retried attempts, for the backoff
+	gen      uint64    // the scan generation that last saw the file
+	warned   bool      // a read or move error was logged for this file already
+	// decided is the Handler's decision when filing it failed (a move error), so a retry
+	// only moves the file, as long as it is unchanged.
+	decided *decided
+}
+
+// decided is a decision waiting for its move.
+type decided struct {
+	Decision
+	byIntake bool // the intake refused the file by itself; the Handler never saw it
+}
+
+// due returns when e should be looked at next. A regular file must have settled; anything
+// else (a symlink, a FIFO, a device) is moved as soon as it is seen.
+func (e *entry) due(settle time.Duration) time.Time {
+	t := e.since
+	if e.typ == 0 {
+		t = t.Add(settle)
+	}
+	if e.notAfter.After(t) {
+		t = e.notAfter
+	}
+	return t
+}
+
+// same reports whether fi shows the file as e last saw it.
+func (e *entry) same(fi fs.FileInfo) bool {
+	return fi.Mode().Type() == e.typ && fi.Size() == e.size && fi.ModTime().Equal(e.modTime)
+}
+
+// update records fi and restarts the settle clock.
+func (e *entry) update(fi fs.FileInfo, now time.Time) {
+	e.typ, e.size, e.modTime = fi.Mode().Type(), fi.Size(), fi.ModTime()
+	e.since = now
+	e.decided = nil
+}
+
+// scan lists the whole folder: it starts tracking new candidates, notices changed ones and
+// forgets those that vanished. Nothing is moved while the folder is being listed.
+func (in *Intake) scan() {
+	in.gen++
+	d, err := os.Open(in.dir)
+	if err != nil {
+		in.scanFailed(err)
+		return
+	}
+	defer d.Close()
+	for {
+		ents, err := d.ReadDir(listBatch)
+		for _, de := range ents {
+			if de.IsDir() {
+				continue // processed/, rejected/, or any folder a person made: left alone
+			}
+			in.observe(de.Name(), false)
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			in.scanFailed(err) // keep what is tracked: a failed listing proves nothing vanished
+			return
+		}
+	}
+	for name, e := range in.files {
+		if e.gen != in.gen {
+			delete(in.files, name) // gone: renamed away or deleted by a person
+		}
+	}
+	if in.scanFailing {
+		in.scanFailing = false
+		in.log.Info("drop folder readable again", "dir", in.dir)
+	}
+	in.lastScan.Store(in.cfg.Now().UnixNano())
+}
+
+// scanFailed records a failed listing; it logs once per spell of failures. A missing folder
+// is made again.
+func (in *Intake) scanFailed(err error) {
+	in.errs.Add(1)
+	if errors.Is(err, fs.ErrNotExist) {
+		if mkErr := in.ensureDirs(); mkErr == nil {
+			in.log.Warn("drop folder was missing; created it again", "dir", in.dir)
+			return
+		}
+	}
+	if !in.scanFailing {
+		in.scanFailing = true
+		in.log.Error("listing drop folder failed; will retry", "dir", in.dir, "error", err)
+	}
+}
+
+// observe looks at one name in the folder (found by a listing or an event) and updates its
+// tracking. written says an event reported a write, which restarts the settle clock even when
+// size and mtime look the same (coarse timestamps on some file systems).
+func (in *Intake) observe(name string, written bool) {
+	kind := certpolicy.ClassifyName(name)
+	if kind == certpolicy.NameTemporary {
+		return // a copy in progress: its final name will show up by event or listing
+	}
+	fi, err := os.Lstat(filepath.Join(in.dir, name))
+	if err != nil || fi.IsDir() {
+		// Gone (or unreadable for now: the next listing or due check decides).
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			delete(in.files, name)
+		}
+		return
+	}
+	now := time.Now()
+	e := in.files[name]
+	if e == nil {
+		e = &entry{kind: kind}
+		e.update(fi, now)
+		in.files[name] = e
+		in.seen.Add(1)
+	} else if written || !e.same(fi) {
+		e.update(fi, now)
+	}
+	e.gen = in.gen
+	if due := e.due(in.cfg.Settle); due.Before(in.nextDue) || len(in.files) == 1 {
+		in.nextDue = due
+	}
+}
+
+// processDue looks at every entry that is due, in name order, one at a time, and then works
+// out when the next one is due. It stops early, starting no new file, once ctx is cancelled.
+func (in *Intake) processDue(ctx context.Context) {
+	now := time.Now()
+	var due []string
+	for name, e := range in.files {
+		if !e.due(in.cfg.Settle).After(now) {
+			due = append(due, name)
+		}
+	}
+	slices.Sort(due)
+	for _, name := range due {
+		if ctx.Err() != nil {
+			break
+		}
+		in.process(ctx, name)
+		// process always leaves a tracked entry due later (settling again, backing off);
+		// should any path miss that, this keeps the loop from spinning on it.
+		if e := in.files[name]; e != nil && !e.due(in.cfg.Settle).After(now) {
+			e.notAfter = time.Now().Add(max(in.cfg.Settle, busyDelay))
+		}
+	}
+	in.recomputeDue()
+}
+
+// recomputeDue sets nextDue to the earliest due time of all entries.
+func (in *Intake) recomputeDue() {
+	first := true
+	for _, e := range in.files {
+		if d := e.due(in.cfg.Settle); first || d.Before(in.nextDue) {
+			in.nextDue, first = d, false
+		}
+	}
+}
+
+// forget stops tracking name: it was filed or it vanished.
+func (in *Intake) forget(name string) {
+	delete(in.files, name)
+}
+
+// backoff returns the delay before attempt n+1 after n failed attempts.
+func backoff(n int) time.Duration {
+	d := retryMin
+	for i := 1; i < n && d < retryMax; i++ {
+		d *= 2
+	}
+	return min(d, retryMax)
+}
