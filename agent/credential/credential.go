@@ -266,3 +266,28 @@ func (s *Source) Credential() *Credential { return s.p.Load() }
 
 // Set swaps in a new credential.
 func (s *Source) Set(c *Credential) { s.p.Store(c) }
+
+// Promote makes c (stored in next) the credential in main: main's key, then main's
+// certificate, then next is removed. Recover repairs a promotion that a crash cut short.
+func Promote(main, next Files, c *Credential) error {
+	if err := Save(main, c); err != nil {
+		return err
+	}
+	os.Remove(next.Cert)
+	os.Remove(next.Key)
+	return nil
+}
+
+// Recover repairs main after a crash inside Promote: when main's key and certificate do not
+// belong together but next holds a valid pair, the promotion is finished. Otherwise it does
+// nothing.
+func Recover(main, next Files) error {
+	if _, err := Load(main); err == nil || errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	c, err := Load(next)
+	if err != nil {
+		return nil // nothing to recover from; Load(main) reports the problem
+	}
+	return Promote(main, next, c)
+}

@@ -27,6 +27,10 @@ const ServiceName = "CertAgent"
 // temporary file is created private, written, flushed, and renamed over path.
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
+	// A missing folder is created private; an existing one is left as it is.
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
 	tmp, err := createPrivate(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/aucloud/certagent/agent"
+	"github.com/aucloud/certagent/internal/devenv"
+)
+
+func runDev(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "dev", "dev [--dir DIR]")
+	dir := fs.String("dir", ".certagent-dev", "folder for the emulated tenant, the agent's state, config and drop folder (kept between runs)")
+	listen := fs.String("listen", "127.0.0.1:8471", "the agent API's address (a free port is used when it is taken)")
+	verbose := fs.Bool("v", false, "debug logging")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	e, err := devenv.Setup(devenv.Options{Dir: *dir, APIListen: *listen, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer e.Close()
+	ver, _ := buildInfo()
+	a, err := agent.New(agent.Options{Config: e.Config, Logger: log, Version: ver, Listener: e.APIListener})
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := e.Write(*dir); err != nil {
+		return err
+	}
+	fmt.Fprint(env.stdout, e.Banner(*dir))
+	return a.Run(ctx)
+}

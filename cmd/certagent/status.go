@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aucloud/certagent/agent/config"
+	"github.com/aucloud/certagent/api/client"
+)
+
+// apiClient builds a client of the running agent's API from its config.
+func apiClient(cfg *config.Config) (*client.Client, error) {
+	tok, err := client.ReadTokenFile(cfg.API.TokenFile)
+	if err != nil {
+		return nil, err
+	}
+	return client.New("http://"+cfg.API.Listen, tok, client.WithActor(actorName()))
+}
+
+// notRunning turns an unreachable agent into a message that says what to do.
+func notRunning(cfg *config.Config, err error) error {
+	var ue *client.UnreachableError
+	if errors.As(err, &ue) {
+		return fmt.Errorf("the agent is not answering on %s (is it running? `certagent start`, or `certagent run -c %s`): %v", cfg.API.Listen, cfg.File, ue.Err)
+	}
+	return err
+}
+
+func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
+	fs := newFlags(env, "status", "status [-c FILE] [--json]")
+	configFile := fs.String("c", "", "config file of the agent to ask (default "+config.DefaultPath()+")")
+	asJSON := fs.Bool("json", false, "print the API's status JSON")
+	if _, err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	cfg, err := loadConfig(*configFile)
+	if err != nil {
+		return err
+	}
+	c, err := apiClient(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	s, err := c.Status(ctx)
+	if err != nil {
+		return notRunning(cfg, err)
+	}
+	if *asJSON {
+		enc := json.NewEncoder(env.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	return client.FormatStatus(env.stdout, s, time.Now())
+}

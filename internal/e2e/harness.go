@@ -1,0 +1,311 @@
+// Package e2e runs certagent as real processes against the emulated tenant, for the
+// end-to-end tests, the crash tests and the benchmarks. Tests only: shipped code never
+// imports it.
+//
+// The emulator runs inside the test process (so a test can inject faults and read the
+// tenant directly); the agent runs as a child process built from ./cmd/certagent, so a test
+// can kill -9 it at any instant and measure its memory.
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aucloud/certagent/agent/config"
+	"github.com/aucloud/certagent/api/apitype"
+	"github.com/aucloud/certagent/api/client"
+	"github.com/aucloud/certagent/emulator"
+	"github.com/aucloud/certagent/internal/devenv"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds certagent once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "certagent-e2e-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "certagent")
+		if runtime.GOOS == "windows" {
+			binPath += ".exe"
+		}
+		root, err := moduleRoot()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/certagent")
+		cmd.Dir = root
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("building certagent: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func moduleRoot() (string, error) {
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Dir(strings.TrimSpace(string(out))), nil
+}
+
+// Env is an emulated tenant (in this process) and a config for an agent process.
+type Env struct {
+	*devenv.Env
+	Dir string
+	t   testing.TB
+}
+
+// NewEnv sets up the demo tenant and an agent config in a temporary folder. edit may tune
+// the config (a shorter settle window, say) before it is written.
+func NewEnv(t testing.TB, edit func(*config.Config)) *Env {
+	t.Helper()
+	dir := t.TempDir()
+	e, err := devenv.Setup(devenv.Options{Dir: dir, APIListen: "127.0.0.1:0", Edit: edit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The agent process binds the API address itself.
+	e.APIListener.Close()
+	e.APIListener = nil
+	t.Cleanup(func() { e.Close() })
+	return &Env{Env: e, Dir: dir, t: t}
+}
+
+// Emu returns the emulator.
+func (e *Env) Emu() *emulator.Emulator { return e.Emulator }
+
+// Agent is a certagent process.
+type Agent struct {
+	env    *Env
+	cmd    *exec.Cmd
+	done   chan struct{}
+	logMu  sync.Mutex
+	log    bytes.Buffer
+	Client *client.Client
+}
+
+// StartAgent runs `certagent run -c <config>` and waits until its API answers /readyz.
+func (e *Env) StartAgent() *Agent {
+	e.t.Helper()
+	a := &Agent{env: e}
+	a.start()
+	e.t.Cleanup(func() { a.Kill() })
+	return a
+}
+
+func (a *Agent) start() {
+	t := a.env.t
+	t.Helper()
+	a.cmd = exec.Command(Binary(t), "run", "-c", a.env.Config.File)
+	pr, pw := io.Pipe()
+	a.cmd.Stdout, a.cmd.Stderr = pw, pw
+	a.done = make(chan struct{})
+	if err := a.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		s := bufio.NewScanner(pr)
+		s.Buffer(make([]byte, 64<<10), 1<<20)
+		for s.Scan() {
+			a.logMu.Lock()
+			a.log.Write(s.Bytes())
+			a.log.WriteByte('\n')
+			a.logMu.Unlock()
+		}
+	}()
+	go func() {
+		a.cmd.Wait()
+		pw.Close()
+		close(a.done)
+	}()
+	tok := a.waitToken()
+	c, err := client.New("http://"+a.env.Config.API.Listen, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Client = c
+	a.WaitFor("agent ready", 30*time.Second, func() bool {
+		_, err := c.Ready(context.Background())
+		return err == nil
+	})
+}
+
+func (a *Agent) waitToken() []byte {
+	var tok []byte
+	a.WaitFor("API token file", 30*time.Second, func() bool {
+		b, err := client.ReadTokenFile(a.env.Config.API.TokenFile)
+		tok = b
+		return err == nil
+	})
+	return tok
+}
+
+// Log returns what the agent printed so far.
+func (a *Agent) Log() string {
+	a.logMu.Lock()
+	defer a.logMu.Unlock()
+	return a.log.String()
+}
+
+// PID returns the process id.
+func (a *Agent) PID() int { return a.cmd.Process.Pid }
+
+// Exited reports whether the process has ended.
+func (a *Agent) Exited() bool {
+	select {
+	case <-a.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Kill ends the process with SIGKILL (kill -9: no chance to clean up) and waits for it.
+func (a *Agent) Kill() {
+	if a.cmd == nil || a.cmd.Process == nil {
+		return
+	}
+	a.cmd.Process.Kill()
+	<-a.done
+}
+
+// Stop asks the process to stop (SIGTERM; on Windows, a kill) and waits up to d.
+func (a *Agent) Stop(d time.Duration) error {
+	if runtime.GOOS == "windows" {
+		a.Kill()
+		return nil
+	}
+	a.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-a.done:
+		if code := a.cmd.ProcessState.ExitCode(); code != 0 {
+			return fmt.Errorf("agent exited with %d\n%s", code, a.Log())
+		}
+		return nil
+	case <-time.After(d):
+		a.Kill()
+		return fmt.Errorf("agent did not stop within %s", d)
+	}
+}
+
+// Restart starts the process again with the same config (after Kill or Stop).
+func (a *Agent) Restart() {
+	a.start()
+}
+
+// WaitFor polls cond every 20 ms until it holds or d passes (then the test fails, with the
+// agent's log).
+func (a *Agent) WaitFor(what string, d time.Duration, cond func() bool) {
+	t := a.env.t
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if a.Exited() {
+			t.Fatalf("agent exited while waiting for %s:\n%s", what, a.Log())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s; agent log:\n%s", d, what, a.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Rotations returns the agent's rotations.
+func (a *Agent) Rotations() []apitype.Rotation {
+	rs, err := a.Client.Rotations(context.Background(), "")
+	if err != nil {
+		a.env.t.Fatalf("listing rotations: %v", err)
+	}
+	return rs
+}
+
+// WaitRotation waits until a rotation for thumbprint is in state, and returns it.
+func (a *Agent) WaitRotation(thumbprint, state string, d time.Duration) apitype.Rotation {
+	var found apitype.Rotation
+	a.WaitFor("rotation "+thumbprint+" "+state, d, func() bool {
+		for _, r := range a.Rotations() {
+			if r.Certificate.Thumbprint == thumbprint && r.State == state {
+				found = r
+				return true
+			}
+		}
+		return false
+	})
+	return found
+}
+
+// RSS returns the process's resident set size and its peak (VmRSS and VmHWM, bytes). Linux
+// only.
+func RSS(pid int) (rss, peak int64, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		n, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = n * 1024
+		case "VmHWM:":
+			peak = n * 1024
+		}
+	}
+	return rss, peak, nil
+}
+
+// FreePort returns a loopback address that was free a moment ago.
+func FreePort(t testing.TB) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// CountFiles counts the regular files directly in dir whose names do not end in
+// .reason.txt.
+func CountFiles(dir string) int {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return 0
+	}
+	n := 0
+	for _, e := range ents {
+		if e.Type().IsRegular() && !strings.HasSuffix(e.Name(), ".reason.txt") {
+			n++
+		}
+	}
+	return n
+}
