@@ -302,7 +302,6 @@ func (a *Agent) rotationCounts() map[string]int {
 	return m
 }
 
-
 // certificateExpiries feeds the metrics from the last read of the target app.
 func (a *Agent) certificateExpiries() []metrics.CertExpiry {
 	snap := a.engine.Snapshot()

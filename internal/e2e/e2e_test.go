@@ -133,15 +133,15 @@ func TestDropFolderProcess(t *testing.T) {
 		data []byte
 		code certs.Code
 	}{
-		"expired.cer":  {expired.PEM(), certs.Expired},
-		"garbage.cer":  {garbage, certs.NotACertificate},
-		"withkey.pem":  {append(next.PEM(), next.KeyPEM()...), certs.ContainsPrivateKey},
-		"bundle.pfx":   {garbage, certs.ContainsPrivateKey},
-		"notes.txt":    {[]byte("hello"), certs.UnsupportedFile},
-		"huge.cer":     {make([]byte, certs.MaxFileSize+10), certs.TooLarge},
-		"empty.crt":    {nil, certs.NotACertificate},
-		"weak.cer":     {certtest.New(now, certtest.RSA(1024)).PEM(), certs.WeakKey},
-		"ecdsa.cer":    {certtest.New(now, certtest.ECDSA()).PEM(), certs.UnsupportedKeyType},
+		"expired.cer":   {expired.PEM(), certs.Expired},
+		"garbage.cer":   {garbage, certs.NotACertificate},
+		"withkey.pem":   {append(next.PEM(), next.KeyPEM()...), certs.ContainsPrivateKey},
+		"bundle.pfx":    {garbage, certs.ContainsPrivateKey},
+		"notes.txt":     {[]byte("hello"), certs.UnsupportedFile},
+		"huge.cer":      {make([]byte, certs.MaxFileSize+10), certs.TooLarge},
+		"empty.crt":     {nil, certs.NotACertificate},
+		"weak.cer":      {certtest.New(now, certtest.RSA(1024)).PEM(), certs.WeakKey},
+		"ecdsa.cer":     {certtest.New(now, certtest.ECDSA()).PEM(), certs.UnsupportedKeyType},
 		"two-certs.pem": {append(next.PEM(), expired.PEM()...), certs.MultipleCertificates},
 	}
 	for name, h := range hostile {
