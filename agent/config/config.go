@@ -1,0 +1,309 @@
+package config
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/aucloud/certagent/agent/certpolicy"
+)
+
+// Values of cloud.name.
+const (
+	CloudPublic       = "public"       // Microsoft Entra ID and Graph, worldwide
+	CloudUSGovernment = "usgovernment" // Azure US Government (GCC High, DoD)
+	CloudChina        = "china"        // Azure operated by 21Vianet
+	CloudCustom       = "custom"       // cloud.authority_host and cloud.graph_url as given (an emulator)
+)
+
+// AuthCertificate is the only auth.method today: the agent signs in with a certificate and
+// private key of its own.
+const AuthCertificate = "certificate"
+
+// Values of policy.approval.
+const (
+	ApprovalAuto   = "auto"   // an accepted certificate is uploaded at once
+	ApprovalManual = "manual" // a person approves each upload
+)
+
+// Values of log.format.
+const (
+	LogText = "text"
+	LogJSON = "json"
+)
+
+// DefaultListen is the default api.listen (CONTRACT, "Names and places").
+const DefaultListen = "127.0.0.1:8471"
+
+// Config is certagent's configuration. Load and Parse return it with every default applied
+// and every relative path made absolute; Default returns the defaults alone. The yaml tags
+// are the file's keys: decoding walks them, so a field added here is a key of the file (and
+// must be documented in configs/certagent.example.yaml, which a test checks).
+//
+// A Config is not modified by its methods and is safe for concurrent reads.
+type Config struct {
+	// File is the config file it was read from (absolute after Load), or "" when it was
+	// built in code. Errors name it.
+	File string `yaml:"-"`
+
+	// TenantID is the Entra ID tenant: its GUID or a verified domain such as
+	// contoso.onmicrosoft.com. Required.
+	TenantID string `yaml:"tenant_id"`
+	// Cloud is the national cloud, or custom endpoints.
+	Cloud Cloud `yaml:"cloud"`
+	// Auth is how the agent itself signs in to Entra ID.
+	Auth Auth `yaml:"auth"`
+	// Target is the app registration that receives the provider's certificates.
+	Target Target `yaml:"target"`
+	// DropFolder is where the provider's .cer files arrive. Default per OS.
+	DropFolder string `yaml:"drop_folder"`
+	// Intake is how the drop folder is watched.
+	Intake Intake `yaml:"intake"`
+	// Policy is what certificate the agent accepts, and whether a person approves uploads.
+	Policy Policy `yaml:"policy"`
+	// API is the local REST API.
+	API API `yaml:"api"`
+	// StateDir holds the store, the audit log, the agent's credential and the API token.
+	// Default per OS.
+	StateDir string `yaml:"state_dir"`
+	// Log is the agent's operational log (the audit log is in the store).
+	Log Log `yaml:"log"`
+	// Graph tunes the Microsoft Graph client.
+	Graph Graph `yaml:"graph"`
+	// Monitor is the periodic read of the target app.
+	Monitor Monitor `yaml:"monitor"`
+	// Notify tells the provider that an upload is done.
+	Notify Notify `yaml:"notify"`
+
+	// lines maps each key path found in the file ("auth", "auth.key_bits",
+	// "policy.allowed_subjects[1]") to its line, so that Validate and CheckFiles can say
+	// where a problem is. nil for a Config built in code.
+	lines map[string]int
+}
+
+// Cloud is the config's cloud section.
+type Cloud struct {
+	// Name is CloudPublic, CloudUSGovernment, CloudChina or CloudCustom.
+	Name string `yaml:"name"`
+	// AuthorityHost is the Entra ID sign-in endpoint, such as
+	// https://login.microsoftonline.com/. Required for custom; for the others it overrides
+	// the cloud's own. Use Config.AuthorityHost for the effective value.
+	AuthorityHost string `yaml:"authority_host"`
+	// GraphURL is the Microsoft Graph endpoint without the version, such as
+	// https://graph.microsoft.com. Required for custom; for the others it overrides the
+	// cloud's own. Use Config.GraphURL for the effective value.
+	GraphURL string `yaml:"graph_url"`
+	// CAFile is a PEM bundle of CA certificates trusted for both endpoints, in addition to
+	// the system's (an emulator, a TLS-inspecting proxy). Optional.
+	CAFile string `yaml:"ca_file"`
+}
+
+// Auth is the config's auth section: the agent's own sign-in.
+type Auth struct {
+	// ClientID is the application (client) ID of the agent's own app registration. Required.
+	ClientID string `yaml:"client_id"`
+	// Method is AuthCertificate.
+	Method string `yaml:"method"`
+	// CertificateFile is the agent's public certificate (PEM). Default <state_dir>/agent.pem.
+	CertificateFile string `yaml:"certificate_file"`
+	// KeyFile is the agent's private key (PEM), which the agent creates readable by
+	// administrators/root and the service only. Default <state_dir>/agent.key.
+	KeyFile string `yaml:"key_file"`
+	// KeyBits is the RSA key size of a key the agent generates: 2048, 3072 or 4096.
+	KeyBits int `yaml:"key_bits"`
+	// Validity is the lifetime of a certificate the agent generates for itself.
+	Validity Duration `yaml:"validity"`
+	// RenewBefore is how long before its certificate expires the agent renews it.
+	RenewBefore Duration `yaml:"renew_before"`
+}
+
+// Target is the config's target section.
+type Target struct {
+	// AppID is the application (client) ID of the app registration the provider's
+	// certificates are added to. Required.
+	AppID string `yaml:"app_id"`
+}
+
+// Intake is the config's intake section.
+type Intake struct {
+	// Settle is how long a file's size and modification time must stay the same before it is
+	// read.
+	Settle Duration `yaml:"settle"`
+	// RescanInterval is how often the whole folder is scanned, even when events work.
+	RescanInterval Duration `yaml:"rescan_interval"`
+	// Poll turns file-system events off (network shares do not deliver them): the folder is
+	// scanned every PollInterval instead.
+	Poll bool `yaml:"poll"`
+	// PollInterval is the scan interval when Poll is set.
+	PollInterval Duration `yaml:"poll_interval"`
+}
+
+// Policy is the config's policy section. CertPolicy turns it into the certificate rules.
+type Policy struct {
+	// Approval is ApprovalAuto or ApprovalManual.
+	Approval string `yaml:"approval"`
+	// MinRSABits is the shortest RSA key accepted.
+	MinRSABits int `yaml:"min_rsa_bits"`
+	// MinValidityDays is how many days a certificate must still be valid when it arrives.
+	MinValidityDays int `yaml:"min_validity_days"`
+	// AllowedSubjects are subject patterns ('*' wildcard, case-insensitive); empty allows
+	// any.
+	AllowedSubjects []string `yaml:"allowed_subjects"`
+	// AllowedIssuers are issuer patterns; empty allows any.
+	AllowedIssuers []string `yaml:"allowed_issuers"`
+	// AllowedThumbprints are SHA-1 thumbprints (40 hex digits; spaces and colons allowed);
+	// empty allows any.
+	AllowedThumbprints []string `yaml:"allowed_thumbprints"`
+	// DisplayNameTemplate is a text/template over certpolicy.NameData for the credential's
+	// description in Entra ID; "" means certpolicy.DefaultNameTemplate.
+	DisplayNameTemplate string `yaml:"display_name_template"`
+}
+
+// API is the config's api section.
+type API struct {
+	// Listen is the API's host:port, on a loopback address.
+	Listen string `yaml:"listen"`
+	// TokenFile holds the API's bearer token. Default <state_dir>/api.token.
+	TokenFile string `yaml:"token_file"`
+}
+
+// Log is the config's log section.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is LogText or LogJSON.
+	Format string `yaml:"format"`
+	// File is the log file; "" writes to standard error.
+	File string `yaml:"file"`
+}
+
+// Graph is the config's graph section.
+type Graph struct {
+	// Timeout bounds one request.
+	Timeout Duration `yaml:"timeout"`
+	// MaxAttempts is how many times a transient failure is tried before a rotation fails.
+	MaxAttempts int `yaml:"max_attempts"`
+}
+
+// Monitor is the config's monitor section.
+type Monitor struct {
+	// SyncInterval is how often the agent reads the target app from Graph.
+	SyncInterval Duration `yaml:"sync_interval"`
+	// ExpiryWarning: status reports certificate_expiring when the newest certificate on the
+	// target app has less than this left. 0 turns the warning off.
+	ExpiryWarning Duration `yaml:"expiry_warning"`
+}
+
+// Notify is the config's notify section.
+type Notify struct {
+	// WebhookURL receives a POST when a rotation is applied; "" means a person confirms.
+	WebhookURL string `yaml:"webhook_url"`
+	// Headers are extra HTTP headers sent with the webhook, such as Authorization.
+	Headers map[string]string `yaml:"headers"`
+	// Timeout bounds one webhook request.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Well-known endpoints of the national clouds, as of 2026-11-25.
+var cloudEndpoints = map[string]struct{ authority, graph string }{
+	CloudPublic:       {"https://login.microsoftonline.com/", "https://graph.microsoft.com"},
+	CloudUSGovernment: {"https://login.microsoftonline.us/", "https://graph.microsoft.us"},
+	CloudChina:        {"https://login.chinacloudapi.cn/", "https://microsoftgraph.chinacloudapi.cn"},
+}
+
+// base returns the defaults that do not depend on the file: everything but the paths.
+func base() *Config {
+	return &Config{
+		Cloud: Cloud{Name: CloudPublic},
+		Auth: Auth{
+			Method:      AuthCertificate,
+			KeyBits:     3072,
+			Validity:    Duration(365 * 24 * time.Hour),
+			RenewBefore: Duration(30 * 24 * time.Hour),
+		},
+		Intake: Intake{
+			Settle:         Duration(2 * time.Second),
+			RescanInterval: Duration(60 * time.Second),
+			PollInterval:   Duration(5 * time.Second),
+		},
+		Policy: Policy{
+			Approval:        ApprovalAuto,
+			MinRSABits:      certpolicy.DefaultMinRSABits,
+			MinValidityDays: int(certpolicy.DefaultMinValidity / (24 * time.Hour)),
+		},
+		API:     API{Listen: DefaultListen},
+		Log:     Log{Level: "info", Format: LogText},
+		Graph:   Graph{Timeout: Duration(30 * time.Second), MaxAttempts: 6},
+		Monitor: Monitor{SyncInterval: Duration(time.Hour), ExpiryWarning: Duration(30 * 24 * time.Hour)},
+		Notify:  Notify{Timeout: Duration(10 * time.Second)},
+	}
+}
+
+// Default returns a Config holding every default and no file: the OS's state directory and
+// drop folder, and the files derived from them. It does not pass Validate, since tenant_id,
+// auth.client_id and target.app_id have no default.
+func Default() *Config {
+	c := base()
+	c.applyDefaults()
+	return c
+}
+
+// AuthorityHost returns the Entra ID sign-in endpoint for the cloud, with a trailing slash:
+// cloud.authority_host when set, else the cloud's own (public
+// https://login.microsoftonline.com/, usgovernment https://login.microsoftonline.us/, china
+// https://login.chinacloudapi.cn/). It returns "" for a custom cloud without one, which
+// Validate refuses.
+func (c *Config) AuthorityHost() string {
+	h := c.Cloud.AuthorityHost
+	if h == "" {
+		h = cloudEndpoints[c.Cloud.Name].authority
+	}
+	if h != "" && !strings.HasSuffix(h, "/") {
+		h += "/"
+	}
+	return h
+}
+
+// GraphURL returns the Microsoft Graph endpoint for the cloud, without the API version and
+// without a trailing slash: cloud.graph_url when set, else the cloud's own (public
+// https://graph.microsoft.com, usgovernment https://graph.microsoft.us, china
+// https://microsoftgraph.chinacloudapi.cn). It returns "" for a custom cloud without one,
+// which Validate refuses.
+func (c *Config) GraphURL() string {
+	u := c.Cloud.GraphURL
+	if u == "" {
+		u = cloudEndpoints[c.Cloud.Name].graph
+	}
+	return strings.TrimRight(u, "/")
+}
+
+// CertPolicy returns the certificate rules of the policy section.
+func (p Policy) CertPolicy() certpolicy.Policy {
+	return certpolicy.Policy{
+		MinRSABits:         p.MinRSABits,
+		MinValidity:        time.Duration(p.MinValidityDays) * 24 * time.Hour,
+		AllowedSubjects:    p.AllowedSubjects,
+		AllowedIssuers:     p.AllowedIssuers,
+		AllowedThumbprints: p.AllowedThumbprints,
+	}
+}
+
+// Marshal returns the effective configuration as YAML, every key included, in the order of
+// the example file. Parse reads it back to an equal Config. Notify headers are written as
+// they are: the output is as secret as the config file itself.
+func (c *Config) Marshal() ([]byte, error) {
+	var b bytes.Buffer
+	b.WriteString("# certagent configuration. Every key is documented in certagent.example.yaml.\n")
+	enc := yaml.NewEncoder(&b)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, fmt.Errorf("encoding config: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encoding config: %w", err)
+	}
+	return b.Bytes(), nil
+}
