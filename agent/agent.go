@@ -119,7 +119,7 @@ func New(opts Options) (a *Agent, err error) {
 	if err := securefile.MkdirAll(cfg.StateDir); err != nil {
 		return nil, fmt.Errorf("creating the state directory: %w", err)
 	}
-	if a.store, err = store.Open(filepath.Join(cfg.StateDir, "certagent.db")); err != nil {
+	if a.store, err = store.Open(filepath.Join(cfg.StateDir, "certagent.db"), store.Logger(a.log)); err != nil {
 		return nil, err
 	}
 	if err := credential.Recover(credentialFiles(cfg), nextFiles(credentialFiles(cfg))); err != nil {

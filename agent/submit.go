@@ -66,7 +66,15 @@ func (a *Agent) Filed(ctx context.Context, f intake.File, d intake.Decision, arc
 		e.Outcome, e.Code = rotation.OutcomeRefused, code
 		e.Message = fmt.Sprintf("moved to rejected/%s: %s", archivedAs, msg)
 	}
-	a.audit(ctx, e)
+	// Queued rather than committed one by one: a flood of thousands of files must not wait
+	// on an fsync each. The file itself (and its reason note) is the durable record of its
+	// fate; at worst a crash loses the last moments' entries.
+	if e.At.IsZero() {
+		e.At = a.now().UTC()
+	}
+	if err := a.store.AppendAsync(ctx, e); err != nil {
+		a.log.Error("writing audit entry", "action", e.Action, "err", err)
+	}
 }
 
 // Submit implements api.Backend.

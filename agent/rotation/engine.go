@@ -473,9 +473,10 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation) (AddResult, error) {
 		},
 	})
 	stop()
-	if err == nil || res.App.ObjectID != "" {
+	switch {
+	case err == nil || res.App.ObjectID != "":
 		e.observe(res.App)
-	} else {
+	case ctx.Err() == nil: // a stop is not a Graph failure
 		e.observeErr(err)
 	}
 	return res, err

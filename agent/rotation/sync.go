@@ -16,7 +16,9 @@ func (e *Engine) Sync(ctx context.Context) (Snapshot, error) {
 	defer e.graphMu.Unlock()
 	app, err := e.cfg.Graph.Get(ctx, e.cfg.AppID)
 	if err != nil {
-		e.observeErr(err)
+		if ctx.Err() == nil { // a stop is not a Graph failure
+			e.observeErr(err)
+		}
 		return e.Snapshot(), err
 	}
 	prev, hadPrev := e.Snapshot(), e.hasRead()

@@ -22,10 +22,7 @@ func runConfig(_ context.Context, env *cmdEnv, args []string) error {
 	if path == "" {
 		path = config.DefaultPath()
 	}
-	cfg, err := config.Load(path)
-	if err == nil {
-		err = cfg.CheckFiles()
-	}
+	cfg, err := config.Check(path)
 	if err == nil {
 		if _, perr := policyOf(cfg); perr != nil {
 			err = perr

@@ -1,0 +1,494 @@
+package agent_test
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aucloud/certagent/agent"
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/config"
+	"github.com/aucloud/certagent/api/apitype"
+	"github.com/aucloud/certagent/api/client"
+	"github.com/aucloud/certagent/emulator"
+	"github.com/aucloud/certagent/internal/certtest"
+	"github.com/aucloud/certagent/internal/devenv"
+)
+
+// harness is an agent running in this process against an in-process emulated tenant,
+// driven by the real Graph SDK on the wire and by its API client.
+type harness struct {
+	t      *testing.T
+	env    *devenv.Env
+	agent  *agent.Agent
+	client *client.Client
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func start(t *testing.T, edit func(*config.Config)) *harness {
+	t.Helper()
+	env, err := devenv.Setup(devenv.Options{Dir: t.TempDir(), APIListen: "127.0.0.1:0", Edit: func(c *config.Config) {
+		c.Intake.Settle = config.Duration(100 * time.Millisecond)
+		if edit != nil {
+			edit(c)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { env.Close() })
+	h := &harness{t: t, env: env, done: make(chan error, 1)}
+	h.startAgent()
+	return h
+}
+
+func (h *harness) startAgent() {
+	t := h.t
+	t.Helper()
+	var ln = h.env.APIListener
+	h.env.APIListener = nil
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	a, err := agent.New(agent.Options{Config: h.env.Config, Logger: log, Version: "test", Listener: ln})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.agent = a
+	ctx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	go func() { h.done <- a.Run(ctx) }()
+	t.Cleanup(h.stop)
+	tok, err := client.ReadTokenFile(h.env.Config.API.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.client, err = client.New("http://"+ln.Addr().String(), tok, client.WithActor("tester"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("ready", func() bool { _, err := h.client.Ready(context.Background()); return err == nil })
+}
+
+func (h *harness) stop() {
+	if h.cancel == nil {
+		return
+	}
+	h.cancel()
+	if err := <-h.done; err != nil {
+		h.t.Errorf("Run returned %v", err)
+	}
+	h.agent.Close()
+	h.cancel = nil
+}
+
+func (h *harness) waitFor(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (h *harness) rotation(id, state string) apitype.Rotation {
+	h.t.Helper()
+	var r apitype.Rotation
+	h.waitFor("rotation "+id+" "+state, func() bool {
+		var err error
+		r, err = h.client.Rotation(context.Background(), id)
+		return err == nil && r.State == state
+	})
+	return r
+}
+
+func (h *harness) creds() []emulator.KeyCredentialView {
+	app, err := h.env.Emulator.Application(h.env.Info.TargetAppID)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return app.KeyCredentials
+}
+
+func countThumb(creds []emulator.KeyCredentialView, thumb string) int {
+	n := 0
+	for _, c := range creds {
+		if c.Thumbprint == thumb {
+			n++
+		}
+	}
+	return n
+}
+
+func hasProblem(s apitype.Status, code string) bool {
+	for _, p := range s.Problems {
+		if p.Code == code {
+			return true
+		}
+	}
+	return false
+}
+
+func TestAPISubmitLifecycle(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	before := h.creds()
+	c := certtest.New(time.Now(), certtest.CommonName("api submit"))
+
+	r, created, err := h.client.Submit(ctx, c.PEM(), "provider.cer")
+	if err != nil || !created {
+		t.Fatalf("Submit = created %v, err %v; want a new rotation", created, err)
+	}
+	if r.Source.Kind != "api" || r.Source.FileName != "provider.cer" {
+		t.Errorf("source = %+v", r.Source)
+	}
+	applied := h.rotation(r.ID, "applied")
+	if applied.KeyID == "" || applied.AlreadyPresent {
+		t.Errorf("applied rotation = %+v", applied)
+	}
+	if n := countThumb(h.creds(), c.Cert.Subject.CommonName); n != 0 {
+		t.Fatal("thumbprint matched a name: broken helper")
+	}
+	if n := countThumb(h.creds(), applied.Certificate.Thumbprint); n != 1 {
+		t.Errorf("certificate on the app %d times, want 1", n)
+	}
+	if got := len(h.creds()); got != len(before)+1 {
+		t.Errorf("app holds %d credentials, want %d", got, len(before)+1)
+	}
+
+	// The same certificate again, as DER: 200 with the same rotation, nothing uploaded.
+	again, created, err := h.client.Submit(ctx, c.DER, "")
+	if err != nil || created || again.ID != r.ID {
+		t.Errorf("second Submit = %s created %v err %v; want %s, false", again.ID, created, err, r.ID)
+	}
+
+	// Garbage: 422 with the verdict code.
+	_, _, err = h.client.Submit(ctx, []byte("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"), "bad.cer")
+	if !client.IsCode(err, string(certs.NotACertificate)) {
+		t.Errorf("garbage Submit err = %v, want %s", err, certs.NotACertificate)
+	}
+
+	// The certificates list marks what the agent added.
+	list, err := h.client.Certificates(ctx, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := 0
+	for _, it := range list.Items {
+		if it.AddedByAgent {
+			mine++
+			if it.RotationID != r.ID || it.Thumbprint != applied.Certificate.Thumbprint {
+				t.Errorf("agent certificate = %+v", it)
+			}
+		}
+	}
+	if mine != 1 {
+		t.Errorf("%d certificates marked addedByAgent, want 1", mine)
+	}
+
+	// Confirm: applied → confirmed; again → 409; reject a confirmed one → 409.
+	s, _ := h.client.Status(ctx)
+	if !hasProblem(s, apitype.ProblemAwaitingConfirmation) {
+		t.Errorf("status problems = %+v, want awaiting_confirmation", s.Problems)
+	}
+	conf, err := h.client.Confirm(ctx, r.ID, "told AUCloud by email")
+	if err != nil || conf.State != "confirmed" {
+		t.Fatalf("Confirm = %s, %v", conf.State, err)
+	}
+	if last := conf.History[len(conf.History)-1]; last.Actor != "api:tester" || last.Note != "told AUCloud by email" {
+		t.Errorf("history entry = %+v", last)
+	}
+	if _, err := h.client.Confirm(ctx, r.ID, ""); !client.IsCode(err, apitype.CodeInvalidState) {
+		t.Errorf("second Confirm err = %v, want invalid_state", err)
+	}
+	if _, err := h.client.Reject(ctx, r.ID, ""); !client.IsCode(err, apitype.CodeInvalidState) {
+		t.Errorf("Reject of confirmed err = %v, want invalid_state", err)
+	}
+
+	// The audit log tells the story.
+	audit, err := h.client.Audit(ctx, 0, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var actions []string
+	for _, e := range audit.Items {
+		if e.RotationID == r.ID {
+			actions = append(actions, e.Action+":"+e.State)
+		}
+	}
+	got := strings.Join(actions, " ")
+	for _, want := range []string{"rotation.state:confirmed", "rotation.state:applied", "graph.write:applying", "rotation.duplicate:applied", "rotation.state:applying"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("audit for the rotation = %s; missing %s", got, want)
+		}
+	}
+}
+
+func TestManualApproval(t *testing.T) {
+	h := start(t, func(c *config.Config) { c.Policy.Approval = config.ApprovalManual })
+	ctx := context.Background()
+	c := certtest.New(time.Now(), certtest.CommonName("needs approval"))
+	if err := os.WriteFile(filepath.Join(h.env.Config.DropFolder, "new.cer"), c.PEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	h.waitFor("pending rotation", func() bool {
+		rs, _ := h.client.Rotations(ctx, "pending_approval")
+		if len(rs) == 1 {
+			id = rs[0].ID
+		}
+		return id != ""
+	})
+	if n := countThumb(h.creds(), certs.ThumbprintSHA1(c.DER)); n != 0 {
+		t.Fatalf("uploaded before approval")
+	}
+	s, _ := h.client.Status(ctx)
+	if !hasProblem(s, apitype.ProblemAwaitingApproval) {
+		t.Errorf("status problems = %+v, want awaiting_approval", s.Problems)
+	}
+	if _, err := h.client.Confirm(ctx, id, ""); !client.IsCode(err, apitype.CodeInvalidState) {
+		t.Errorf("Confirm of pending err = %v, want invalid_state", err)
+	}
+	if _, err := h.client.Approve(ctx, id, "checked with AUCloud"); err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(id, "applied")
+	if n := countThumb(h.creds(), certs.ThumbprintSHA1(c.DER)); n != 1 {
+		t.Errorf("after approval the certificate is on the app %d times, want 1", n)
+	}
+
+	// A second one is rejected by a person: nothing is uploaded, ever.
+	d := certtest.New(time.Now(), certtest.CommonName("rejected by a person"))
+	r, _, err := h.client.Submit(ctx, d.PEM(), "d.cer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rej, err := h.client.Reject(ctx, r.ID, "not from our provider")
+	if err != nil || rej.State != "rejected" || rej.Reason == nil || rej.Reason.Code != certs.RejectedByPerson {
+		t.Fatalf("Reject = %+v, %v", rej, err)
+	}
+	if _, err := h.client.Approve(ctx, r.ID, ""); !client.IsCode(err, apitype.CodeInvalidState) {
+		t.Errorf("Approve of rejected err = %v, want invalid_state", err)
+	}
+	if n := countThumb(h.creds(), certs.ThumbprintSHA1(d.DER)); n != 0 {
+		t.Errorf("a rejected certificate reached the app")
+	}
+}
+
+// TestDeniedThenRetry: without ownership of the target app, Graph refuses the write (403);
+// the rotation fails with Graph's reason and status says so; once an admin fixes the
+// ownership, a person's retry applies it.
+func TestDeniedThenRetry(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	emu := h.env.Emulator
+	if err := emu.SetOwners(h.env.Info.TargetAppID); err != nil {
+		t.Fatal(err)
+	}
+	c := certtest.New(time.Now(), certtest.CommonName("denied"))
+	r, _, err := h.client.Submit(ctx, c.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := h.rotation(r.ID, "failed")
+	if failed.Reason == nil || failed.Reason.Code != certs.GraphDenied || !strings.Contains(failed.Reason.Message, "Authorization_RequestDenied") {
+		t.Errorf("failed reason = %+v, want graph_denied with Graph's code", failed.Reason)
+	}
+	s, _ := h.client.Status(ctx)
+	if !hasProblem(s, apitype.ProblemRotationFailed) {
+		t.Errorf("status problems = %+v, want rotation_failed", s.Problems)
+	}
+	if err := emu.SetOwners(h.env.Info.TargetAppID, h.env.Info.AgentAppID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.Retry(ctx, r.ID, "made the agent an owner"); err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r.ID, "applied")
+	if n := countThumb(h.creds(), certs.ThumbprintSHA1(c.DER)); n != 1 {
+		t.Errorf("certificate on the app %d times, want 1", n)
+	}
+}
+
+// TestTransientFailuresRetried: Graph answers 503 more often than the SDK retries; the
+// engine's own backoff carries the rotation through.
+func TestTransientFailuresRetried(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	if err := h.env.Emulator.AddFaults(emulator.Fault{Method: "PATCH", Path: "/v1.0/applications", Status: 503, Times: 5}); err != nil {
+		t.Fatal(err)
+	}
+	c := certtest.New(time.Now(), certtest.CommonName("transient"))
+	r, _, err := h.client.Submit(ctx, c.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r.ID, "applied")
+	if n := countThumb(h.creds(), certs.ThumbprintSHA1(c.DER)); n != 1 {
+		t.Errorf("certificate on the app %d times, want 1", n)
+	}
+}
+
+// TestStaleReadAfterWrite: Graph serves a stale copy of the app right after the agent's
+// first write; the second write must not be built on it, or it would drop the first
+// certificate.
+func TestStaleReadAfterWrite(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	first := certtest.New(time.Now(), certtest.CommonName("first"))
+	r1, _, err := h.client.Submit(ctx, first.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r1.ID, "applied")
+	if err := h.env.Emulator.AddFaults(emulator.Fault{Method: "GET", Path: "/v1.0/applications", Stale: true, Times: 2}); err != nil {
+		t.Fatal(err)
+	}
+	second := certtest.New(time.Now(), certtest.CommonName("second"))
+	r2, _, err := h.client.Submit(ctx, second.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r2.ID, "applied")
+	creds := h.creds()
+	for _, c := range []certtest.Cert{first, second} {
+		if n := countThumb(creds, certs.ThumbprintSHA1(c.DER)); n != 1 {
+			t.Errorf("%s on the app %d times, want 1", c.Cert.Subject.CommonName, n)
+		}
+	}
+}
+
+// TestCredentialRotate renews the agent's own sign-in credential through Graph's addKey and
+// keeps working with the new one.
+func TestCredentialRotate(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	before, err := h.client.Credential(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.RotateCredential(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the renewal to finish", func() bool {
+		l, err := h.client.Audit(ctx, 0, 50)
+		if err != nil {
+			return false
+		}
+		for _, e := range l.Items {
+			if e.Action == "credential" && strings.Contains(e.Message, "now signs in with") {
+				return true
+			}
+		}
+		return false
+	})
+	after, err := h.client.Credential(ctx)
+	if err != nil || after.Thumbprint == before.Thumbprint {
+		t.Fatalf("credential after renewal = %s, %v; want a new one", after.Thumbprint, err)
+	}
+	app, err := h.env.Emulator.Application(h.env.Info.AgentAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if countThumb(app.KeyCredentials, after.Thumbprint) != 1 || countThumb(app.KeyCredentials, before.Thumbprint) != 1 {
+		t.Errorf("agent app credentials = %+v; want the new one added and the old one kept", app.KeyCredentials)
+	}
+	// The new credential is on disk, so a restart signs in with it.
+	h.stop()
+	h.env.APIListener = nil
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.env.APIListener = ln
+	h.env.Config.API.Listen = ln.Addr().String()
+	h.startAgent()
+	again, err := h.client.Credential(ctx)
+	if err != nil || again.Thumbprint != after.Thumbprint {
+		t.Fatalf("after restart credential = %s, %v; want %s", again.Thumbprint, err, after.Thumbprint)
+	}
+	c := certtest.New(time.Now(), certtest.CommonName("after renewal"))
+	r, _, err := h.client.Submit(ctx, c.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r.ID, "applied")
+}
+
+func TestStatusReportsExpiringCertificate(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	var s apitype.Status
+	h.waitFor("first sync", func() bool {
+		s, _ = h.client.Status(ctx)
+		return s.LastSync.OK
+	})
+	// The demo app's only certificate expires in about 20 days (< monitor.expiry_warning).
+	if !hasProblem(s, apitype.ProblemCertificateExpiring) {
+		t.Fatalf("status problems = %+v, want certificate_expiring", s.Problems)
+	}
+	c := certtest.New(time.Now(), certtest.CommonName("the successor"))
+	r, _, err := h.client.Submit(ctx, c.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r.ID, "applied")
+	s, _ = h.client.Status(ctx)
+	if hasProblem(s, apitype.ProblemCertificateExpiring) {
+		t.Errorf("status still reports certificate_expiring once a successor is on the app: %+v", s.Problems)
+	}
+	if s.Certificates.Count != 2 {
+		t.Errorf("certificates count = %d, want 2", s.Certificates.Count)
+	}
+}
+
+// TestUnknownAgentKey: the agent's certificate is not registered on its app; the sync
+// reports AADSTS700027 as a critical graph_unreachable problem.
+func TestUnknownAgentKey(t *testing.T) {
+	h := start(t, nil)
+	ctx := context.Background()
+	emu := h.env.Emulator
+	app, err := emu.Application(h.env.Info.AgentAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cred, _ := h.client.Credential(ctx)
+	for _, k := range app.KeyCredentials {
+		if k.Thumbprint == cred.Thumbprint {
+			if err := emu.RemoveKeyCredential(h.env.Info.AgentAppID, k.KeyID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Tokens already issued stay valid; a new agent must sign in afresh.
+	h.stop()
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.env.APIListener = ln
+	h.env.Config.API.Listen = ln.Addr().String()
+	h.startAgent()
+	var p apitype.StatusProblem
+	h.waitFor("graph_unreachable naming AADSTS700027", func() bool {
+		s, _ := h.client.Status(ctx)
+		for _, x := range s.Problems {
+			if x.Code == apitype.ProblemGraphUnreachable && strings.Contains(x.Message, "700027") {
+				p = x
+				return true
+			}
+		}
+		return false
+	})
+	if p.Severity != apitype.SeverityCritical {
+		t.Errorf("problem = %+v; want critical", p)
+	}
+}
+
+func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }

@@ -1,0 +1,563 @@
+package rotation_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certpolicy"
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/rotation"
+	"github.com/aucloud/certagent/agent/rotation/rotationtest"
+	"github.com/aucloud/certagent/internal/certtest"
+)
+
+const (
+	appID    = "11111111-1111-4111-8111-111111111111"
+	objectID = "22222222-2222-4222-8222-222222222222"
+)
+
+var now = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// fixture is an engine over a fake tenant and a memory store, with a clock that does not
+// move and a Sleep that records instead of waiting.
+type fixture struct {
+	t      *testing.T
+	apps   *rotationtest.FakeApps
+	store  *rotationtest.MemStore
+	engine *rotation.Engine
+	old    certtest.Cert
+
+	mu     sync.Mutex
+	sleeps []time.Duration
+}
+
+func newFixture(t *testing.T, edit func(*rotation.Config)) *fixture {
+	t.Helper()
+	f := &fixture{t: t, apps: rotationtest.NewFakeApps(), store: rotationtest.NewMemStore()}
+	f.old = certtest.New(now, certtest.CommonName("provider 2026"), certtest.Validity(now.Add(-340*24*time.Hour), now.Add(20*24*time.Hour)))
+	f.apps.AddApp(certs.Application{AppID: appID, ObjectID: objectID, DisplayName: "Veeam", KeyCredentials: []certs.KeyCredential{{
+		KeyID: "33333333-3333-4333-8333-333333333333", Type: certs.KeyTypeX509Cert, Usage: certs.KeyUsageVerify, Key: f.old.DER, DisplayName: "old",
+	}}})
+	cfg := rotation.Config{
+		Store:       f.store,
+		Graph:       f.apps,
+		AppID:       appID,
+		Policy:      certpolicy.Default(),
+		DisplayName: func(c certs.Certificate, _ time.Time) string { return "certagent " + c.CommonName() },
+		Logger:      slog.New(slog.DiscardHandler),
+		Now:         func() time.Time { return now },
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			f.mu.Lock()
+			f.sleeps = append(f.sleeps, d)
+			f.mu.Unlock()
+			return ctx.Err()
+		},
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	e, err := rotation.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.engine = e
+	return f
+}
+
+// run runs the engine until every rotation left applying is settled.
+func (f *fixture) run() {
+	f.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- f.engine.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		rs, _ := f.store.List(context.Background(), rotation.Filter{State: rotation.StateApplying})
+		if len(rs) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("rotations still applying: %+v", rs)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		f.t.Errorf("Run = %v", err)
+	}
+}
+
+func (f *fixture) submit(c certtest.Cert) rotation.Rotation {
+	f.t.Helper()
+	x, _ := x509.ParseCertificate(c.DER)
+	r, _, err := f.engine.Submit(context.Background(), rotation.Submission{
+		Cert: certs.FactsOf(x), DER: c.DER, Source: rotation.Source{Kind: rotation.SourceAPI}, Actor: "test",
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) get(id string) rotation.Rotation {
+	f.t.Helper()
+	r, err := f.store.Get(context.Background(), id)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return r
+}
+
+func (f *fixture) count(der []byte) int {
+	n := 0
+	for _, c := range f.apps.Credentials(appID) {
+		if c.Thumbprint() == certs.ThumbprintSHA1(der) {
+			n++
+		}
+	}
+	return n
+}
+
+func newCert(cn string) certtest.Cert {
+	return certtest.New(now, certtest.CommonName(cn))
+}
+
+func TestApplyAddsAndKeepsOld(t *testing.T) {
+	f := newFixture(t, nil)
+	c := newCert("new")
+	r := f.submit(c)
+	f.run()
+	got := f.get(r.ID)
+	if got.State != rotation.StateApplied || got.AlreadyPresent || got.KeyID != got.IntentKeyID {
+		t.Fatalf("rotation = %s alreadyPresent %v keyId %s intent %s", got.State, got.AlreadyPresent, got.KeyID, got.IntentKeyID)
+	}
+	if f.count(c.DER) != 1 || f.count(f.old.DER) != 1 {
+		t.Errorf("app = new %d, old %d; want 1 and 1", f.count(c.DER), f.count(f.old.DER))
+	}
+	// One read, one write, one verify read.
+	if f.apps.Gets() != 2 || f.apps.Replaces() != 1 {
+		t.Errorf("Graph calls = %d gets, %d replaces; want 2 and 1", f.apps.Gets(), f.apps.Replaces())
+	}
+	if got.Target.ObjectID != objectID || got.Target.DisplayName != "Veeam" {
+		t.Errorf("target = %+v", got.Target)
+	}
+	var creds = f.apps.Credentials(appID)
+	if dn := creds[len(creds)-1].DisplayName; dn != "certagent new" {
+		t.Errorf("displayName = %q", dn)
+	}
+}
+
+func TestDuplicateSubmissionWritesNothing(t *testing.T) {
+	f := newFixture(t, nil)
+	c := newCert("dup")
+	r1 := f.submit(c)
+	f.run()
+	x, _ := x509.ParseCertificate(c.DER)
+	r2, created, err := f.engine.Submit(context.Background(), rotation.Submission{Cert: certs.FactsOf(x), DER: c.DER, Source: rotation.Source{Kind: rotation.SourceDropFolder, FileName: "again.cer"}, Actor: "intake"})
+	if err != nil || created || r2.ID != r1.ID {
+		t.Fatalf("second Submit = %s created %v err %v", r2.ID, created, err)
+	}
+	f.run()
+	if f.apps.Replaces() != 1 || f.count(c.DER) != 1 {
+		t.Errorf("after a duplicate: %d replaces, certificate %d times; want 1 and 1", f.apps.Replaces(), f.count(c.DER))
+	}
+	audit, _ := f.store.Audit(context.Background(), rotation.AuditQuery{})
+	if audit[0].Action != rotation.ActionRotationDup || audit[0].File != "again.cer" {
+		t.Errorf("newest audit entry = %+v, want the duplicate", audit[0])
+	}
+}
+
+func TestAlreadyPresent(t *testing.T) {
+	f := newFixture(t, nil)
+	c := newCert("by hand")
+	creds := append(f.apps.Credentials(appID), certs.KeyCredential{KeyID: "44444444-4444-4444-8444-444444444444", Type: certs.KeyTypeX509Cert, Usage: certs.KeyUsageVerify, Key: c.DER})
+	f.apps.SetCredentials(appID, creds)
+	r := f.submit(c)
+	f.run()
+	got := f.get(r.ID)
+	if got.State != rotation.StateApplied || !got.AlreadyPresent || got.KeyID != "44444444-4444-4444-8444-444444444444" {
+		t.Errorf("rotation = %s alreadyPresent %v keyId %s", got.State, got.AlreadyPresent, got.KeyID)
+	}
+	if f.apps.Replaces() != 0 {
+		t.Errorf("%d replaces, want 0", f.apps.Replaces())
+	}
+}
+
+// TestIntentStoredBeforeWrite: when the PATCH goes out, the store already holds the keyId it
+// carries, so a crash at any later instant can be settled.
+func TestIntentStoredBeforeWrite(t *testing.T) {
+	f := newFixture(t, nil)
+	c := newCert("intent")
+	var r rotation.Rotation
+	f.apps.BeforeReplace = func(ctx context.Context, _ string, creds []certs.KeyCredential) error {
+		stored, err := f.store.Get(ctx, r.ID)
+		if err != nil {
+			return err
+		}
+		last := creds[len(creds)-1]
+		if stored.IntentKeyID == "" || stored.IntentKeyID != last.KeyID {
+			t.Errorf("at the write the store holds intent %q; the write carries %q", stored.IntentKeyID, last.KeyID)
+		}
+		return nil
+	}
+	r = f.submit(c)
+	f.run()
+	if f.get(r.ID).State != rotation.StateApplied {
+		t.Fatal("not applied")
+	}
+}
+
+// lostAnswer applies a Replace and then loses the answer, as when the connection dies after
+// Graph committed the write.
+type lostAnswer struct {
+	*rotationtest.FakeApps
+	lose int
+}
+
+func (l *lostAnswer) Replace(ctx context.Context, objectID string, creds []certs.KeyCredential) error {
+	if err := l.FakeApps.Replace(ctx, objectID, creds); err != nil {
+		return err
+	}
+	if l.lose > 0 {
+		l.lose--
+		return rotationtest.Unavailable()
+	}
+	return nil
+}
+
+func TestLostAnswerIsNotWrittenTwice(t *testing.T) {
+	var la *lostAnswer
+	f := newFixture(t, func(c *rotation.Config) {
+		la = &lostAnswer{FakeApps: c.Graph.(*rotationtest.FakeApps), lose: 1}
+		c.Graph = la
+	})
+	c := newCert("lost answer")
+	r := f.submit(c)
+	f.run()
+	got := f.get(r.ID)
+	if got.State != rotation.StateApplied || got.AlreadyPresent {
+		t.Fatalf("rotation = %s alreadyPresent %v", got.State, got.AlreadyPresent)
+	}
+	if f.count(c.DER) != 1 || f.count(f.old.DER) != 1 {
+		t.Errorf("app = new %d, old %d; want 1 and 1", f.count(c.DER), f.count(f.old.DER))
+	}
+}
+
+// TestRestartSettlesApplying: a rotation left applying with an intent (the process died
+// around the write) is settled by reading the app: found → applied without a write;
+// missing → written again under the same keyId.
+func TestRestartSettlesApplying(t *testing.T) {
+	for _, landed := range []bool{true, false} {
+		name := map[bool]string{true: "write landed", false: "write lost"}[landed]
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t, nil)
+			c := newCert(name)
+			x, _ := x509.ParseCertificate(c.DER)
+			const intent = "55555555-5555-4555-8555-555555555555"
+			r, _, err := f.store.Create(context.Background(), rotation.Rotation{
+				ID: "r1", State: rotation.StateApplying, Certificate: certs.FactsOf(x), DER: c.DER,
+				Target: rotation.Target{AppID: appID}, IntentKeyID: intent, CreatedAt: now, UpdatedAt: now,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if landed {
+				f.apps.SetCredentials(appID, append(f.apps.Credentials(appID), certs.KeyCredential{KeyID: intent, Type: certs.KeyTypeX509Cert, Usage: certs.KeyUsageVerify, Key: c.DER}))
+			}
+			f.run()
+			got := f.get(r.ID)
+			if got.State != rotation.StateApplied || got.KeyID != intent || got.AlreadyPresent {
+				t.Errorf("rotation = %s keyId %s alreadyPresent %v; want applied under %s", got.State, got.KeyID, got.AlreadyPresent, intent)
+			}
+			wantReplaces := map[bool]int{true: 0, false: 1}[landed]
+			if f.apps.Replaces() != wantReplaces {
+				t.Errorf("%d replaces, want %d", f.apps.Replaces(), wantReplaces)
+			}
+			if f.count(c.DER) != 1 || f.count(f.old.DER) != 1 {
+				t.Errorf("app = new %d, old %d; want 1 and 1", f.count(c.DER), f.count(f.old.DER))
+			}
+		})
+	}
+}
+
+func TestTransientThenSuccessHonoursRetryAfter(t *testing.T) {
+	f := newFixture(t, nil)
+	n := 0
+	f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error {
+		n++
+		if n <= 2 {
+			return rotationtest.Throttled(7 * time.Second)
+		}
+		return nil
+	}
+	r := f.submit(newCert("throttled"))
+	f.run()
+	if got := f.get(r.ID); got.State != rotation.StateApplied || got.Attempts != 3 {
+		t.Fatalf("rotation = %s after %d attempts; want applied after 3", got.State, got.Attempts)
+	}
+	if len(f.sleeps) != 2 || f.sleeps[0] < 7*time.Second || f.sleeps[1] < 7*time.Second {
+		t.Errorf("sleeps = %v; want two of at least Retry-After (7s)", f.sleeps)
+	}
+}
+
+func TestPermanentFailure(t *testing.T) {
+	f := newFixture(t, nil)
+	f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error { return rotationtest.Denied() }
+	c := newCert("denied")
+	r := f.submit(c)
+	f.run()
+	got := f.get(r.ID)
+	if got.State != rotation.StateFailed || got.Reason == nil || got.Reason.Code != certs.GraphDenied {
+		t.Fatalf("rotation = %s %+v; want failed graph_denied", got.State, got.Reason)
+	}
+	if f.apps.Replaces() != 1 || len(f.sleeps) != 0 {
+		t.Errorf("a permanent failure was retried: %d replaces, sleeps %v", f.apps.Replaces(), f.sleeps)
+	}
+	// A person retries once the cause is fixed.
+	f.apps.BeforeReplace = nil
+	if _, err := f.engine.Act(context.Background(), r.ID, rotation.ActRetry, "admin", "fixed ownership"); err != nil {
+		t.Fatal(err)
+	}
+	f.run()
+	if got := f.get(r.ID); got.State != rotation.StateApplied || got.Reason != nil {
+		t.Errorf("after retry rotation = %s %+v", got.State, got.Reason)
+	}
+	if f.count(c.DER) != 1 {
+		t.Errorf("certificate on the app %d times", f.count(c.DER))
+	}
+}
+
+func TestGivesUpAfterMaxAttempts(t *testing.T) {
+	f := newFixture(t, func(c *rotation.Config) { c.MaxAttempts = 3 })
+	f.apps.BeforeGet = func(context.Context, string) error { return rotationtest.Unavailable() }
+	r := f.submit(newCert("down"))
+	f.run()
+	got := f.get(r.ID)
+	if got.State != rotation.StateFailed || got.Reason.Code != certs.GraphUnavailable || !strings.Contains(got.Reason.Message, "3 attempts") {
+		t.Errorf("rotation = %s %+v", got.State, got.Reason)
+	}
+	if len(f.sleeps) != 2 {
+		t.Errorf("sleeps = %v, want 2 (between 3 attempts)", f.sleeps)
+	}
+}
+
+// staleReads serves a saved, out-of-date copy of the app for the next n Gets, like a
+// lagging Graph replica right after a write.
+type staleReads struct {
+	*rotationtest.FakeApps
+	mu  sync.Mutex
+	old certs.Application
+	n   int
+}
+
+func (s *staleReads) Get(ctx context.Context, id string) (certs.Application, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n > 0 {
+		s.n--
+		return s.old, nil
+	}
+	return s.FakeApps.Get(ctx, id)
+}
+
+// TestStaleReadsNeverDropCredentials: the second rotation's read comes from a replica that
+// has not seen the first write; written back, it would remove the first certificate.
+func TestStaleReadsNeverDropCredentials(t *testing.T) {
+	var sr *staleReads
+	f := newFixture(t, func(c *rotation.Config) {
+		sr = &staleReads{FakeApps: c.Graph.(*rotationtest.FakeApps)}
+		c.Graph = sr
+	})
+	before, _ := f.apps.Get(context.Background(), appID)
+	a, b := newCert("first"), newCert("second")
+	ra := f.submit(a)
+	f.run()
+	sr.mu.Lock()
+	sr.old, sr.n = before, 2
+	sr.mu.Unlock()
+	rb := f.submit(b)
+	f.run()
+	for _, r := range []rotation.Rotation{f.get(ra.ID), f.get(rb.ID)} {
+		if r.State != rotation.StateApplied {
+			t.Errorf("%s = %s %+v", r.Certificate.Subject, r.State, r.Reason)
+		}
+	}
+	if f.count(a.DER) != 1 || f.count(b.DER) != 1 || f.count(f.old.DER) != 1 {
+		t.Errorf("app = first %d, second %d, old %d; want 1 each", f.count(a.DER), f.count(b.DER), f.count(f.old.DER))
+	}
+	// Replication lag also hides a write from its own read-back: FakeApps' lag.
+	f.apps.StaleReads = 2
+	c := newCert("third")
+	rc := f.submit(c)
+	f.run()
+	if got := f.get(rc.ID); got.State != rotation.StateApplied || f.count(c.DER) != 1 || f.count(a.DER) != 1 {
+		t.Errorf("third = %s; on the app %d times; first %d times", got.State, f.count(c.DER), f.count(a.DER))
+	}
+}
+
+// TestVerifyCatchesLostCredential: someone removes a credential between the agent's write
+// and its read-back; the rotation fails loudly instead of claiming success.
+func TestVerifyCatchesLostCredential(t *testing.T) {
+	f := newFixture(t, func(c *rotation.Config) { c.Reads = 2 })
+	c := newCert("verify")
+	wrote := false
+	f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error { wrote = true; return nil }
+	f.apps.BeforeGet = func(context.Context, string) error {
+		if wrote {
+			var keep []certs.KeyCredential
+			for _, k := range f.apps.Credentials(appID) {
+				if k.Thumbprint() != certs.ThumbprintSHA1(f.old.DER) {
+					keep = append(keep, k)
+				}
+			}
+			f.apps.SetCredentials(appID, keep)
+		}
+		return nil
+	}
+	r := f.submit(c)
+	f.run()
+	got := f.get(r.ID)
+	if got.State != rotation.StateFailed || got.Reason.Code != certs.VerifyFailed {
+		t.Errorf("rotation = %s %+v; want failed verify_failed", got.State, got.Reason)
+	}
+}
+
+func TestPolicyRecheckBeforeWrite(t *testing.T) {
+	f := newFixture(t, func(c *rotation.Config) { c.ManualApproval = true })
+	c := certtest.New(now, certtest.Validity(now.Add(-time.Hour), now.Add(40*24*time.Hour)))
+	r := f.submit(c)
+	if r.State != rotation.StatePendingApproval {
+		t.Fatalf("state = %s, want pending_approval", r.State)
+	}
+	// Approved 20 days later: only 20 days of validity are left, under the policy's 30.
+	later := now.Add(20 * 24 * time.Hour)
+	f.engine = mustEngine(t, f, func(cfg *rotation.Config) { cfg.Now = func() time.Time { return later } })
+	if _, err := f.engine.Act(context.Background(), r.ID, rotation.ActApprove, "admin", ""); err != nil {
+		t.Fatal(err)
+	}
+	f.run()
+	got := f.get(r.ID)
+	if got.State != rotation.StateRejected || got.Reason.Code != certs.ExpiresTooSoon {
+		t.Errorf("rotation = %s %+v; want rejected expires_too_soon", got.State, got.Reason)
+	}
+	if last := got.History[len(got.History)-1]; last.Actor != rotation.ActorPolicy {
+		t.Errorf("rejected by %q, want policy", last.Actor)
+	}
+	if f.apps.Replaces() != 0 {
+		t.Error("an expiring certificate was written")
+	}
+}
+
+func TestPersonActions(t *testing.T) {
+	tests := []struct {
+		from   rotation.State
+		action string
+		want   rotation.State // "" = refused
+	}{
+		{rotation.StatePendingApproval, rotation.ActApprove, rotation.StateApplying},
+		{rotation.StatePendingApproval, rotation.ActReject, rotation.StateRejected},
+		{rotation.StatePendingApproval, rotation.ActConfirm, ""},
+		{rotation.StatePendingApproval, rotation.ActRetry, ""},
+		{rotation.StateApplying, rotation.ActApprove, ""},
+		{rotation.StateApplying, rotation.ActReject, ""},
+		{rotation.StateApplying, rotation.ActConfirm, ""},
+		{rotation.StateApplying, rotation.ActRetry, ""},
+		{rotation.StateApplied, rotation.ActConfirm, rotation.StateConfirmed},
+		{rotation.StateApplied, rotation.ActReject, ""},
+		{rotation.StateApplied, rotation.ActApprove, ""},
+		{rotation.StateApplied, rotation.ActRetry, ""},
+		{rotation.StateConfirmed, rotation.ActConfirm, ""},
+		{rotation.StateConfirmed, rotation.ActReject, ""},
+		{rotation.StateRejected, rotation.ActApprove, ""},
+		{rotation.StateRejected, rotation.ActRetry, ""},
+		{rotation.StateFailed, rotation.ActRetry, rotation.StateApplying},
+		{rotation.StateFailed, rotation.ActReject, rotation.StateRejected},
+		{rotation.StateFailed, rotation.ActConfirm, ""},
+		{rotation.StateFailed, "delete", ""},
+	}
+	for _, tt := range tests {
+		f := newFixture(t, nil)
+		c := newCert(string(tt.from) + tt.action)
+		x, _ := x509.ParseCertificate(c.DER)
+		f.store.Create(context.Background(), rotation.Rotation{ID: "r", State: tt.from, Certificate: certs.FactsOf(x), DER: c.DER, CreatedAt: now, UpdatedAt: now})
+		got, err := f.engine.Act(context.Background(), "r", tt.action, "api:alice", "note")
+		if tt.want == "" {
+			if !errors.Is(err, rotation.ErrInvalidState) {
+				t.Errorf("Act(%s, %s) = %v, want ErrInvalidState", tt.from, tt.action, err)
+			}
+			if f.get("r").State != tt.from {
+				t.Errorf("Act(%s, %s) changed the state", tt.from, tt.action)
+			}
+			continue
+		}
+		if err != nil || got.State != tt.want {
+			t.Errorf("Act(%s, %s) = %s, %v; want %s", tt.from, tt.action, got.State, err, tt.want)
+			continue
+		}
+		last := got.History[len(got.History)-1]
+		if last.Actor != "api:alice" || last.Note != "note" || last.State != tt.want {
+			t.Errorf("Act(%s, %s) history = %+v", tt.from, tt.action, last)
+		}
+	}
+	f := newFixture(t, nil)
+	if _, err := f.engine.Act(context.Background(), "nope", rotation.ActApprove, "a", ""); !errors.Is(err, rotation.ErrNotFound) {
+		t.Errorf("Act on unknown id = %v, want ErrNotFound", err)
+	}
+}
+
+func TestSyncRecordsOutsideChanges(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if _, err := f.engine.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.apps.SetCredentials(appID, nil) // a person removed the old certificate in the portal
+	snap, err := f.engine.Sync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.App.KeyCredentials) != 0 {
+		t.Errorf("snapshot holds %d credentials, want 0", len(snap.App.KeyCredentials))
+	}
+	audit, _ := f.store.Audit(ctx, rotation.AuditQuery{})
+	if len(audit) == 0 || audit[0].Action != rotation.ActionExternalChange || !strings.Contains(audit[0].Message, "removed keyId 33333333") {
+		t.Errorf("audit = %+v, want an outside-change entry", audit)
+	}
+}
+
+func TestStopDuringBackoffLeavesApplying(t *testing.T) {
+	f := newFixture(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	f.engine = mustEngine(t, f, func(c *rotation.Config) {
+		c.Sleep = func(ctx context.Context, d time.Duration) error { cancel(); <-ctx.Done(); return ctx.Err() }
+	})
+	f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error { return rotationtest.Unavailable() }
+	r := f.submit(newCert("stopping"))
+	if err := f.engine.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := f.get(r.ID)
+	if got.State != rotation.StateApplying || got.IntentKeyID == "" {
+		t.Errorf("after a stop: %s intent %q; want applying with its intent", got.State, got.IntentKeyID)
+	}
+}
+
+func mustEngine(t *testing.T, f *fixture, edit func(*rotation.Config)) *rotation.Engine {
+	cfg := rotation.Config{
+		Store: f.store, Graph: f.apps, AppID: appID, Policy: certpolicy.Default(),
+		DisplayName: func(c certs.Certificate, _ time.Time) string { return c.CommonName() },
+		Logger:      slog.New(slog.DiscardHandler), Now: func() time.Time { return now },
+	}
+	edit(&cfg)
+	e, err := rotation.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
