@@ -75,6 +75,9 @@ type Agent struct {
 	// renewMu is held while the agent's own credential is being renewed.
 	renewMu sync.Mutex
 
+	// notifyWake tells notifyLoop that a rotation was applied.
+	notifyWake chan struct{}
+
 	// runCtx and wg belong to Run: goRun starts work that Run waits for.
 	runCtx context.Context
 	wg     sync.WaitGroup
@@ -106,6 +109,8 @@ func New(opts Options) (a *Agent, err error) {
 		version:  opts.Version,
 		listener: opts.Listener,
 		running:  make(chan struct{}),
+
+		notifyWake: make(chan struct{}, 1),
 	}
 	defer func() {
 		if err != nil {
@@ -167,6 +172,7 @@ func New(opts Options) (a *Agent, err error) {
 		ManualApproval: cfg.Policy.Approval == config.ApprovalManual,
 		MaxAttempts:    cfg.Graph.MaxAttempts,
 		OnSnapshot:     a.saveSnapshot,
+		OnApplied:      a.applied,
 		Logger:         a.log,
 		Now:            a.now,
 	}); err != nil {
@@ -242,6 +248,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	run("intake", a.intake.Run)
 	run("sync", a.syncLoop)
 	run("renew", a.renewLoop)
+	run("notify", a.notifyLoop)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -266,6 +273,14 @@ func (a *Agent) Run(ctx context.Context) error {
 		return err
 	default:
 		return nil
+	}
+}
+
+// applied is the engine's hook: a rotation reached applied.
+func (a *Agent) applied(rotation.Rotation) {
+	select {
+	case a.notifyWake <- struct{}{}:
+	default:
 	}
 }
 

@@ -2,11 +2,16 @@ package agent_test
 
 import (
 	"context"
+	"encoding/json"
+	"encoding/pem"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -492,3 +497,56 @@ func TestUnknownAgentKey(t *testing.T) {
 }
 
 func netListen() (net.Listener, error) { return net.Listen("tcp", "127.0.0.1:0") }
+
+// TestWebhookConfirms: with notify.webhook_url set, an applied rotation is posted to the
+// provider's webhook (retried when it fails) and confirmed once it answers 2xx.
+func TestWebhookConfirms(t *testing.T) {
+	var mu sync.Mutex
+	var got []map[string]any
+	var auth string
+	calls := 0
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		defer mu.Unlock()
+		calls++
+		if calls == 1 {
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		var m map[string]any
+		json.NewDecoder(r.Body).Decode(&m)
+		got = append(got, m)
+		auth = r.Header.Get("Authorization")
+		w.WriteHeader(http.StatusAccepted)
+	}))
+	defer srv.Close()
+	agent.NotifyBackoffForTest(t)
+	h := start(t, func(c *config.Config) {
+		// Trust the test server beside the emulator.
+		bundle := filepath.Join(t.TempDir(), "ca.pem")
+		ca, _ := os.ReadFile(c.Cloud.CAFile)
+		ca = append(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})...)
+		os.WriteFile(bundle, ca, 0o644)
+		c.Cloud.CAFile = bundle
+		c.Notify.WebhookURL = srv.URL + "/hooks/certagent"
+		c.Notify.Headers = map[string]string{"Authorization": "Bearer provider-secret"}
+	})
+	ctx := context.Background()
+	c := certtest.New(time.Now(), certtest.CommonName("notified"))
+	r, _, err := h.client.Submit(ctx, c.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := h.rotation(r.ID, "confirmed")
+	if last := conf.History[len(conf.History)-1]; last.Actor != "notify" {
+		t.Errorf("confirmed by %q, want notify", last.Actor)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if calls != 2 || len(got) != 1 {
+		t.Fatalf("webhook calls = %d, deliveries %d; want a failure then one delivery", calls, len(got))
+	}
+	if got[0]["event"] != "certificate.applied" || got[0]["rotationId"] != r.ID || auth != "Bearer provider-secret" {
+		t.Errorf("delivery = %v, auth %q", got[0], auth)
+	}
+}

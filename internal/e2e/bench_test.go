@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"crypto/rand"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/config"
+	"github.com/aucloud/certagent/internal/certtest"
+)
+
+// percentile returns the p-th percentile (0..100) of sorted durations.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(float64(len(sorted)-1) * p / 100)
+	return sorted[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// BenchmarkDropToApplied measures, on a real agent process against the emulated tenant, the
+// time from a certificate file being complete in the drop folder to its rotation being
+// applied (written and read back), minus the settle window. Run it with a bounded count,
+// e.g. -benchtime=60x: each iteration adds a credential to the emulated app.
+func BenchmarkDropToApplied(b *testing.B) {
+	const settle = 2 * time.Second // the shipped default
+	e := NewEnv(b, func(c *config.Config) { c.Intake.Settle = config.Duration(settle) })
+	a := e.StartAgent()
+	drop := e.Config.DropFolder
+	now := time.Now()
+	var lat, intakeLat, engineLat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := certtest.New(now, certtest.CommonName(fmt.Sprintf("latency %d", i)))
+		path := filepath.Join(drop, fmt.Sprintf("lat-%d.cer", i))
+		if err := os.WriteFile(path, c.PEM(), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		fi, err := os.Stat(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		r := a.WaitRotation(certs.ThumbprintSHA1(c.DER), "applied", 30*time.Second)
+		var applied time.Time
+		for _, h := range r.History {
+			if h.State == "applied" {
+				applied = h.At
+			}
+		}
+		// From the moment the file stopped changing plus the settle window, to applied;
+		// split into the intake's part (to the rotation's creation) and the engine's.
+		settled := fi.ModTime().Add(settle)
+		lat = append(lat, applied.Sub(settled))
+		intakeLat = append(intakeLat, r.CreatedAt.Sub(settled))
+		engineLat = append(engineLat, applied.Sub(r.CreatedAt))
+	}
+	b.StopTimer()
+	slices.Sort(lat)
+	b.ReportMetric(ms(percentile(lat, 50)), "p50_ms")
+	b.ReportMetric(ms(percentile(lat, 99)), "p99_ms")
+	b.ReportMetric(ms(lat[len(lat)-1]), "max_ms")
+	slices.Sort(intakeLat)
+	slices.Sort(engineLat)
+	b.ReportMetric(ms(percentile(engineLat, 50)), "engine_p50_ms")
+	b.Logf("drop-to-applied beyond the %s settle window over %d files: p50 %.1f ms, p99 %.1f ms, max %.1f ms; "+
+		"of which intake (settled to recorded) p50 %.1f ms p99 %.1f ms, engine (recorded to applied: read, write, read back) p50 %.1f ms p99 %.1f ms",
+		settle, len(lat), ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(lat[len(lat)-1]),
+		ms(percentile(intakeLat, 50)), ms(percentile(intakeLat, 99)), ms(percentile(engineLat, 50)), ms(percentile(engineLat, 99)))
+}
+
+// BenchmarkFlood drops 10,000 files of mixed garbage on a real agent process at once and
+// reports how fast they are filed, the process's peak memory, and its idle memory before the
+// flood. Every file must end in processed/ or rejected/.
+func BenchmarkFlood(b *testing.B) {
+	const n = 10000
+	for i := 0; i < b.N; i++ {
+		e := NewEnv(b, func(c *config.Config) { c.Intake.Settle = config.Duration(2 * time.Second) })
+		a := e.StartAgent()
+		time.Sleep(5 * time.Second) // settle into idle: first sync done, nothing to do
+		idle, _, err := RSS(a.PID())
+		if err != nil {
+			b.Skipf("reading process memory needs /proc: %v", err)
+		}
+		drop := e.Config.DropFolder
+		valid := certtest.New(time.Now(), certtest.CommonName("flood valid"))
+		garbage := make([]byte, 4096)
+		start := time.Now()
+		for j := 0; j < n; j++ {
+			name := fmt.Sprintf("g%05d", j)
+			var data []byte
+			switch j % 10 {
+			case 0:
+				name += ".txt"
+				data = []byte("readme")
+			case 1:
+				name += ".pfx"
+				data = garbage[:100]
+			case 2:
+				name += ".cer"
+				data = valid.PEM() // the same valid certificate, again and again
+			case 3:
+				name += ".pem"
+				data = []byte("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n")
+			default:
+				name += ".cer"
+				rand.Read(garbage)
+				data = garbage[:256+j%3000]
+			}
+			if err := os.WriteFile(filepath.Join(drop, name), data, 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		written := time.Since(start)
+		var peak int64
+		a.WaitFor("10,000 files filed", 10*time.Minute, func() bool {
+			if _, p, err := RSS(a.PID()); err == nil && p > peak {
+				peak = p
+			}
+			return CountFiles(filepath.Join(drop, "processed"))+CountFiles(filepath.Join(drop, "rejected")) == n
+		})
+		elapsed := time.Since(start)
+		if left := CountFiles(drop); left != 0 {
+			b.Errorf("%d files left in the drop folder", left)
+		}
+		if got := CountFiles(filepath.Join(drop, "processed")); got != n/10 {
+			b.Errorf("processed/ holds %d files, want %d", got, n/10)
+		}
+		_, peak, _ = RSS(a.PID())
+		rate := float64(n) / elapsed.Seconds()
+		b.ReportMetric(rate, "files/s")
+		b.ReportMetric(float64(peak)/(1<<20), "peak_rss_MB")
+		b.ReportMetric(float64(idle)/(1<<20), "idle_rss_MB")
+		b.Logf("flood of %d files (written in %s): all filed in %s = %.0f files/s (including the %s settle window); peak RSS %.1f MB; idle RSS before it %.1f MB",
+			n, written.Round(time.Millisecond), elapsed.Round(time.Millisecond), rate, e.Config.Intake.Settle.Duration(), float64(peak)/(1<<20), float64(idle)/(1<<20))
+		a.Kill()
+	}
+}
