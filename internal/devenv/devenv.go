@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"slices"
 
-	"github.com/aucloud/certagent/agent"
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/credential"
@@ -140,7 +139,7 @@ func Setup(o Options) (*Env, error) {
 
 	// The agent's own credential, made exactly as `certagent credential init` makes it, and
 	// registered on its app the way an admin would upload it in the portal.
-	c, _, err := credential.Init(agent.CredentialFiles(cfg), credential.Options{
+	c, _, err := credential.Init(credential.Files{Cert: cfg.Auth.CertificateFile, Key: cfg.Auth.KeyFile}, credential.Options{
 		CommonName: "certagent dev", Bits: cfg.Auth.KeyBits, Validity: cfg.Auth.Validity.Duration(),
 	})
 	if err != nil {
