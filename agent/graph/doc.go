@@ -1,0 +1,92 @@
+// Package graph reads and writes an Entra ID application's keyCredentials through Microsoft
+// Graph, signing in with the agent's own certificate; it is the only package that imports
+// msgraph-sdk-go and azidentity.
+//
+// Client satisfies rotation.KeyCredentials (Get and Replace) and adds AddKey and RemoveKey for
+// the agent's own app registration (self-renewal with a proof of possession).
+//
+// # What the client guards against
+//
+// These are the hazards of GRAPH-NOTES.md and of the SDKs themselves, as of msgraph-sdk-go
+// v1.89.0, kiota-http-go v1.5.4, kiota-abstractions-go v1.9.3, azidentity v1.15.0 and MSAL-Go
+// v1.10.1:
+//
+//   - Only the application and its keyCredentials are read: Get asks for a single object with
+//     $select (GET /applications(appId='...')?$select=id,appId,displayName,keyCredentials),
+//     the one form of read for which Graph returns each credential's key bytes, so that
+//     thumbprints come from the certificates themselves.
+//   - PATCH replaces the whole keyCredentials collection. Replace sends exactly the list it is
+//     given, in order, every entry with its keyId; an entry without key bytes is sent with
+//     "key": null, which Graph reads as "keep the stored key". Dates are sent with the
+//     precision they were read with, since Graph refuses a changed property on an existing
+//     keyId.
+//   - The SDK's authentication provider silently sends a request WITHOUT the Authorization
+//     header when the URL's host is not in its valid-hosts list. The list holds exactly the
+//     Graph host, and the innermost middleware refuses to send a request that has no
+//     Authorization header or that goes to any other host (fail closed).
+//   - kiota-http-go builds its default middleware list from a Go map, so its order changes
+//     from run to run. When the retry handler runs before the compression handler, a retried
+//     PATCH goes out with "Content-Encoding: gzip" and an uncompressed body
+//     (microsoft/kiota-http-go#183). The client builds the list itself, in a fixed order,
+//     with compression outside retry: the body is compressed once and each retry resends the
+//     same compressed bytes. The retry handler also leaves each throttled answer's body open;
+//     the client drains and closes it.
+//   - odataerrors.ODataError's Error method dereferences fields that may be missing and can
+//     panic; errors are read field by field and never through that method. An error answer
+//     that is not JSON (a proxy's HTML page) yields no ODataError at all, so the status and
+//     headers of the last answer are recorded by the client's own middleware and used instead.
+//   - azidentity's ClientCertificateCredential is built for one certificate. The client wraps
+//     it in a credential that rebuilds it when the CredentialSource's certificate thumbprint
+//     changes (see "Tokens" below).
+//
+// # Retries and how they stack
+//
+// Three layers retry, and the caller should know all three:
+//
+//  1. Graph requests: kiota's retry handler retries 429, 503 and 504 up to 3 times, waiting
+//     for Retry-After when the answer has one (kiota truncates fractional seconds; the client
+//     waits out the fraction itself), otherwise 3 s, 6 s, 12 s plus up to 1 s of jitter. The
+//     client stops these retries early when the wait would not fit in what is left of the
+//     operation's deadline (Config.Timeout, or the caller's earlier deadline): the last
+//     answer is then returned as a transient Error whose RetryAfter tells the server's wish.
+//     AddKey and RemoveKey are not retried on 504, as a timed-out POST may have taken
+//     effect.
+//  2. Token requests: azcore's retry policy retries 408, 429, 500, 502, 503, 504 and
+//     network failures (not an untrusted server certificate) up to 3 times (0.8 s
+//     doubling, honouring Retry-After). An access token is cached for about an hour, so
+//     this layer is rarely reached.
+//  3. The caller: the rotation engine retries an operation whose error is transient, after
+//     RetryAfter or its own backoff. One engine attempt may thus be up to 4 HTTP requests
+//     (and up to 4 token requests); an engine configured for N attempts may send up to 4N.
+//     Throttling longer than the operation's deadline is left entirely to the engine, which
+//     keeps the SDK from sleeping minutes inside one call.
+//
+// # Tokens
+//
+// Each Graph request asks the credential for a token; azidentity keeps tokens in an
+// in-memory cache per credential and asks the token endpoint again only near expiry.
+// When the CredentialSource's certificate changes (renewal), the wrapper builds a new
+// azidentity credential, and with it an empty cache: the next request signs in with the new
+// certificate at once (one extra token request, which also proves the new certificate
+// works), and the token obtained with the old certificate is dropped, never reused.
+//
+// # Build cost
+//
+// The client uses msgraph-sdk-go's applications, applicationswithappid and models packages
+// with msgraph-sdk-go-core's request adapter, and not the root package's GraphServiceClient:
+// the root imports every request builder of Graph (about 120 packages, 117 MB of source
+// with their dependencies against 25 MB for what is used here), all compiled for nothing.
+// The adapter is built as msgraph-sdk-go builds it (same telemetry, the same middleware bar
+// the /me URL rewriting that application requests never need, in a fixed order), with
+// serializers registered on the adapter rather than in kiota's process-wide registries.
+//
+// # Errors
+//
+// Every error returned by the client's methods is an *Error. It reports Transient (429, 408,
+// 500, 502, 503, 504, timeouts, resets, DNS and dial failures, token endpoint 5xx),
+// RetryAfter (from Retry-After: seconds, possibly fractional, or an HTTP date) and Reason
+// (certs.GraphDenied, certs.AppNotFound, certs.GraphBadRequest, certs.GraphUnavailable,
+// certs.AuthFailed or certs.GraphError), and keeps Graph's code and message, or the token
+// endpoint's AADSTS code and description. Errors and logs never hold a token, an assertion,
+// a proof or key material.
+package graph
