@@ -141,6 +141,7 @@ func hasProblem(s apitype.Status, code string) bool {
 }
 
 func TestAPISubmitLifecycle(t *testing.T) {
+	t.Parallel()
 	h := start(t, nil)
 	ctx := context.Background()
 	before := h.creds()
@@ -236,6 +237,7 @@ func TestAPISubmitLifecycle(t *testing.T) {
 }
 
 func TestManualApproval(t *testing.T) {
+	t.Parallel()
 	h := start(t, func(c *config.Config) { c.Policy.Approval = config.ApprovalManual })
 	ctx := context.Background()
 	c := certtest.New(time.Now(), certtest.CommonName("needs approval"))
@@ -290,6 +292,7 @@ func TestManualApproval(t *testing.T) {
 // the rotation fails with Graph's reason and status says so; once an admin fixes the
 // ownership, a person's retry applies it.
 func TestDeniedThenRetry(t *testing.T) {
+	t.Parallel()
 	h := start(t, nil)
 	ctx := context.Background()
 	emu := h.env.Emulator
@@ -324,9 +327,10 @@ func TestDeniedThenRetry(t *testing.T) {
 // TestTransientFailuresRetried: Graph answers 503 more often than the SDK retries; the
 // engine's own backoff carries the rotation through.
 func TestTransientFailuresRetried(t *testing.T) {
+	t.Parallel()
 	h := start(t, nil)
 	ctx := context.Background()
-	if err := h.env.Emulator.AddFaults(emulator.Fault{Method: "PATCH", Path: "/v1.0/applications", Status: 503, Times: 5}); err != nil {
+	if err := h.env.Emulator.AddFaults(emulator.Fault{Method: "PATCH", Path: "/v1.0/applications", Status: 503, RetryAfter: 0.05, Times: 5}); err != nil {
 		t.Fatal(err)
 	}
 	c := certtest.New(time.Now(), certtest.CommonName("transient"))
@@ -344,6 +348,7 @@ func TestTransientFailuresRetried(t *testing.T) {
 // first write; the second write must not be built on it, or it would drop the first
 // certificate.
 func TestStaleReadAfterWrite(t *testing.T) {
+	t.Parallel()
 	h := start(t, nil)
 	ctx := context.Background()
 	first := certtest.New(time.Now(), certtest.CommonName("first"))
@@ -372,6 +377,7 @@ func TestStaleReadAfterWrite(t *testing.T) {
 // TestCredentialRotate renews the agent's own sign-in credential through Graph's addKey and
 // keeps working with the new one.
 func TestCredentialRotate(t *testing.T) {
+	t.Parallel()
 	h := start(t, nil)
 	ctx := context.Background()
 	before, err := h.client.Credential(ctx)
@@ -427,6 +433,7 @@ func TestCredentialRotate(t *testing.T) {
 }
 
 func TestStatusReportsExpiringCertificate(t *testing.T) {
+	t.Parallel()
 	h := start(t, nil)
 	ctx := context.Background()
 	var s apitype.Status
@@ -456,6 +463,7 @@ func TestStatusReportsExpiringCertificate(t *testing.T) {
 // TestUnknownAgentKey: the agent's certificate is not registered on its app; the sync
 // reports AADSTS700027 as a critical graph_unreachable problem.
 func TestUnknownAgentKey(t *testing.T) {
+	t.Parallel()
 	h := start(t, nil)
 	ctx := context.Background()
 	emu := h.env.Emulator

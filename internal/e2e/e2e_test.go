@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -147,14 +145,8 @@ func TestDropFolderProcess(t *testing.T) {
 	for name, h := range hostile {
 		writeFile(t, filepath.Join(drop, name), h.data)
 	}
-	if runtime.GOOS != "windows" {
-		os.Symlink("/etc/passwd", filepath.Join(drop, "link.cer"))
-		syscall.Mkfifo(filepath.Join(drop, "pipe.cer"), 0o644)
-		hostile["link.cer"] = struct {
-			data []byte
-			code certs.Code
-		}{nil, certs.UnsupportedFile}
-		hostile["pipe.cer"] = struct {
+	for _, name := range makeSpecialFiles(t, drop) {
+		hostile[name] = struct {
 			data []byte
 			code certs.Code
 		}{nil, certs.UnsupportedFile}
