@@ -33,20 +33,20 @@ func (p Policy) ReadFile(path string, now time.Time) Verdict {
 	if err != nil {
 		return readFailed(path, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return rejected(reason(certs.UnsupportedFile, "is %s, not a regular file; the agent reads only regular files and never follows links", modeName(fi.Mode())))
-	}
-	if r := nameReason(path); r != nil {
+	if r := ModeReason(fi.Mode()); r != nil {
 		return rejected(r)
 	}
-	if fi.Size() > certs.MaxFileSize {
-		return rejected(reason(certs.TooLarge, "file is %s; the limit is %s", sizeAbove(fi.Size()), sizeText(certs.MaxFileSize)))
+	if r := NameReason(path); r != nil {
+		return rejected(r)
+	}
+	if r := SizeReason(fi.Size()); r != nil {
+		return rejected(r)
 	}
 	f, err := openNoFollow(path)
 	if err != nil {
 		if fi2, lerr := os.Lstat(path); lerr == nil && !fi2.Mode().IsRegular() {
 			// Replaced by a link or a FIFO after Lstat, which O_NOFOLLOW refused.
-			return rejected(reason(certs.UnsupportedFile, "is %s, not a regular file; the agent reads only regular files and never follows links", modeName(fi2.Mode())))
+			return rejected(ModeReason(fi2.Mode()))
 		}
 		return readFailed(path, err)
 	}
@@ -111,8 +111,25 @@ func readFailed(path string, err error) Verdict {
 	return Verdict{Reason: reason(certs.UnsupportedFile, "%s", err.Error()), Err: err}
 }
 
-// nameReason judges a file by its name alone (ClassifyName); nil means read it.
-func nameReason(path string) *certs.Reason {
+// ModeReason refuses what is not a regular file (a link, a FIFO, a device, a socket); nil
+// for a regular file. The drop folder and `certagent inspect` share these words.
+func ModeReason(m fs.FileMode) *certs.Reason {
+	if m.IsRegular() {
+		return nil
+	}
+	return reason(certs.UnsupportedFile, "is %s, not a regular file; the agent reads only regular files and never follows links", modeName(m))
+}
+
+// SizeReason refuses a file larger than certs.MaxFileSize; nil otherwise.
+func SizeReason(size int64) *certs.Reason {
+	if size <= certs.MaxFileSize {
+		return nil
+	}
+	return reason(certs.TooLarge, "file is %s; the limit is %s", sizeAbove(size), sizeText(certs.MaxFileSize))
+}
+
+// NameReason judges a file by its name alone (ClassifyName); nil means read it.
+func NameReason(path string) *certs.Reason {
 	base := filepath.Base(path)
 	ext := strings.ToLower(filepath.Ext(base))
 	switch ClassifyName(base) {

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certpolicy"
@@ -56,19 +55,21 @@ func (in *Intake) process(ctx context.Context, name string) {
 		in.file(ctx, e, f, e.decided.Decision, e.decided.byIntake)
 		return
 	}
-	switch {
-	case !fi.Mode().IsRegular():
+	// The same words as `certagent inspect` (certpolicy.ReadFile) gives.
+	if r := certpolicy.ModeReason(fi.Mode()); r != nil {
 		// Never opened (opening a FIFO blocks) and never followed: the entry itself is moved.
-		in.refuse(ctx, e, f, certs.UnsupportedFile, fmt.Sprintf("this is %s, not a regular file; the agent takes only regular files and never follows links", typeName(fi.Mode())))
-	case e.kind == certpolicy.NamePrivateKey:
-		in.refuse(ctx, e, f, certs.ContainsPrivateKey, fmt.Sprintf("a %s file holds a private key; the agent does not read such files and never uploads private keys", strings.ToLower(filepath.Ext(name))))
-	case e.kind == certpolicy.NameUnsupported:
-		in.refuse(ctx, e, f, certs.UnsupportedFile, fmt.Sprintf("the agent reads only .cer, .crt, .pem and .der files, not %s", extName(name)))
-	case fi.Size() > certs.MaxFileSize:
-		in.refuse(ctx, e, f, certs.TooLarge, tooLargeMessage(fi.Size()))
-	default:
-		in.handle(ctx, e, f, fi)
+		in.refuse(ctx, e, f, r)
+		return
 	}
+	if e.kind == certpolicy.NamePrivateKey || e.kind == certpolicy.NameUnsupported {
+		in.refuse(ctx, e, f, certpolicy.NameReason(name))
+		return
+	}
+	if r := certpolicy.SizeReason(fi.Size()); r != nil {
+		in.refuse(ctx, e, f, r)
+		return
+	}
+	in.handle(ctx, e, f, fi)
 }
 
 // handle reads a settled certificate file, hands it to the Handler and files it.
@@ -79,7 +80,7 @@ func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) 
 	switch {
 	case err == nil:
 	case errors.Is(err, errTooLarge):
-		in.refuse(ctx, e, f, certs.TooLarge, tooLargeMessage(max(f.Size, certs.MaxFileSize+1)))
+		in.refuse(ctx, e, f, certpolicy.SizeReason(max(f.Size, certs.MaxFileSize+1)))
 		return
 	case errors.Is(err, errChanged):
 		switch fi2, lerr := os.Lstat(p); {
@@ -222,8 +223,8 @@ func sameFacts(a, b fs.FileInfo) bool {
 }
 
 // refuse files a file the intake turns down by itself, without the Handler.
-func (in *Intake) refuse(ctx context.Context, e *entry, f File, code certs.Code, msg string) {
-	in.file(ctx, e, f, Decision{Reason: &certs.Reason{Code: code, Message: msg}}, true)
+func (in *Intake) refuse(ctx context.Context, e *entry, f File, r *certs.Reason) {
+	in.file(ctx, e, f, Decision{Reason: r}, true)
 }
 
 // file moves the file to processed/ or rejected/ and reports it. A failed move leaves the
@@ -288,31 +289,3 @@ func (in *Intake) failed(name string, e *entry, msg string, err error) {
 	}
 }
 
-func tooLargeMessage(size int64) string {
-	return fmt.Sprintf("the file has %d bytes; the agent reads files of at most %d bytes (1 MiB), and a certificate takes a few KiB", size, certs.MaxFileSize)
-}
-
-// typeName describes a non-regular file's type for a person.
-func typeName(m fs.FileMode) string {
-	switch {
-	case m&fs.ModeSymlink != 0:
-		return "a symbolic link"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe (FIFO)"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeCharDevice != 0:
-		return "a character device"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "an irregular file (such as a junction or other reparse point)"
-}
-
-// extName describes a name's extension for a person.
-func extName(name string) string {
-	if ext := filepath.Ext(name); ext != "" && len(ext) <= 32 {
-		return "a " + strings.ToLower(ext) + " file"
-	}
-	return "a file without a certificate extension"
-}
