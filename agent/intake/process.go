@@ -288,4 +288,3 @@ func (in *Intake) failed(name string, e *entry, msg string, err error) {
 		in.log.Warn(msg, "file", name, "error", err)
 	}
 }
-
