@@ -14,6 +14,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"sync"
 	"time"
 
@@ -123,6 +125,14 @@ func New(opts Options) (a *Agent, err error) {
 	}
 	if err := securefile.MkdirAll(cfg.StateDir); err != nil {
 		return nil, fmt.Errorf("creating the state directory: %w", err)
+	}
+	if runtime.GOOS != "windows" && within(cfg.DropFolder, cfg.StateDir) {
+		// The Linux default drop folder (/var/lib/certagent/drop) sits inside the state
+		// directory. Others may pass through (x) to reach it, but not list the state (the
+		// secrets in it are 0600 themselves). On Windows the drop folder is a sibling.
+		if err := os.Chmod(cfg.StateDir, 0o711); err != nil {
+			return nil, fmt.Errorf("opening the state directory's way to the drop folder: %w", err)
+		}
 	}
 	if a.store, err = store.Open(filepath.Join(cfg.StateDir, "certagent.db"), store.Logger(a.log)); err != nil {
 		return nil, err
@@ -318,6 +328,12 @@ func (a *Agent) audit(ctx context.Context, e rotation.AuditEntry) {
 	if err := a.store.Append(ctx, e); err != nil {
 		a.log.Error("writing audit entry", "action", e.Action, "err", err)
 	}
+}
+
+// within reports whether path is dir or inside it.
+func within(path, dir string) bool {
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
 
 func credentialFiles(cfg *config.Config) credential.Files {
