@@ -56,7 +56,7 @@ type Agent struct {
 
 	policy   certpolicy.Policy
 	names    *certpolicy.NameTemplate
-	store    *store.Store
+	store    *cachedStore
 	cred     *credential.Source
 	graph    *graph.Client
 	engine   *rotation.Engine
@@ -134,9 +134,11 @@ func New(opts Options) (a *Agent, err error) {
 			return nil, fmt.Errorf("opening the state directory's way to the drop folder: %w", err)
 		}
 	}
-	if a.store, err = store.Open(filepath.Join(cfg.StateDir, "certagent.db"), store.Logger(a.log)); err != nil {
+	st, err := store.Open(filepath.Join(cfg.StateDir, "certagent.db"), store.Logger(a.log))
+	if err != nil {
 		return nil, err
 	}
+	a.store = &cachedStore{Store: st}
 	if err := credential.Recover(credentialFiles(cfg), nextFiles(credentialFiles(cfg))); err != nil {
 		return nil, fmt.Errorf("repairing the agent's own credential: %w", err)
 	}

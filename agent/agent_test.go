@@ -28,7 +28,8 @@ import (
 // harness is an agent running in this process against an in-process emulated tenant,
 // driven by the real Graph SDK on the wire and by its API client.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
+	token  string
 	env    *devenv.Env
 	agent  *agent.Agent
 	client *client.Client
@@ -36,7 +37,7 @@ type harness struct {
 	done   chan error
 }
 
-func start(t *testing.T, edit func(*config.Config)) *harness {
+func start(t testing.TB, edit func(*config.Config)) *harness {
 	t.Helper()
 	env, err := devenv.Setup(devenv.Options{Dir: t.TempDir(), APIListen: "127.0.0.1:0", Edit: func(c *config.Config) {
 		c.Intake.Settle = config.Duration(100 * time.Millisecond)
@@ -72,6 +73,7 @@ func (h *harness) startAgent() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	h.token = string(tok)
 	h.client, err = client.New("http://"+ln.Addr().String(), tok, client.WithActor("tester"))
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"slices"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aucloud/certagent/api/apitype"
+	"github.com/aucloud/certagent/internal/loadgen"
 )
 
 // BenchmarkStatus measures GET /api/v1/status through the whole handler stack (headers,
@@ -44,7 +43,6 @@ func BenchmarkStatus(b *testing.B) {
 // The target is p99 ≤ 2 ms; the benchmark reports, it does not assert.
 func BenchmarkLoadStatus2000rps(b *testing.B) {
 	const rate = 2000
-	interval := time.Second / rate
 	st := sampleStatus()
 	srv := newTestServer(b, &fakeBackend{StatusFunc: func(context.Context) apitype.Status { return st }})
 	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
@@ -76,55 +74,18 @@ func BenchmarkLoadStatus2000rps(b *testing.B) {
 		}
 	}
 
-	lat := make([]time.Duration, b.N) // from the scheduled start
-	svc := make([]time.Duration, b.N) // from the actual send
-	var (
-		wg     sync.WaitGroup
-		mu     sync.Mutex
-		errs   int
-		maxLag time.Duration
-	)
 	b.ResetTimer()
-	start := time.Now()
-	for i := range b.N {
-		due := start.Add(time.Duration(i) * interval)
-		// A sleep wakes up to a millisecond late on Linux; that lateness counts in the
-		// latency from the schedule (a spinning pacer was tried: it starves the server on
-		// two cores).
-		if d := time.Until(due); d > 0 {
-			time.Sleep(d)
-		}
-		if lag := time.Since(due); lag > maxLag {
-			maxLag = lag
-		}
-		wg.Go(func() {
-			sent := time.Now()
-			err := fire()
-			lat[i] = time.Since(due)
-			svc[i] = time.Since(sent)
-			if err != nil {
-				mu.Lock()
-				errs++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
+	r := loadgen.Run(rate, b.N, fire)
 	b.StopTimer()
-
-	slices.Sort(lat)
-	slices.Sort(svc)
-	pct := func(d []time.Duration, p float64) float64 {
-		return float64(d[int(p*float64(len(d)-1))]) / float64(time.Millisecond)
-	}
+	lat, svc := r.Latency, r.Service
+	pct := loadgen.Percentile
 	b.ReportMetric(pct(lat, 0.50), "p50-ms")
 	b.ReportMetric(pct(lat, 0.99), "p99-ms")
 	b.ReportMetric(pct(lat, 0.999), "p99.9-ms")
 	b.ReportMetric(pct(lat, 1), "max-ms")
 	b.ReportMetric(pct(svc, 0.50), "svc-p50-ms")
 	b.ReportMetric(pct(svc, 0.99), "svc-p99-ms")
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	b.ReportMetric(float64(errs), "errors")
-	b.ReportMetric(float64(maxLag)/float64(time.Millisecond), "sched-lag-ms")
+	b.ReportMetric(r.Rate(), "req/s")
+	b.ReportMetric(float64(r.Errors), "errors")
+	b.ReportMetric(float64(r.MaxLag)/float64(time.Millisecond), "sched-lag-ms")
 }

@@ -1,17 +1,22 @@
 package e2e
 
 import (
+	"context"
 	"crypto/rand"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/internal/certtest"
+	"github.com/aucloud/certagent/internal/loadgen"
 )
 
 // percentile returns the p-th percentile (0..100) of sorted durations.
@@ -141,4 +146,60 @@ func BenchmarkFlood(b *testing.B) {
 			n, written.Round(time.Millisecond), elapsed.Round(time.Millisecond), rate, e.Config.Intake.Settle.Duration(), float64(peak)/(1<<20), float64(idle)/(1<<20))
 		a.Kill()
 	}
+}
+
+// BenchmarkStatusLoad is an open-loop load run of GET /api/v1/status at 2,000 requests per
+// second against a real agent process (its store, its snapshot, its rotations), from
+// another process on loopback. ns/op is the pacing; the figures are the percentiles.
+//
+//	go test -run '^$' -bench StatusLoad -benchtime 10000x ./internal/e2e
+func BenchmarkStatusLoad(b *testing.B) {
+	e := NewEnv(b, nil)
+	a := e.StartAgent()
+	// Some history to serve: a few applied rotations.
+	for i := 0; i < 5; i++ {
+		c := certtest.New(time.Now(), certtest.CommonName(fmt.Sprintf("load %d", i)))
+		if _, _, err := a.Client.Submit(context.Background(), c.PEM(), ""); err != nil {
+			b.Fatal(err)
+		}
+		a.WaitRotation(certs.ThumbprintSHA1(c.DER), "applied", 30*time.Second)
+	}
+	tok, err := os.ReadFile(e.Config.API.TokenFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	auth := "Bearer " + strings.TrimSpace(string(tok))
+	url := "http://" + e.Config.API.Listen + "/api/v1/status"
+	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+	fire := func() error {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Authorization", auth)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return err
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("status %d", resp.StatusCode)
+		}
+		return nil
+	}
+	for range 64 {
+		if err := fire(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	r := loadgen.Run(2000, b.N, fire)
+	b.StopTimer()
+	b.ReportMetric(loadgen.Percentile(r.Latency, 0.50), "p50_ms")
+	b.ReportMetric(loadgen.Percentile(r.Latency, 0.99), "p99_ms")
+	b.ReportMetric(loadgen.Percentile(r.Service, 0.99), "svc_p99_ms")
+	b.ReportMetric(r.Rate(), "req/s")
+	b.ReportMetric(float64(r.Errors), "errors")
+	b.Logf("GET /api/v1/status at 2,000/s on a real agent, %d requests: p50 %.2f ms, p99 %.2f ms (from the send: p99 %.2f ms), %d errors",
+		b.N, loadgen.Percentile(r.Latency, 0.50), loadgen.Percentile(r.Latency, 0.99), loadgen.Percentile(r.Service, 0.99), r.Errors)
 }
