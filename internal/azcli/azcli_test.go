@@ -18,13 +18,14 @@ import (
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/emulator"
 	"github.com/aucloud/certagent/internal/certtest"
+	"github.com/aucloud/certagent/internal/e2e"
 )
 
-// newCLI returns az set up for tn's emulator in a private folder (not yet logged in). A
-// missing az fails the test: `make test` does not skip this package.
-func newCLI(tb testing.TB, tn *tenant, debug bool) *CLI {
+// newCLI returns az set up for emu in a private folder (not yet logged in). A missing az
+// fails the test: `make test` does not skip this package.
+func newCLI(tb testing.TB, emu *emulator.Emulator, debug bool) *CLI {
 	tb.Helper()
-	c, err := New(Config{Dir: filepath.Join(tb.TempDir(), "az"), EmulatorURL: tn.emu.URL(), CAFile: tn.emu.CAFile(), Debug: debug})
+	c, err := New(Config{Dir: filepath.Join(tb.TempDir(), "az"), EmulatorURL: emu.URL(), CAFile: emu.CAFile(), Debug: debug})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -124,19 +125,19 @@ func withoutKey(k emulator.KeyCredentialView) emulator.KeyCredentialView {
 // certificate as already present without writing, and the token endpoint refuses az the
 // way Entra does.
 func TestAzureCLIAndAgentAgree(t *testing.T) {
-	go buildBinary() // overlaps az's set-up; startAgent waits for it
+	e2e.BuildInBackground() // overlaps az's set-up; startAgent waits for it
 	ctx := t.Context()
-	tn := newTenant(t)
-	demo := tn.demo
+	env := newEnv(t)
+	emu, info := env.Emulator, env.Info
 	work := t.TempDir()
-	az := newCLI(t, tn, true)
-	var agent *agentProcess
+	az := newCLI(t, emu, true)
+	var agent *e2e.Agent
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
 		}
 		t.Logf("az commands (with what az logged sending):\n%s", transcript(az))
-		t.Logf("emulator request log:\n%s", tn.requestLog(0))
+		t.Logf("emulator request log:\n%s", requestLog(emu, 0))
 		if agent != nil {
 			t.Logf("agent log:\n%s", agent.Log())
 		}
@@ -161,8 +162,8 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 	}
 
 	step("1_login", func(t *testing.T) {
-		mark := len(tn.emu.Requests())
-		accts, _, err := az.Login(ctx, demo.AgentAppID, demo.AgentCredentialFile, demo.TenantID)
+		mark := len(emu.Requests())
+		accts, _, err := az.Login(ctx, info.AgentAppID, info.AgentCredentialFile, info.TenantID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -170,21 +171,23 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 			t.Fatalf("az login listed %d accounts, want 1: %+v", len(accts), accts)
 		}
 		a := accts[0]
-		if a.TenantID != demo.TenantID || a.User.Name != demo.AgentAppID || a.User.Type != "servicePrincipal" || a.CloudName != az.CloudName() {
+		if a.TenantID != info.TenantID || a.User.Name != info.AgentAppID || a.User.Type != "servicePrincipal" || a.CloudName != az.CloudName() {
 			t.Errorf("az login account = tenant %s user %s (%s) cloud %s; want %s, %s (servicePrincipal), %s",
-				a.TenantID, a.User.Name, a.User.Type, a.CloudName, demo.TenantID, demo.AgentAppID, az.CloudName())
+				a.TenantID, a.User.Name, a.User.Type, a.CloudName, info.TenantID, info.AgentAppID, az.CloudName())
 		}
 		// az went the ADFS way of AZCLI.md: discovery, a token, the ARM subscriptions list.
 		var got []string
-		for _, r := range tn.emu.Requests()[mark:] {
+		for _, r := range emu.Requests()[mark:] {
 			got = append(got, fmt.Sprintf("%s %s %d", r.Method, r.Path, r.Status))
 		}
 		want := []string{"GET /adfs/.well-known/openid-configuration 200", "POST /adfs/oauth2/token 200", "GET /subscriptions 200"}
 		if !slices.Equal(got, want) {
 			t.Errorf("az login sent %q, want %q", got, want)
 		}
-		// The agent does not run yet: the last sign-in of the agent's app is az's.
-		si := lastSignIn(t, tn, demo.AgentAppID)
+		// The agent does not run yet: the last sign-in of the agent's app is az's, with the
+		// demo's credential (devenv registered the agent's own one beside it).
+		demo, _ := emu.DemoInfo()
+		si := lastSignIn(t, emu, info.AgentAppID)
 		if si.Method != "certificate" || si.Thumbprint != demo.AgentThumbprint {
 			t.Errorf("last sign-in of the agent's app = %s %s, want certificate %s", si.Method, si.Thumbprint, demo.AgentThumbprint)
 		}
@@ -192,21 +195,21 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 
 	// The agent starts now, reads the app, and so holds a view that az's write below makes
 	// stale: if it wrote from that view it would drop az's certificate.
-	agent = startAgent(t, tn, az.Sentinel().URL())
-	agent.waitFor(t, "the agent's first read of the app", 30*time.Second, func() bool {
-		l, err := agent.client.Certificates(ctx, false)
+	agent = startAgent(env, az.Sentinel().URL())
+	agent.WaitFor("the agent's first read of the app", 30*time.Second, func() bool {
+		l, err := agent.Client.Certificates(ctx, false)
 		return err == nil && l.SyncedAt != nil
 	})
 
 	var afterAz []emulator.KeyCredentialView
 	var azKeyID string
 	step("2_az_append", func(t *testing.T) {
-		before := tn.app(t, demo.TargetAppID)
-		res, err := az.AppendCertificate(ctx, demo.TargetAppID, azFile)
+		before := application(t, emu, info.TargetAppID)
+		res, err := az.AppendCertificate(ctx, info.TargetAppID, azFile)
 		if err != nil {
 			t.Fatal(err)
 		}
-		after := tn.app(t, demo.TargetAppID)
+		after := application(t, emu, info.TargetAppID)
 		afterAz = after.KeyCredentials
 		checkKept(t, before.KeyCredentials, after.KeyCredentials)
 		if got, want := len(after.KeyCredentials), len(before.KeyCredentials)+1; got != want {
@@ -233,7 +236,7 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 		}
 		checkAzPatch(t, res, before, azCert.DER, azKeyID)
 
-		listed, _, err := az.ListCertificates(ctx, demo.TargetAppID)
+		listed, _, err := az.ListCertificates(ctx, info.TargetAppID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,18 +252,18 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 
 	var afterAgent []emulator.KeyCredentialView
 	step("3_agent_adds", func(t *testing.T) {
-		r, created, err := agent.client.Submit(ctx, agentCert.PEM(), "via-api.cer")
+		r, created, err := agent.Client.Submit(ctx, agentCert.PEM(), "via-api.cer")
 		if err != nil {
 			t.Fatal(err)
 		}
 		if !created {
 			t.Errorf("submitting a new certificate: created = false, want true")
 		}
-		r = agent.waitSettled(t, r.ID, 30*time.Second)
+		r = waitSettled(t, agent, r.ID, 30*time.Second)
 		if r.State != "applied" || r.AlreadyPresent || r.KeyID == "" {
 			t.Fatalf("rotation = state %s alreadyPresent %v keyId %q reason %+v; want applied, false, a keyId", r.State, r.AlreadyPresent, r.KeyID, r.Reason)
 		}
-		app := tn.app(t, demo.TargetAppID)
+		app := application(t, emu, info.TargetAppID)
 		afterAgent = app.KeyCredentials
 		checkKept(t, afterAz, app.KeyCredentials)
 		if got, want := len(app.KeyCredentials), len(afterAz)+1; got != want {
@@ -270,7 +273,7 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 			t.Errorf("the app does not hold the agent's certificate once under keyId %s: %q", r.KeyID, thumbprintsOf(app.KeyCredentials))
 		}
 
-		listed, _, err := az.ListCertificates(ctx, demo.TargetAppID)
+		listed, _, err := az.ListCertificates(ctx, info.TargetAppID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -279,7 +282,7 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 		}
 
 		// The agent's own view tells az's certificate from its own.
-		l, err := agent.client.Certificates(ctx, true)
+		l, err := agent.Client.Certificates(ctx, true)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -304,19 +307,19 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 	})
 
 	step("4_drop_az_certificate", func(t *testing.T) {
-		before := tn.app(t, demo.TargetAppID)
-		mark := len(tn.emu.Requests())
-		writeTemp(t, agent.cfg.DropFolder, "az-added.cer", azCert.PEM())
-		r := agent.waitThumbprint(t, azThumb, 30*time.Second)
+		before := application(t, emu, info.TargetAppID)
+		mark := len(emu.Requests())
+		writeTemp(t, env.Config.DropFolder, "az-added.cer", azCert.PEM())
+		r := waitThumbprint(t, agent, azThumb, 30*time.Second)
 		if r.State != "applied" || !r.AlreadyPresent || r.KeyID != azKeyID || r.Source.Kind != "drop_folder" {
 			t.Errorf("rotation = state %s alreadyPresent %v keyId %s source %s; want applied, true, %s, drop_folder",
 				r.State, r.AlreadyPresent, r.KeyID, r.Source.Kind, azKeyID)
 		}
-		agent.waitFor(t, "az-added.cer filed in processed/", 30*time.Second, func() bool {
-			m, _ := filepath.Glob(filepath.Join(agent.cfg.DropFolder, "processed", "*_az-added.cer"))
+		agent.WaitForT(t, "az-added.cer filed in processed/", 30*time.Second, func() bool {
+			m, _ := filepath.Glob(filepath.Join(env.Config.DropFolder, "processed", "*_az-added.cer"))
 			return len(m) == 1
 		})
-		after := tn.app(t, demo.TargetAppID)
+		after := application(t, emu, info.TargetAppID)
 		if after.Version != before.Version {
 			t.Errorf("the app was written (version %d -> %d) for a certificate it already held", before.Version, after.Version)
 		}
@@ -324,12 +327,12 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 		if n := count(after.KeyCredentials, azCert.DER); n != 1 || len(after.KeyCredentials) != len(before.KeyCredentials) {
 			t.Errorf("the app holds az's certificate %d times among %d credentials; want once among %d", n, len(after.KeyCredentials), len(before.KeyCredentials))
 		}
-		for _, req := range tn.emu.Requests()[mark:] {
+		for _, req := range emu.Requests()[mark:] {
 			if strings.HasPrefix(req.Path, "/v1.0/") && req.Method != http.MethodGet {
 				t.Errorf("a write reached Graph for a certificate already present: %s %s -> %d (%s)", req.Method, req.Path, req.Status, req.UserAgent)
 			}
 		}
-		listed, _, err := az.ListCertificates(ctx, demo.TargetAppID)
+		listed, _, err := az.ListCertificates(ctx, info.TargetAppID)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -344,8 +347,8 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 		strangerCert := writeTemp(t, work, "stranger.cer", stranger.PEM())
 
 		// A certificate the app does not hold: Entra's AADSTS700027.
-		mark := len(tn.emu.Requests())
-		_, res, err := az.Login(ctx, demo.AgentAppID, strangerBoth, demo.TenantID)
+		mark := len(emu.Requests())
+		_, res, err := az.Login(ctx, info.AgentAppID, strangerBoth, info.TenantID)
 		var ee *ExitError
 		if !errors.As(err, &ee) {
 			t.Fatalf("az login with an unregistered certificate: err = %v, want az to fail", err)
@@ -353,34 +356,34 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 		if msg := strings.Join(res.Errors(), "\n"); !strings.Contains(msg, "AADSTS700027") || !strings.Contains(msg, certs.ThumbprintSHA1(stranger.DER)) {
 			t.Errorf("az login printed %q; want AADSTS700027 naming the thumbprint %s", msg, certs.ThumbprintSHA1(stranger.DER))
 		}
-		if !loggedError(tn, mark, http.MethodPost, "/adfs/oauth2/token", http.StatusUnauthorized, "AADSTS700027") {
-			t.Errorf("the emulator did not answer 401 AADSTS700027 to az's token request:\n%s", tn.requestLog(mark))
+		if !loggedError(emu, mark, http.MethodPost, "/adfs/oauth2/token", http.StatusUnauthorized, "AADSTS700027") {
+			t.Errorf("the emulator did not answer 401 AADSTS700027 to az's token request:\n%s", requestLog(emu, mark))
 		}
 
 		// The certificate az uploaded (base64 with line breaks) is the one the token endpoint
 		// checks: the target app signs in with it.
 		azBoth := writeTemp(t, work, "az-both.pem", azCert.CertAndKeyPEM())
-		if _, _, err := az.Login(ctx, demo.TargetAppID, azBoth, demo.TenantID); err != nil {
+		if _, _, err := az.Login(ctx, info.TargetAppID, azBoth, info.TenantID); err != nil {
 			t.Fatalf("az login as the target app with the certificate az added: %v", err)
 		}
-		if si := lastSignIn(t, tn, demo.TargetAppID); si.Thumbprint != azThumb {
+		if si := lastSignIn(t, emu, info.TargetAppID); si.Thumbprint != azThumb {
 			t.Errorf("the target app signed in with %s, want az's certificate %s", si.Thumbprint, azThumb)
 		}
 
 		// The target app has no Graph permission: Graph refuses its write to another app.
-		agentApp := tn.app(t, demo.AgentAppID)
-		mark = len(tn.emu.Requests())
-		res, err = az.AppendCertificate(ctx, demo.AgentAppID, strangerCert)
+		agentApp := application(t, emu, info.AgentAppID)
+		mark = len(emu.Requests())
+		res, err = az.AppendCertificate(ctx, info.AgentAppID, strangerCert)
 		if !errors.As(err, &ee) {
 			t.Fatalf("az credential reset without permission: err = %v, want az to fail", err)
 		}
 		if msg := strings.Join(res.Errors(), "\n"); !strings.Contains(msg, "Insufficient privileges to complete the operation.") {
 			t.Errorf("az printed %q, want Graph's \"Insufficient privileges to complete the operation.\"", msg)
 		}
-		if !loggedError(tn, mark, http.MethodGet, "/v1.0/applications", http.StatusForbidden, "Authorization_RequestDenied") {
-			t.Errorf("the emulator did not answer 403 Authorization_RequestDenied to az:\n%s", tn.requestLog(mark))
+		if !loggedError(emu, mark, http.MethodGet, "/v1.0/applications", http.StatusForbidden, "Authorization_RequestDenied") {
+			t.Errorf("the emulator did not answer 403 Authorization_RequestDenied to az:\n%s", requestLog(emu, mark))
 		}
-		if after := tn.app(t, demo.AgentAppID); after.Version != agentApp.Version {
+		if after := application(t, emu, info.AgentAppID); after.Version != agentApp.Version {
 			t.Errorf("the agent's app was written (version %d -> %d) by a caller without permission", agentApp.Version, after.Version)
 		}
 	})
@@ -451,9 +454,9 @@ func checkAzPatch(t *testing.T, res Result, before emulator.ApplicationView, der
 }
 
 // lastSignIn returns the last successful token request of the client appID.
-func lastSignIn(t *testing.T, tn *tenant, appID string) emulator.SignInView {
+func lastSignIn(t *testing.T, emu *emulator.Emulator, appID string) emulator.SignInView {
 	t.Helper()
-	for _, ten := range tn.emu.State().Tenants {
+	for _, ten := range emu.State().Tenants {
 		for _, c := range ten.Clients {
 			if c.AppID == appID && c.LastSignIn != nil {
 				return *c.LastSignIn
@@ -464,10 +467,10 @@ func lastSignIn(t *testing.T, tn *tenant, appID string) emulator.SignInView {
 	return emulator.SignInView{}
 }
 
-// loggedError reports whether the emulator answered a request method path (prefix) with
-// status and error code since the request at index from.
-func loggedError(tn *tenant, from int, method, path string, status int, code string) bool {
-	for _, r := range tn.emu.Requests()[from:] {
+// loggedError reports whether emu answered a request method path (prefix) with status and
+// error code since the request at index from.
+func loggedError(emu *emulator.Emulator, from int, method, path string, status int, code string) bool {
+	for _, r := range emu.Requests()[from:] {
 		if r.Method == method && strings.HasPrefix(r.Path, path) && r.Status == status && r.ErrorCode == code {
 			return true
 		}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aucloud/certagent/api/apitype"
 	"github.com/aucloud/certagent/internal/certtest"
+	"github.com/aucloud/certagent/internal/e2e"
 )
 
 // minRounds is the fewest interleaved az/certagent pairs BenchmarkAzVersusAgent times;
@@ -25,15 +26,15 @@ const minRounds = 10
 // az's time is mostly Python start-up (AZCLI.md); that is what a person or a script using
 // az pays for each certificate, and what the agent does not.
 func BenchmarkAzVersusAgent(b *testing.B) {
-	go buildBinary() // overlaps az's set-up; startAgent waits for it
+	e2e.BuildInBackground() // overlaps az's set-up; startAgent waits for it
 	ctx := b.Context()
-	tn := newTenant(b)
-	demo := tn.demo
-	az := newCLI(b, tn, false)
-	if _, _, err := az.Login(ctx, demo.AgentAppID, demo.AgentCredentialFile, demo.TenantID); err != nil {
+	env := newEnv(b)
+	emu, info := env.Emulator, env.Info
+	az := newCLI(b, emu, false)
+	if _, _, err := az.Login(ctx, info.AgentAppID, info.AgentCredentialFile, info.TenantID); err != nil {
 		b.Fatal(err)
 	}
-	agent := startAgent(b, tn, az.Sentinel().URL())
+	agent := startAgent(env, az.Sentinel().URL())
 	work := b.TempDir()
 
 	rounds := max(b.N, minRounds)
@@ -43,19 +44,21 @@ func BenchmarkAzVersusAgent(b *testing.B) {
 	}
 	// Round 0 warms both up (az's token cache and first-command checks, the agent's token
 	// and connections) and is not counted.
+	azCerts := make([]certtest.Cert, rounds+1)
 	azFiles := make([]string, rounds+1)
 	agentCerts := make([]certtest.Cert, rounds+1)
 	for i := range rounds + 1 {
-		azFiles[i] = writeTemp(b, work, fmt.Sprintf("az-%d.pem", i), mint("az", i).PEM())
+		azCerts[i] = mint("az", i)
+		azFiles[i] = writeTemp(b, work, fmt.Sprintf("az-%d.pem", i), azCerts[i].PEM())
 		agentCerts[i] = mint("agent", i)
 	}
-	before := tn.app(b, demo.TargetAppID).KeyCredentials
+	before := application(b, emu, info.TargetAppID).KeyCredentials
 
 	type row struct{ az, agentWall, agentHistory time.Duration }
 	var rows []row
 	b.ResetTimer()
 	for i := range rounds + 1 {
-		res, err := az.AppendCertificate(ctx, demo.TargetAppID, azFiles[i])
+		res, err := az.AppendCertificate(ctx, info.TargetAppID, azFiles[i])
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -67,12 +70,12 @@ func BenchmarkAzVersusAgent(b *testing.B) {
 	b.StopTimer()
 
 	// Every certificate is on the app once, and nothing that was there is lost.
-	after := tn.app(b, demo.TargetAppID).KeyCredentials
+	after := application(b, emu, info.TargetAppID).KeyCredentials
 	if got, want := len(after), len(before)+2*(rounds+1); got != want {
 		b.Errorf("the app holds %d credentials, want %d", got, want)
 	}
 	for i := range rounds + 1 {
-		der := readCertFile(b, azFiles[i])
+		der := azCerts[i].DER
 		if count(after, der) != 1 || count(after, agentCerts[i].DER) != 1 {
 			b.Errorf("round %d: az's certificate is on the app %d times, the agent's %d; want 1 each", i, count(after, der), count(after, agentCerts[i].DER))
 		}
@@ -118,10 +121,10 @@ func BenchmarkAzVersusAgent(b *testing.B) {
 // timeAgent submits c to the agent and polls the rotation until it is settled. It returns
 // the client's wall time and the time from the rotation's first history entry to its
 // applied entry.
-func timeAgent(ctx context.Context, b *testing.B, agent *agentProcess, c certtest.Cert, i int) (wall, history time.Duration) {
+func timeAgent(ctx context.Context, b *testing.B, agent *e2e.Agent, c certtest.Cert, i int) (wall, history time.Duration) {
 	b.Helper()
 	start := time.Now()
-	r, created, err := agent.client.Submit(ctx, c.PEM(), fmt.Sprintf("bench-%d.cer", i))
+	r, created, err := agent.Client.Submit(ctx, c.PEM(), fmt.Sprintf("bench-%d.cer", i))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -129,11 +132,11 @@ func timeAgent(ctx context.Context, b *testing.B, agent *agentProcess, c certtes
 		b.Fatalf("round %d: the agent already had a rotation for a new certificate", i)
 	}
 	for !settled(r.State) {
-		if agent.exited() {
+		if agent.Exited() {
 			b.Fatalf("the agent exited; its log:\n%s", agent.Log())
 		}
 		time.Sleep(time.Millisecond)
-		if r, err = agent.client.Rotation(ctx, r.ID); err != nil {
+		if r, err = agent.Client.Rotation(ctx, r.ID); err != nil {
 			b.Fatal(err)
 		}
 	}

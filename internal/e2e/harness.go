@@ -33,27 +33,26 @@ import (
 
 var (
 	buildOnce sync.Once
+	binDir    string
 	binPath   string
 	buildErr  error
 )
 
-// Binary builds certagent once per test binary and returns its path.
-func Binary(t testing.TB) string {
-	t.Helper()
+// build builds ./cmd/certagent into a temporary folder once per test binary; callers that
+// come while the build runs wait for it.
+func build() (string, error) {
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "certagent-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "certagent")
-		if runtime.GOOS == "windows" {
-			binPath += ".exe"
-		}
 		root, err := moduleRoot()
 		if err != nil {
-			buildErr = err
+			buildErr = fmt.Errorf("finding the module root: %v", err)
 			return
+		}
+		if binDir, buildErr = os.MkdirTemp("", "certagent-e2e-bin-"); buildErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "certagent")
+		if runtime.GOOS == "windows" {
+			binPath += ".exe"
 		}
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/certagent")
 		cmd.Dir = root
@@ -61,10 +60,32 @@ func Binary(t testing.TB) string {
 			buildErr = fmt.Errorf("building certagent: %v\n%s", err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return binPath, buildErr
+}
+
+// Binary builds certagent once per test binary and returns its path.
+func Binary(t testing.TB) string {
+	t.Helper()
+	p, err := build()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return p
+}
+
+// BuildInBackground starts building certagent (as Binary does) and returns at once, so that
+// the build overlaps a test's other set-up; Binary and StartAgent then wait for it. A test
+// binary that calls it should call RemoveBinary from its TestMain, so that a build still
+// running when the tests end is waited for and removed.
+func BuildInBackground() { go build() }
+
+// RemoveBinary waits for a build still running and removes the folder holding the binary, if
+// one was built. Call it from TestMain after m.Run; Binary must not be called after it.
+func RemoveBinary() {
+	buildOnce.Do(func() {}) // waits for a build still running
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
 }
 
 func moduleRoot() (string, error) {
@@ -103,18 +124,46 @@ func (e *Env) Emu() *emulator.Emulator { return e.Emulator }
 
 // Agent is a certagent process.
 type Agent struct {
-	env    *Env
-	cmd    *exec.Cmd
-	done   chan struct{}
-	logMu  sync.Mutex
-	log    bytes.Buffer
+	env  *Env
+	opts agentOptions
+	cmd  *exec.Cmd
+	done chan struct{}
+
+	// logMu protects log.
+	logMu sync.Mutex
+	log   bytes.Buffer
+
+	// Client is the agent's API client.
 	Client *client.Client
 }
 
+// AgentOption tunes the agent process StartAgent runs.
+type AgentOption func(*agentOptions)
+
+type agentOptions struct {
+	env   []string
+	actor string
+}
+
+// WithEnv adds environment variables ("KEY=value") to those the agent process inherits from
+// the test process; they win over inherited ones of the same name.
+func WithEnv(kv ...string) AgentOption {
+	return func(o *agentOptions) { o.env = append(o.env, kv...) }
+}
+
+// WithActor makes Agent.Client act on behalf of name (client.WithActor): the agent's audit
+// log records the test's calls under it.
+func WithActor(name string) AgentOption {
+	return func(o *agentOptions) { o.actor = name }
+}
+
 // StartAgent runs `certagent run -c <config>` and waits until its API answers /readyz.
-func (e *Env) StartAgent() *Agent {
+func (e *Env) StartAgent(opts ...AgentOption) *Agent {
 	e.t.Helper()
 	a := &Agent{env: e}
+	for _, o := range opts {
+		o(&a.opts)
+	}
 	a.start()
 	e.t.Cleanup(func() { a.Kill() })
 	return a
@@ -124,13 +173,17 @@ func (a *Agent) start() {
 	t := a.env.t
 	t.Helper()
 	a.cmd = exec.Command(Binary(t), "run", "-c", a.env.Config.File)
+	if len(a.opts.env) > 0 {
+		a.cmd.Env = append(os.Environ(), a.opts.env...)
+	}
 	pr, pw := io.Pipe()
 	a.cmd.Stdout, a.cmd.Stderr = pw, pw
 	a.done = make(chan struct{})
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
+	var reader sync.WaitGroup
+	reader.Go(func() {
 		s := bufio.NewScanner(pr)
 		s.Buffer(make([]byte, 64<<10), 1<<20)
 		for s.Scan() {
@@ -139,14 +192,21 @@ func (a *Agent) start() {
 			a.log.WriteByte('\n')
 			a.logMu.Unlock()
 		}
-	}()
+		// After a line too long for s, keep draining, or the agent would block writing.
+		io.Copy(io.Discard, pr)
+	})
 	go func() {
 		a.cmd.Wait()
 		pw.Close()
+		reader.Wait() // so that Log holds all the agent printed once it has exited
 		close(a.done)
 	}()
 	tok := a.waitToken()
-	c, err := client.New("http://"+a.env.Config.API.Listen, tok)
+	var copts []client.Option
+	if a.opts.actor != "" {
+		copts = append(copts, client.WithActor(a.opts.actor))
+	}
+	c, err := client.New("http://"+a.env.Config.API.Listen, tok, copts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,15 +275,21 @@ func (a *Agent) Stop(d time.Duration) error {
 	}
 }
 
-// Restart starts the process again with the same config (after Kill or Stop).
+// Restart starts the process again with the same config and options (after Kill or Stop).
 func (a *Agent) Restart() {
 	a.start()
 }
 
 // WaitFor polls cond every 20 ms until it holds or d passes (then the test fails, with the
-// agent's log).
+// agent's log). It fails the test that made the Env; in a subtest use WaitForT.
 func (a *Agent) WaitFor(what string, d time.Duration, cond func() bool) {
-	t := a.env.t
+	a.env.t.Helper()
+	a.WaitForT(a.env.t, what, d, cond)
+}
+
+// WaitForT is WaitFor failing t: a subtest must fail itself, as only the goroutine running
+// a test may call its FailNow. d bounds a hang; it is not a timing assertion.
+func (a *Agent) WaitForT(t testing.TB, what string, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
