@@ -371,13 +371,9 @@ func (e *Engine) apply(ctx context.Context, r Rotation) {
 		e.finish(ctx, &r, StateFailed, &certs.Reason{Code: certs.NotACertificate, Message: "the stored certificate does not parse: " + err.Error()}, log)
 		return
 	}
-	if reason := e.cfg.Policy.CheckCertificate(cert, e.now()); reason != nil {
-		e.finish(ctx, &r, StateRejected, reason, log)
-		return
-	}
 	for {
 		r.Attempts++
-		res, err := e.addOnce(ctx, &r)
+		res, err := e.addOnce(ctx, &r, cert)
 		if err == nil {
 			r.KeyID = res.Credential.KeyID
 			r.AlreadyPresent = res.AlreadyPresent
@@ -391,6 +387,11 @@ func (e *Engine) apply(ctx context.Context, r Rotation) {
 					Message: fmt.Sprintf("credentials %v were removed from app %s outside certagent", res.Missing, e.cfg.AppID)})
 			}
 			e.finish(ctx, &r, StateApplied, nil, log, note)
+			return
+		}
+		var refused *policyRefusal
+		if errors.As(err, &refused) {
+			e.finish(ctx, &r, StateRejected, refused.reason, log)
 			return
 		}
 		if ctx.Err() != nil {
@@ -423,8 +424,19 @@ func (e *Engine) apply(ctx context.Context, r Rotation) {
 	}
 }
 
+// policyRefusal is the policy refusing, just before the write, a certificate it accepted on
+// the way in (an approval weeks later, a retry after it expired).
+type policyRefusal struct{ reason *certs.Reason }
+
+func (p *policyRefusal) Error() string { return p.reason.Error() }
+
 // addOnce runs one read-modify-write cycle for r, storing the intent before the write.
-func (e *Engine) addOnce(ctx context.Context, r *Rotation) (AddResult, error) {
+//
+// The policy is checked again right before the write, once the read showed that the
+// certificate is not on the app: a certificate that is there already is recorded as applied
+// whatever the policy says now (it is the truth of the app, and after a crash it may be this
+// agent's own earlier write), but one that is not is never written against the policy.
+func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificate) (AddResult, error) {
 	e.graphMu.Lock()
 	defer e.graphMu.Unlock()
 
@@ -456,6 +468,9 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation) (AddResult, error) {
 		BeforeWrite: func(app certs.Application) error {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
+			}
+			if reason := e.cfg.Policy.CheckCertificate(cert, e.now()); reason != nil {
+				return &policyRefusal{reason: reason}
 			}
 			stop() // from here on, a stop waits for the write to be proven
 			r.Target.ObjectID, r.Target.DisplayName = app.ObjectID, app.DisplayName

@@ -561,3 +561,34 @@ func mustEngine(t *testing.T, f *fixture, edit func(*rotation.Config)) *rotation
 	}
 	return e
 }
+
+// TestRestartAfterExpiryTrustsTheApp: the agent died around a write and restarts after the
+// certificate fell out of policy. If the write landed, the rotation is applied (the app holds
+// it); if it did not, nothing is written and the rotation is rejected by the policy.
+func TestRestartAfterExpiryTrustsTheApp(t *testing.T) {
+	for _, landed := range []bool{true, false} {
+		t.Run(map[bool]string{true: "write landed", false: "write lost"}[landed], func(t *testing.T) {
+			later := now.Add(340 * 24 * time.Hour) // under 30 days of validity left
+			f := newFixture(t, func(c *rotation.Config) { c.Now = func() time.Time { return later } })
+			c := newCert("expiring")
+			x, _ := x509.ParseCertificate(c.DER)
+			const intent = "66666666-6666-4666-8666-666666666666"
+			f.store.Create(context.Background(), rotation.Rotation{ID: "r1", State: rotation.StateApplying, Certificate: certs.FactsOf(x), DER: c.DER,
+				Target: rotation.Target{AppID: appID}, IntentKeyID: intent, CreatedAt: now, UpdatedAt: now})
+			if landed {
+				f.apps.SetCredentials(appID, append(f.apps.Credentials(appID), certs.KeyCredential{KeyID: intent, Type: certs.KeyTypeX509Cert, Usage: certs.KeyUsageVerify, Key: c.DER}))
+			}
+			f.run()
+			got := f.get("r1")
+			switch {
+			case landed && (got.State != rotation.StateApplied || got.KeyID != intent):
+				t.Errorf("rotation = %s %s; want applied under %s", got.State, got.KeyID, intent)
+			case !landed && (got.State != rotation.StateRejected || got.Reason.Code != certs.ExpiresTooSoon):
+				t.Errorf("rotation = %s %+v; want rejected expires_too_soon", got.State, got.Reason)
+			}
+			if f.apps.Replaces() != 0 {
+				t.Errorf("%d writes, want 0", f.apps.Replaces())
+			}
+		})
+	}
+}
