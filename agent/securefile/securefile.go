@@ -27,7 +27,8 @@ const ServiceName = "CertAgent"
 // temporary file is created private, written, flushed, and renamed over path.
 func WriteFile(path string, data []byte) error {
 	dir := filepath.Dir(path)
-	// A missing folder is created private; an existing one is left as it is.
+	// A missing folder is created (0700 on Unix; on Windows it inherits its parent's access
+	// list: the file itself is what gets the private DACL). An existing one is left alone.
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
