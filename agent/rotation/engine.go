@@ -214,8 +214,11 @@ func (e *Engine) Submit(ctx context.Context, s Submission) (r Rotation, created 
 		note = "dropped as " + s.Source.FileName
 	}
 	r = Rotation{
-		ID:          e.cfg.NewID(),
-		State:       state,
+		ID:    e.cfg.NewID(),
+		State: state,
+		// The keyId of the future write is chosen now and stored with the rotation, in the
+		// same transaction: the intent is durable before any write, at no extra fsync.
+		IntentKeyID: e.cfg.NewID(),
 		Certificate: s.Cert,
 		DER:         append([]byte(nil), s.DER...),
 		Source:      s.Source,
@@ -373,7 +376,7 @@ func (e *Engine) apply(ctx context.Context, r Rotation) {
 	}
 	for {
 		r.Attempts++
-		res, err := e.addOnce(ctx, &r, cert)
+		res, kept, err := e.addOnce(ctx, &r, cert)
 		if err == nil {
 			r.KeyID = res.Credential.KeyID
 			r.AlreadyPresent = res.AlreadyPresent
@@ -386,7 +389,14 @@ func (e *Engine) apply(ctx context.Context, r Rotation) {
 				e.audit(ctx, AuditEntry{Action: ActionExternalChange, Actor: ActorAgent, Outcome: OutcomeOK,
 					Message: fmt.Sprintf("credentials %v were removed from app %s outside certagent", res.Missing, e.cfg.AppID)})
 			}
-			e.finish(ctx, &r, StateApplied, nil, log, note)
+			var wrote *AuditEntry
+			if res.Wrote {
+				c := r.Certificate
+				wrote = &AuditEntry{At: e.now(), Action: ActionGraphWrite, Actor: ActorAgent, Outcome: OutcomeOK,
+					RotationID: r.ID, State: StateApplying, KeyID: r.KeyID, Cert: &c,
+					Message: fmt.Sprintf("wrote keyId %s to app %s beside its %d existing credentials; read back with every one of them", r.KeyID, e.cfg.AppID, kept)}
+			}
+			e.finishWith(ctx, &r, StateApplied, nil, log, note, wrote)
 			return
 		}
 		var refused *policyRefusal
@@ -436,7 +446,7 @@ func (p *policyRefusal) Error() string { return p.reason.Error() }
 // certificate is not on the app: a certificate that is there already is recorded as applied
 // whatever the policy says now (it is the truth of the app, and after a crash it may be this
 // agent's own earlier write), but one that is not is never written against the policy.
-func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificate) (AddResult, error) {
+func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificate) (res AddResult, kept int, err error) {
 	e.graphMu.Lock()
 	defer e.graphMu.Unlock()
 
@@ -460,7 +470,7 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificat
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.WriteTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
-	res, err := AddCertificate(wctx, e.cfg.Graph, e.cfg.AppID, nc, AddOptions{
+	res, err = AddCertificate(wctx, e.cfg.Graph, e.cfg.AppID, nc, AddOptions{
 		Expect:    e.knownKeyIDs(),
 		Reads:     e.cfg.Reads,
 		ReadDelay: e.cfg.ReadDelay,
@@ -474,9 +484,11 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificat
 			}
 			stop() // from here on, a stop waits for the write to be proven
 			r.Target.ObjectID, r.Target.DisplayName = app.ObjectID, app.DisplayName
+			kept = len(app.KeyCredentials)
 			if r.IntentKeyID == keyID {
-				return nil
+				return nil // stored when the rotation was created
 			}
+			// A rotation stored without an intent (by an earlier version): store it first.
 			r.IntentKeyID = keyID
 			e.mu.Lock()
 			defer e.mu.Unlock()
@@ -494,21 +506,23 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificat
 	case ctx.Err() == nil: // a stop is not a Graph failure
 		e.observeErr(err)
 	}
-	return res, err
+	return res, kept, err
 }
 
 // finish moves r to a final-for-now state and logs it.
-func (e *Engine) finish(ctx context.Context, r *Rotation, state State, reason *certs.Reason, log *slog.Logger, notes ...string) {
+func (e *Engine) finish(ctx context.Context, r *Rotation, state State, reason *certs.Reason, log *slog.Logger) {
+	e.finishWith(ctx, r, state, reason, log, "", nil)
+}
+
+// finishWith is finish with a note and an extra audit entry written in the same
+// transaction, before the state change.
+func (e *Engine) finishWith(ctx context.Context, r *Rotation, state State, reason *certs.Reason, log *slog.Logger, note string, extra *AuditEntry) {
 	r.Reason = reason
-	note := ""
-	if len(notes) > 0 {
-		note = notes[0]
-	}
 	if reason != nil && note == "" {
 		note = reason.Message
 	}
 	e.mu.Lock()
-	err := e.transition(context.WithoutCancel(ctx), r, state, actorFor(state, reason), note, nil)
+	err := e.transition(context.WithoutCancel(ctx), r, state, actorFor(state, reason), note, extra)
 	e.mu.Unlock()
 	if err != nil {
 		log.Error("recording rotation state", "state", state, "err", err)

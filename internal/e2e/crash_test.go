@@ -1,11 +1,11 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	mathrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,31 +14,18 @@ import (
 	"github.com/aucloud/certagent/internal/certtest"
 )
 
-// auditHas reports whether the agent's audit log holds an entry with action for rotation id.
-func auditHas(a *Agent, action, rotationID string) bool {
-	l, err := a.Client.Audit(context.Background(), 0, 500)
-	if err != nil {
-		return false
-	}
-	for _, e := range l.Items {
-		if e.Action == action && e.RotationID == rotationID {
-			return true
-		}
-	}
-	return false
-}
-
 // TestKillDuringPatch kills the agent with SIGKILL while Graph holds its PATCH open, then
 // restarts it: whether the write landed (the emulator applies it when the connection dies) or
 // not (the emulator drops it), the certificate ends on the app exactly once and every old
 // credential is kept.
 func TestKillDuringPatch(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		fault emulator.Fault
+		name   string
+		fault  emulator.Fault
+		landed int // the certificate's credentials on the app right after the kill
 	}{
-		{"write lands after the kill", emulator.Fault{Method: "PATCH", Path: "/v1.0/applications", DelayMs: 15000}},
-		{"write is lost with the kill", emulator.Fault{Method: "PATCH", Path: "/v1.0/applications", DelayMs: 15000, Reset: true}},
+		{"write lands after the kill", emulator.Fault{Method: "PATCH", Path: "/v1.0/applications", DelayMs: 15000}, 1},
+		{"write is lost with the kill", emulator.Fault{Method: "PATCH", Path: "/v1.0/applications", DelayMs: 15000, Reset: true}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := NewEnv(t, fastSettle)
@@ -51,19 +38,40 @@ func TestKillDuringPatch(t *testing.T) {
 			thumb := certs.ThumbprintSHA1(c.DER)
 			writeFile(t, filepath.Join(e.Config.DropFolder, "crash.cer"), c.PEM())
 
-			// Wait until the intent is stored (the audit's graph.write entry comes right
-			// before the PATCH), then give the PATCH a moment to be on the wire.
-			var id string
-			a.WaitFor("the write's intent", 20*time.Second, func() bool {
+			// The intent is stored with the rotation; once it exists, wait for the agent's
+			// read of the app that precedes the PATCH, then give the PATCH a moment to be on
+			// the wire (the emulator holds it for 15 s).
+			var created time.Time
+			a.WaitFor("the rotation", 20*time.Second, func() bool {
 				for _, r := range a.Rotations() {
 					if r.Certificate.Thumbprint == thumb {
-						id = r.ID
+						created = r.CreatedAt
 					}
 				}
-				return id != "" && auditHas(a, "graph.write", id)
+				return !created.IsZero()
+			})
+			a.WaitFor("the read before the write", 20*time.Second, func() bool {
+				for _, r := range e.Emu().Requests() {
+					if r.Method == "GET" && strings.HasPrefix(r.Path, "/v1.0/applications") && r.AppID == e.Info.AgentAppID && r.Time.After(created) {
+						return true
+					}
+				}
+				return false
 			})
 			time.Sleep(300 * time.Millisecond)
 			a.Kill()
+			// The emulator ends the held PATCH when the connection dies: applied, or dropped.
+			a.WaitFor("the held PATCH to end", 10*time.Second, func() bool {
+				for _, r := range e.Emu().Requests() {
+					if r.Method == "PATCH" {
+						return true
+					}
+				}
+				return false
+			})
+			if n := countThumb(appCreds(t, e), thumb); n != tc.landed {
+				t.Fatalf("right after the kill the app holds the certificate %d times, want %d: the kill did not land inside the write", n, tc.landed)
+			}
 			e.Emu().ClearFaults()
 
 			a.Restart()
