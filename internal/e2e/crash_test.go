@@ -61,7 +61,7 @@ func TestKillDuringPatch(t *testing.T) {
 			time.Sleep(300 * time.Millisecond)
 			a.Kill()
 			// The emulator ends the held PATCH when the connection dies: applied, or dropped.
-			a.WaitFor("the held PATCH to end", 10*time.Second, func() bool {
+			waitUntil(t, "the held PATCH to end", func() bool {
 				for _, r := range e.Emu().Requests() {
 					if r.Method == "PATCH" {
 						return true
