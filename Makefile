@@ -11,7 +11,7 @@ BIN         := bin
 VERSION     ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
-DEV_DIR     ?= .dev
+DEV_DIR     ?= .certagent-dev
 FUZZTIME    ?= 60s
 CI_FUZZTIME ?= 10s
 
