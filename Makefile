@@ -26,10 +26,10 @@ LIGHT_PKGS   = $(shell $(GO) list ./... | grep -v -E '/agent$$|/agent/graph|/cmd
         fuzz fuzz-short bench dev clean tidy-check
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/certagent ./cmd/certagent
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent ./cmd/certagent
 
 build-windows:
-	GOOS=windows GOARCH=amd64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/certagent.exe ./cmd/certagent
+	GOOS=windows GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent.exe ./cmd/certagent
 
 ## test: everything CI runs. Fails on the first failing step.
 test: check test-light test-heavy fuzz-short test-windows
@@ -79,8 +79,8 @@ bench:
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=30m ./internal/azcli
 
 ## dev: the whole product on this machine against an emulated tenant (Ctrl-C to stop).
-dev:
-	$(GO) run ./cmd/certagent dev --dir $(DEV_DIR)
+dev: build
+	$(BIN)/certagent dev --dir $(DEV_DIR)
 
 clean:
 	rm -rf $(BIN) $(DEV_DIR)

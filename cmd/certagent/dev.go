@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/aucloud/certagent/agent"
 	"github.com/aucloud/certagent/internal/devenv"
@@ -36,6 +37,6 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) error {
 	if err := e.Write(*dir); err != nil {
 		return err
 	}
-	fmt.Fprint(env.stdout, e.Banner(*dir))
+	fmt.Fprint(env.stdout, e.Banner(*dir, os.Args[0]))
 	return a.Run(ctx)
 }

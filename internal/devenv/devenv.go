@@ -212,8 +212,9 @@ func (env *Env) Close() error {
 	return nil
 }
 
-// Banner is what `certagent dev` prints for a newcomer.
-func (env *Env) Banner(dir string) string {
+// Banner is what `certagent dev` prints for a newcomer; self is how to run this certagent
+// (os.Args[0]).
+func (env *Env) Banner(dir, self string) string {
 	i := env.Info
 	return fmt.Sprintf(`certagent dev is running: the real agent against an emulated Entra ID tenant.
 
@@ -226,7 +227,7 @@ func (env *Env) Banner(dir string) string {
 
 Try it:
   cp %s %s/
-  certagent status -c %s
+  %s status -c %s
   curl -s -H "Authorization: Bearer $(cat %s)" %s/api/v1/rotations
   curl -s --cacert %s %s/_emulator/state
 
@@ -234,6 +235,6 @@ The certificate appears on the emulated app a moment after the file settles (%s)
 moves to %s, and the audit log records each step. Stop with Ctrl-C; state is kept in %s.
 `, i.TenantID, i.TargetAppID, i.DropFolder, i.APIURL, i.TokenFile, i.EmulatorURL, i.EmulatorCAFile,
 		filepath.Join(dir, "dev.json"),
-		i.SampleCertificate, i.DropFolder, i.ConfigFile, i.TokenFile, i.APIURL,
+		i.SampleCertificate, i.DropFolder, self, i.ConfigFile, i.TokenFile, i.APIURL,
 		i.EmulatorCAFile, i.EmulatorURL, env.Config.Intake.Settle.Duration(), filepath.Join(i.DropFolder, "processed"), dir)
 }
