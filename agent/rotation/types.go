@@ -4,6 +4,8 @@
 package rotation
 
 import (
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
@@ -98,6 +100,20 @@ type Rotation struct {
 	History   []Event   `json:"history"`
 	CreatedAt time.Time `json:"createdAt"`
 	UpdatedAt time.Time `json:"updatedAt"`
+}
+
+// Validate checks what every Store relies on: an id, a certificate thumbprint, a known
+// state.
+func (r Rotation) Validate() error {
+	switch {
+	case r.ID == "":
+		return errors.New("the rotation has no id")
+	case certs.NormalizeThumbprint(r.Certificate.Thumbprint) == "":
+		return errors.New("the rotation has no certificate thumbprint")
+	case !r.State.Valid():
+		return fmt.Errorf("unknown state %q", r.State)
+	}
+	return nil
 }
 
 // Clone returns a deep copy of r.

@@ -13,25 +13,12 @@ import (
 	"github.com/aucloud/certagent/agent/rotation"
 )
 
-// validate checks what the store relies on: an id, a thumbprint, a known state.
-func validate(r rotation.Rotation) error {
-	switch {
-	case r.ID == "":
-		return errors.New("the rotation has no id")
-	case certs.NormalizeThumbprint(r.Certificate.Thumbprint) == "":
-		return errors.New("the rotation has no certificate thumbprint")
-	case !r.State.Valid():
-		return fmt.Errorf("unknown state %q", r.State)
-	}
-	return nil
-}
-
 // Create stores r, with its audit entries, unless a rotation for the same certificate
 // thumbprint exists: then it stores nothing and returns the existing rotation and false. The
 // check and the insert are one transaction. A rotation whose id is taken by another
 // certificate is refused.
 func (s *Store) Create(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) (rotation.Rotation, bool, error) {
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return rotation.Rotation{}, false, fmt.Errorf("storing rotation %s: %w", r.ID, err)
 	}
 	thumb := []byte(certs.NormalizeThumbprint(r.Certificate.Thumbprint))
@@ -126,7 +113,7 @@ func (s *Store) ByThumbprint(ctx context.Context, thumbprint string) (rotation.R
 // transaction. An unknown id gives an error wrapping rotation.ErrNotFound and writes
 // nothing. The certificate of a rotation cannot change: a different thumbprint is refused.
 func (s *Store) Update(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) error {
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return fmt.Errorf("updating rotation %s: %w", r.ID, err)
 	}
 	records, err := encodeAll(audit)

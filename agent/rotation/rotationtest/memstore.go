@@ -7,7 +7,6 @@ package rotationtest
 import (
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -48,18 +47,6 @@ func NewMemStore() *MemStore {
 	return &MemStore{byID: map[string]memRotation{}, byThumb: map[string]string{}}
 }
 
-func validate(r rotation.Rotation) error {
-	switch {
-	case r.ID == "":
-		return errors.New("the rotation has no id")
-	case certs.NormalizeThumbprint(r.Certificate.Thumbprint) == "":
-		return errors.New("the rotation has no certificate thumbprint")
-	case !r.State.Valid():
-		return fmt.Errorf("unknown state %q", r.State)
-	}
-	return nil
-}
-
 func (m *MemStore) before(ctx context.Context, method string) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -72,7 +59,7 @@ func (m *MemStore) before(ctx context.Context, method string) error {
 
 // Create implements rotation.Store.
 func (m *MemStore) Create(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) (rotation.Rotation, bool, error) {
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return rotation.Rotation{}, false, fmt.Errorf("storing rotation %s: %w", r.ID, err)
 	}
 	if err := m.before(ctx, "Create"); err != nil {
@@ -126,7 +113,7 @@ func (m *MemStore) ByThumbprint(ctx context.Context, thumbprint string) (rotatio
 
 // Update implements rotation.Store. The certificate of a rotation cannot change.
 func (m *MemStore) Update(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) error {
-	if err := validate(r); err != nil {
+	if err := r.Validate(); err != nil {
 		return fmt.Errorf("updating rotation %s: %w", r.ID, err)
 	}
 	if err := m.before(ctx, "Update"); err != nil {
