@@ -57,7 +57,7 @@
 //
 // Only client_credentials, with a certificate (client assertion) or, when the app has
 // password credentials, a client secret. Checks, in order, each with Entra's code:
-// POST only (900561); grant_type present (900144) and client_credentials (70003
+// POST only (900561; an unknown path is a bare 404); grant_type present (900144) and client_credentials (70003
 // unsupported_grant_type); client_id (900144); scope "<resource>/.default" (900144,
 // 1002012, 28000; v1 also takes resource); a credential (7000218); the client in the tenant
 // (90002 unknown tenant, 700016 unauthorized_client); then for a secret 7000215 / 7000222,

@@ -117,8 +117,7 @@ func (e *Emulator) serveEntra(w http.ResponseWriter, r *http.Request) {
 	case "/v2.0/.well-known/openid-configuration", "/.well-known/openid-configuration",
 		"/discovery/v2.0/keys", "/discovery/keys", "/oauth2/v2.0/token", "/oauth2/token":
 	default:
-		e.writeEntraError(w, r, entraError{status: http.StatusNotFound, err: "invalid_request", code: 900561,
-			desc: fmt.Sprintf("The emulator does not serve %s.", r.URL.Path)})
+		e.notFound(w, r)
 		return
 	}
 	e.mu.Lock()
@@ -180,9 +179,15 @@ func (e *Emulator) serveADFS(w http.ResponseWriter, r *http.Request) {
 	case "/adfs/oauth2/token":
 		e.serveToken(w, r, tokenRequestTarget{adfs: true})
 	default:
-		e.writeEntraError(w, r, entraError{status: http.StatusNotFound, err: "invalid_request", code: 900561,
-			desc: fmt.Sprintf("The emulator does not serve %s.", r.URL.Path)})
+		e.notFound(w, r)
 	}
+}
+
+// notFound answers a path the login service does not have as it does: a bare 404, with no
+// AADSTS code (those describe requests to real endpoints).
+func (e *Emulator) notFound(w http.ResponseWriter, r *http.Request) {
+	infoOf(r).errorCode = "404"
+	http.Error(w, "404 Not Found: the emulator does not serve "+r.URL.Path, http.StatusNotFound)
 }
 
 func (e *Emulator) openIDConfig(host, tid string, v2 bool) map[string]any {
