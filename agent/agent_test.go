@@ -93,6 +93,19 @@ func (h *harness) stop() {
 	h.cancel = nil
 }
 
+// restart stops the agent and starts a new one on the same state, on a fresh API port.
+func (h *harness) restart() {
+	h.t.Helper()
+	h.stop()
+	ln, err := netListen()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.env.APIListener = ln
+	h.env.Config.API.Listen = ln.Addr().String()
+	h.startAgent()
+}
+
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -413,15 +426,7 @@ func TestCredentialRotate(t *testing.T) {
 		t.Errorf("agent app credentials = %+v; want the new one added and the old one kept", app.KeyCredentials)
 	}
 	// The new credential is on disk, so a restart signs in with it.
-	h.stop()
-	h.env.APIListener = nil
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.env.APIListener = ln
-	h.env.Config.API.Listen = ln.Addr().String()
-	h.startAgent()
+	h.restart()
 	again, err := h.client.Credential(ctx)
 	if err != nil || again.Thumbprint != after.Thumbprint {
 		t.Fatalf("after restart credential = %s, %v; want %s", again.Thumbprint, err, after.Thumbprint)
@@ -482,14 +487,7 @@ func TestUnknownAgentKey(t *testing.T) {
 		}
 	}
 	// Tokens already issued stay valid; a new agent must sign in afresh.
-	h.stop()
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.env.APIListener = ln
-	h.env.Config.API.Listen = ln.Addr().String()
-	h.startAgent()
+	h.restart()
 	var p apitype.StatusProblem
 	h.waitFor("graph_unreachable naming AADSTS700027", func() bool {
 		s, _ := h.client.Status(ctx)

@@ -18,11 +18,7 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
+	log := consoleLogger(env, *verbose)
 	e, err := devenv.Setup(devenv.Options{Dir: *dir, APIListen: *listen, Logger: log})
 	if err != nil {
 		return err
@@ -39,4 +35,14 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	fmt.Fprint(env.stdout, e.Banner(*dir, os.Args[0]))
 	return a.Run(ctx)
+}
+
+// consoleLogger is the text log of the interactive commands (dev, emulator): info, or debug
+// with -v.
+func consoleLogger(env *cmdEnv, verbose bool) *slog.Logger {
+	level := slog.LevelInfo
+	if verbose {
+		level = slog.LevelDebug
+	}
+	return slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level}))
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"path/filepath"
 
 	"github.com/aucloud/certagent/emulator"
@@ -18,11 +17,7 @@ func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
-	}
-	opts := []emulator.Option{emulator.WithLogger(slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: level})))}
+	opts := []emulator.Option{emulator.WithLogger(consoleLogger(env, *verbose))}
 	if *seedFile != "" {
 		seed, err := emulator.LoadSeed(*seedFile)
 		if err != nil {
