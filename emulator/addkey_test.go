@@ -86,7 +86,7 @@ func TestAddKeyProofs(t *testing.T) {
 		ok   bool
 	}{
 		{"good", func(a *assertion) {}, true},
-		{"old audience", func(a *assertion) { a.claims["aud"] = aadGraphAppID }, true},
+		{"Microsoft Graph's id as audience", func(a *assertion) { a.claims["aud"] = graphAppID }, false},
 		{"named by kid", func(a *assertion) {
 			delete(a.header, "x5t")
 			s := sha1Sum(c.DER)
@@ -95,6 +95,14 @@ func TestAddKeyProofs(t *testing.T) {
 		{"unnamed key", func(a *assertion) { delete(a.header, "x5t") }, true},
 		{"padded segments", func(a *assertion) { a.padded = true; a.claims["pad"] = "xx" }, false},
 		{"wrong audience", func(a *assertion) { a.claims["aud"] = "https://graph.microsoft.com" }, false},
+		{"no audience", func(a *assertion) { delete(a.claims, "aud") }, false},
+		{"no iss", func(a *assertion) { delete(a.claims, "iss") }, false},
+		{"no exp", func(a *assertion) { delete(a.claims, "exp") }, false},
+		{"not yet valid", func(a *assertion) {
+			a.claims["nbf"], a.claims["exp"] = now.Add(10*time.Minute).Unix(), now.Add(15*time.Minute).Unix()
+		}, false},
+		{"alg none", func(a *assertion) { a.header["alg"] = "none" }, false},
+		{"alg HS256", func(a *assertion) { a.header["alg"] = "HS256" }, false},
 		{"iss is the appId", func(a *assertion) { a.claims["iss"] = agent.AppID }, false},
 		{"more than 10 minutes", func(a *assertion) { a.claims["exp"] = now.Add(11 * time.Minute).Unix() }, false},
 		{"expired", func(a *assertion) {

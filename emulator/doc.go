@@ -139,8 +139,9 @@
 //
 // addKey and removeKey need a proof: a JWT without '=' padding, signed (RS256; PS256
 // accepted) with the key of a certificate currently valid on that app (named by x5t,
-// x5t#S256 or kid, otherwise each is tried), aud 00000003-0000-0000-c000-000000000000 (or
-// 00000002-0000-0000-c000-000000000000), iss the app's object id, nbf and exp at most 10
+// x5t#S256 or kid, otherwise each is tried), aud 00000002-0000-0000-c000-000000000000 and
+// nothing else (Microsoft's "Generate proof of possession tokens for rolling keys"; Graph's own
+// id 00000003-... is refused, as users report), iss the app's object id, nbf and exp at most 10
 // minutes apart with now inside (5 minutes' skew); otherwise 401
 // Authentication_MissingOrMalformed "Access Token missing or malformed.". addKey answers 200
 // with the new keyCredential (key null); removeKey answers 204, and 404 for an unknown keyId

@@ -21,7 +21,7 @@ import (
 // Well-known ids and values.
 const (
 	graphAppID          = "00000003-0000-0000-c000-000000000000"
-	aadGraphAppID       = "00000002-0000-0000-c000-000000000000"
+	proofAudience       = "00000002-0000-0000-c000-000000000000" // addKey/removeKey proofs (docs/graph.md)
 	armAppID            = "797f4846-ba00-4fd7-ba43-dac1f8f63013"
 	assertionTypeJWT    = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 	grantClientCreds    = "client_credentials"

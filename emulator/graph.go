@@ -843,7 +843,9 @@ func (e *Emulator) serveRemoveKey(w http.ResponseWriter, r *http.Request, c call
 
 // checkProof verifies an addKey/removeKey proof for a: a JWT without '=' padding, signed
 // (RS256, or PS256) by a certificate currently valid on a (named by x5t, x5t#S256 or kid, or
-// found by trying each), aud Graph's app id (or the older 00000002-...), iss a's object id,
+// found by trying each), aud 00000002-0000-0000-c000-000000000000 (the id Microsoft's
+// "Generate proof of possession tokens for rolling keys" names; Graph's own 00000003-... is
+// refused, as users report), iss a's object id,
 // nbf and exp at most 10 minutes apart with now inside (5 minutes' skew). It returns why
 // the proof is refused, or "".
 func (e *Emulator) checkProof(proof string, a *app) string {
@@ -862,8 +864,8 @@ func (e *Emulator) checkProof(proof string, a *app) string {
 		return "alg " + alg
 	}
 	auds := jt.audiences()
-	if len(auds) != 1 || (auds[0] != graphAppID && auds[0] != aadGraphAppID) {
-		return "aud is not Graph's app id"
+	if len(auds) != 1 || auds[0] != proofAudience {
+		return "aud is not " + proofAudience
 	}
 	if !strings.EqualFold(jt.claimString("iss"), a.ObjectID) {
 		return "iss is not the application's object id"

@@ -381,7 +381,7 @@ func (env *testEnv) proof(c certtest.Cert, objectID string) *assertion {
 	now := env.clk.Now()
 	return &assertion{
 		header: map[string]any{"alg": "RS256", "typ": "JWT", "x5t": x5tURL(c.DER)},
-		claims: map[string]any{"aud": graphAppID, "iss": objectID, "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()},
+		claims: map[string]any{"aud": proofAudience, "iss": objectID, "nbf": now.Unix(), "exp": now.Add(10 * time.Minute).Unix()},
 		key:    c.Key,
 	}
 }

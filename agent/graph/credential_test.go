@@ -302,7 +302,9 @@ func TestProof(t *testing.T) {
 	if header["alg"] != "RS256" || header["typ"] != "JWT" || strings.ToUpper(string(hexOf(x5t))) != thumb(c) || header["kid"] != thumb(c) {
 		t.Errorf("header = %v, want RS256 JWT with x5t and kid of %s", header, thumb(c))
 	}
-	want := map[string]any{"aud": graph.GraphAppID, "iss": objectID, "nbf": float64(now.Unix()), "exp": float64(now.Add(10 * time.Minute).Unix())}
+	// The audience is the literal Microsoft documents, not the constant: a test that compared
+	// with the constant passed while the agent signed for 00000003 (Graph), which Entra refuses.
+	want := map[string]any{"aud": "00000002-0000-0000-c000-000000000000", "iss": objectID, "nbf": float64(now.Unix()), "exp": float64(now.Add(10 * time.Minute).Unix())}
 	for k, v := range want {
 		if claims[k] != v {
 			t.Errorf("claim %s = %v, want %v", k, claims[k], v)

@@ -58,5 +58,5 @@ func SignProof(cert *x509.Certificate, key crypto.Signer, objectID string, now t
 	return signProof(cert, key, objectID, now)
 }
 
-// GraphAppID is Graph's application id, the audience of proofs.
-const GraphAppID = graphAppID
+// ProofAudience is the audience the client puts in proofs.
+const ProofAudience = proofAudience

@@ -16,8 +16,12 @@ import (
 	"github.com/aucloud/certagent/agent/certs"
 )
 
-// graphAppID is Microsoft Graph's application id: the audience of addKey/removeKey proofs.
-const graphAppID = "00000003-0000-0000-c000-000000000000"
+// proofAudience is the audience of addKey/removeKey proofs: the id of the (retired) Azure AD
+// Graph, 00000002-..., not Microsoft Graph's 00000003-.... Microsoft's page "Generate proof of
+// possession tokens for rolling keys" (Graph docs, concepts/application-rollkey-prooftoken)
+// and its C# and PowerShell samples use it; a proof for 00000003 is refused with 401
+// Authentication_MissingOrMalformed. See docs/graph.md.
+const proofAudience = "00000002-0000-0000-c000-000000000000"
 
 // proofLifetime is how long a proof is valid; Graph allows at most 10 minutes between nbf and
 // exp.
@@ -67,13 +71,13 @@ func headerFor(cert *x509.Certificate) jwtHeader {
 
 // signProof returns the proof of possession Graph's addKey and removeKey require: an RS256
 // JWT signed with key (the private key of cert, a certificate valid on the application),
-// aud Graph, iss the application's object id, valid from now for 10 minutes, base64url
+// aud proofAudience, iss the application's object id, valid from now for 10 minutes, base64url
 // segments without padding. The proof is a credential: never log it.
 func signProof(cert *x509.Certificate, key crypto.Signer, objectID string, now time.Time) (string, error) {
 	h := headerFor(cert)
 	h.Kid = certs.ThumbprintSHA1(cert.Raw)
 	return signJWT(key, h, proofClaims{
-		Aud: graphAppID,
+		Aud: proofAudience,
 		Iss: objectID,
 		Nbf: now.Unix(),
 		Exp: now.Add(proofLifetime).Unix(),
