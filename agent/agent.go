@@ -104,7 +104,9 @@ func New(opts Options) (a *Agent, err error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	a = &Agent{
+	// a is the named result, which every `return nil, err` sets to nil before the deferred
+	// cleanup runs: clean up through a variable of our own.
+	ag := &Agent{
 		cfg:      cfg,
 		log:      opts.Logger,
 		now:      opts.Now,
@@ -114,9 +116,10 @@ func New(opts Options) (a *Agent, err error) {
 
 		notifyWake: make(chan struct{}, 1),
 	}
+	a = ag
 	defer func() {
 		if err != nil {
-			a.Close()
+			ag.Close()
 		}
 	}()
 
@@ -124,7 +127,7 @@ func New(opts Options) (a *Agent, err error) {
 		return nil, err
 	}
 	if err := securefile.MkdirAll(cfg.StateDir); err != nil {
-		return nil, fmt.Errorf("creating the state directory: %w", err)
+		return nil, fmt.Errorf("creating the state folder %s (state_dir): %w; fix state_dir in %s or move what is in its way", cfg.StateDir, err, cfg.File)
 	}
 	if runtime.GOOS != "windows" && within(cfg.DropFolder, cfg.StateDir) {
 		// The Linux default drop folder (/var/lib/certagent/drop) sits inside the state
@@ -134,7 +137,13 @@ func New(opts Options) (a *Agent, err error) {
 			return nil, fmt.Errorf("opening the state directory's way to the drop folder: %w", err)
 		}
 	}
-	st, err := store.Open(filepath.Join(cfg.StateDir, "certagent.db"), store.Logger(a.log))
+	storeOpts := []store.Option{store.Logger(ag.log)}
+	if fi, err := os.Stat(cfg.API.TokenFile); err == nil && fi.Mode().IsRegular() {
+		// The token is made right after the store at the first start: a store missing beside
+		// it was lost, not never made.
+		storeOpts = append(storeOpts, store.ExpectExisting(fmt.Sprintf("the API token file %s exists, so an agent has run with this state folder before", cfg.API.TokenFile)))
+	}
+	st, err := store.Open(StorePath(cfg), storeOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -143,8 +152,11 @@ func New(opts Options) (a *Agent, err error) {
 		return nil, fmt.Errorf("repairing the agent's own credential: %w", err)
 	}
 	c, err := credential.Load(credentialFiles(cfg))
+	if errors.Is(err, credential.ErrNotFound) {
+		return nil, fmt.Errorf("loading the agent's own credential: %w; run `certagent credential init` and upload the certificate it prints to the agent's app registration", err)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("loading the agent's own credential: %w", err)
+		return nil, fmt.Errorf("loading the agent's own credential: %w; restore the files from a backup, or move them aside, run `certagent credential init` and upload the new certificate to the agent's app registration", err)
 	}
 	a.cred = credential.NewSource(c)
 	if a.apiToken, err = loadOrCreateToken(cfg.API.TokenFile); err != nil {
@@ -230,7 +242,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if ln == nil {
 		var err error
 		if ln, err = net.Listen("tcp", a.cfg.API.Listen); err != nil {
-			return fmt.Errorf("listening for the API on %s: %w", a.cfg.API.Listen, err)
+			return fmt.Errorf("listening for the API on %s (api.listen): %w; another program (or another certagent) may hold the port: stop it, or set api.listen in %s to a free loopback port", a.cfg.API.Listen, err, a.cfg.File)
 		}
 	}
 	srv := &http.Server{Handler: a.handler, BaseContext: func(net.Listener) context.Context { return ctx }}
@@ -298,6 +310,9 @@ func (a *Agent) applied(rotation.Rotation) {
 
 // Close releases what New opened. Safe to call more than once, and after a failed New.
 func (a *Agent) Close() error {
+	if a == nil {
+		return nil
+	}
 	var err error
 	a.closeOnce.Do(func() {
 		if a.store != nil {
@@ -337,6 +352,9 @@ func within(path, dir string) bool {
 	rel, err := filepath.Rel(dir, path)
 	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }
+
+// StorePath returns the state store's file for cfg.
+func StorePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "certagent.db") }
 
 func credentialFiles(cfg *config.Config) credential.Files {
 	return credential.Files{Cert: cfg.Auth.CertificateFile, Key: cfg.Auth.KeyFile}

@@ -35,7 +35,7 @@ func loadOrCreateToken(path string) ([]byte, error) {
 		return tok, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading the API token file: %w", err)
+		return nil, fmt.Errorf("reading the API token file %s (api.token_file): %w; remove whatever is at that path and start again: the agent creates the token", path, err)
 	}
 	if err := securefile.Check(path); err != nil {
 		if rerr := securefile.Restrict(path); rerr != nil {

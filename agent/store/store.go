@@ -63,6 +63,7 @@ const maxGroup = 512
 type Store struct {
 	db   *bolt.DB
 	path string
+	id   string // the store's identity (identity.go)
 	log  *slog.Logger
 
 	// sem is held by the goroutine committing a group of writes.
@@ -90,6 +91,15 @@ type Option func(*options)
 type options struct {
 	lockTimeout time.Duration
 	logger      *slog.Logger
+	expect      string
+}
+
+// ExpectExisting tells Open that a store should already exist, and why the caller thinks so
+// (for example "the API token file ... exists, so an agent has run with this state folder").
+// A missing or empty store file then fails with ErrLost, as it does when the store's marker
+// file is there.
+func ExpectExisting(why string) Option {
+	return func(o *options) { o.expect = why }
 }
 
 // LockTimeout sets how long Open waits for another process to release the file (default
@@ -114,8 +124,10 @@ func Logger(l *slog.Logger) Option {
 // Open opens the state file at path, creating it (mode 0600, and its directory with private
 // permissions when the directory does not exist). It fails with a clear error, naming the
 // file, when another process holds it (ErrInUse, after the lock timeout), when it is not a
-// certagent store or is damaged (ErrDamaged), or when a newer certagent wrote it
-// (ErrNewerSchema). Open checks the whole file's consistency before it returns.
+// certagent store or is damaged (ErrDamaged), when a newer certagent wrote it
+// (ErrNewerSchema), when the state folder had a store that is now missing or empty (ErrLost),
+// or when the file is not the store the folder had (ErrReplaced). Open checks the whole
+// file's consistency before it returns.
 func Open(path string, opts ...Option) (*Store, error) {
 	o := options{lockTimeout: DefaultLockTimeout, logger: slog.New(slog.DiscardHandler)}
 	for _, opt := range opts {
@@ -128,6 +140,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		if err := securefile.MkdirAll(dir); err != nil {
 			return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
 		}
+	}
+	if err := checkLost(path, o.expect); err != nil {
+		return nil, err
+	}
+	if err := preflight(path); err != nil {
+		return nil, err
 	}
 	db, err := openBolt(path, o.lockTimeout)
 	if err != nil {
@@ -143,6 +161,10 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	schema, err := s.prepare()
 	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.adoptIdentity(); err != nil {
 		db.Close()
 		return nil, err
 	}
@@ -164,7 +186,7 @@ func openBolt(path string, lockTimeout time.Duration) (db *bolt.DB, err error) {
 	case err == nil:
 		return db, nil
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, fmt.Errorf("state file %s is in use by another certagent process (waited %s for it): %w", path, lockTimeout, ErrInUse)
+		return nil, &openError{sentinel: ErrInUse, msg: fmt.Sprintf("state file %s is in use by another certagent process (waited %s for it); stop that one first (the service: `certagent stop`)", path, lockTimeout)}
 	case errors.Is(err, berrors.ErrInvalid), errors.Is(err, berrors.ErrChecksum), errors.Is(err, berrors.ErrVersionMismatch):
 		return nil, damaged(path, err)
 	}
@@ -178,8 +200,18 @@ func openBolt(path string, lockTimeout time.Duration) (db *bolt.DB, err error) {
 	return nil, damaged(path, err)
 }
 
+// openError is a failure to open the state file: a message for people (naming the file and
+// what to do) that matches its sentinel with errors.Is without printing it.
+type openError struct {
+	msg      string
+	sentinel error
+}
+
+func (e *openError) Error() string        { return e.msg }
+func (e *openError) Is(target error) bool { return target == e.sentinel }
+
 func damaged(path string, cause error) error {
-	return fmt.Errorf("state file %s is damaged or is not a certagent state file (%v); stop the agent and move the file aside to start with an empty state (its rotations and audit log are then no longer used): %w", path, cause, ErrDamaged)
+	return &openError{sentinel: ErrDamaged, msg: fmt.Sprintf("state file %s is damaged or is not a certagent state file (%v); `certagent store check` tells more, and `certagent store rebuild` moves it aside and rebuilds the state from the app and the audit trail", path, cause)}
 }
 
 // check runs bbolt's consistency check over the whole file.

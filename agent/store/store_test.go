@@ -244,6 +244,9 @@ func TestOpenDamaged(t *testing.T) {
 		{"pem certificate", []byte("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")},
 		{"random", random},
 		{"truncated", valid[:size+100]},
+		// Cut short past the meta pages: bbolt maps the whole file and trusts its meta, so
+		// without the preflight check this was a SIGBUS that killed the process.
+		{"cut short", valid[:3*size+100]},
 		{"damaged meta pages", append(bytes.Repeat([]byte{0}, 2*size), valid[2*size:]...)},
 		{"damaged page", midPage},
 	}
@@ -643,4 +646,73 @@ func TestAppendAsyncFailureLogged(t *testing.T) {
 	if !strings.Contains(buf.String(), "disk on fire") {
 		t.Errorf("log = %q, want the failed queued write reported", buf.String())
 	}
+}
+
+// TestOpenLost: a store that is missing or emptied while the state folder shows it had one
+// is refused, never silently started over.
+func TestOpenLost(t *testing.T) {
+	fresh := func(t *testing.T) string {
+		path := filepath.Join(t.TempDir(), "certagent.db")
+		s, err := Open(path, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		return path
+	}
+	t.Run("emptied", func(t *testing.T) {
+		path := fresh(t)
+		os.Truncate(path, 0)
+		_, err := Open(path, quiet())
+		if !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "empty") || !strings.Contains(err.Error(), "certagent store rebuild") {
+			t.Errorf("Open(emptied store) = %v, want ErrLost saying how to go on", err)
+		}
+		if fi, _ := os.Stat(path); fi.Size() != 0 {
+			t.Error("Open wrote into the emptied file")
+		}
+	})
+	t.Run("deleted", func(t *testing.T) {
+		path := fresh(t)
+		os.Remove(path)
+		if _, err := Open(path, quiet()); !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "missing") {
+			t.Errorf("Open(deleted store) = %v, want ErrLost", err)
+		}
+		if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+			t.Error("Open made a new file")
+		}
+	})
+	t.Run("expected by the caller", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "certagent.db")
+		_, err := Open(path, quiet(), ExpectExisting("the API token file exists"))
+		if !errors.Is(err, ErrLost) || !strings.Contains(err.Error(), "the API token file exists") {
+			t.Errorf("Open(no store, expected) = %v, want ErrLost with the caller's reason", err)
+		}
+	})
+	t.Run("new folder", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "certagent.db")
+		s, err := Open(path, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		m, err := ReadMarker(path)
+		if err != nil || m.StoreID != s.ID() || s.ID() == "" {
+			t.Errorf("marker = %+v, %v; store id %q", m, err, s.ID())
+		}
+	})
+	t.Run("replaced", func(t *testing.T) {
+		a, b := fresh(t), fresh(t)
+		os.Rename(a, b)
+		if _, err := Open(b, quiet()); !errors.Is(err, ErrReplaced) || !strings.Contains(err.Error(), MarkerPath(b)) {
+			t.Errorf("Open(another folder's store) = %v, want ErrReplaced naming the marker", err)
+		}
+	})
+	t.Run("reopened", func(t *testing.T) {
+		path := fresh(t)
+		s, err := Open(path, quiet(), ExpectExisting("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+	})
 }
