@@ -196,6 +196,7 @@ func New(opts Options) (a *Agent, err error) {
 		ManualApproval: cfg.Policy.Approval == config.ApprovalManual,
 		MaxAttempts:    cfg.Graph.MaxAttempts,
 		OnSnapshot:     a.saveSnapshot,
+		OnWrite:        a.metrics.ReadToWrite,
 		OnApplied:      a.applied,
 		Logger:         a.log,
 		Now:            a.now,

@@ -49,6 +49,7 @@ type Metrics struct {
 	reg     *prometheus.Registry
 	graph   *prometheus.CounterVec
 	intake  *prometheus.CounterVec
+	window  prometheus.Histogram
 	handler http.Handler
 }
 
@@ -61,6 +62,7 @@ const (
 	nameGraphRequests = "certagent_graph_requests_total"
 	nameIntakeFiles   = "certagent_intake_files_total"
 	nameBuildInfo     = "certagent_build_info"
+	nameReadToWrite   = "certagent_graph_read_to_write_seconds"
 )
 
 // Label names and values.
@@ -88,6 +90,11 @@ func New(cfg Config) *Metrics {
 			Name: nameIntakeFiles,
 			Help: "Certificates taken in (drop folder files and API submissions), by verdict and reason code.",
 		}, []string{labelVerdict, labelCode}),
+		window: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    nameReadToWrite,
+			Help:    "Time between the answer of the read a keyCredentials write was built on and the write: the window in which an edit made outside the agent can be lost (Graph has no ETag on applications).",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
+		}),
 	}
 	// Every series people alert on exists from the start, at 0.
 	m.intake.WithLabelValues(verdictAccepted, "")
@@ -97,7 +104,7 @@ func New(cfg Config) *Metrics {
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.graph, m.intake, &stateCollector{cfg: cfg},
+		m.graph, m.intake, m.window, &stateCollector{cfg: cfg},
 	)
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError})
 	return m
@@ -115,6 +122,10 @@ func (m *Metrics) GraphRequest(op, outcome string) {
 func (m *Metrics) IntakeFile(verdict, code string) {
 	m.intake.WithLabelValues(verdict, code).Inc()
 }
+
+// ReadToWrite records the window between a read and the keyCredentials write built on it.
+// It matches the rotation engine's OnWrite hook.
+func (m *Metrics) ReadToWrite(d time.Duration) { m.window.Observe(d.Seconds()) }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler { return m.handler }

@@ -13,21 +13,14 @@ import (
 
 // AddOptions tune AddCertificate. The zero value is usable.
 type AddOptions struct {
+	ReadOptions
 	// BeforeWrite is called after the read and before the write, with the app as read. The
 	// engine stores its intent (the chosen keyId) here; an error stops the add before
 	// anything was written.
 	BeforeWrite func(app certs.Application) error
-	// Expect lists keyIds that an earlier verified read showed on the app. A read that lacks
-	// one of them is taken as stale (Graph's replication lag) and repeated, up to Reads times,
-	// before it is believed: writing back a stale collection would drop a credential.
-	Expect []string
-	// Reads is how many times a read that looks stale is tried (default 4).
-	Reads int
-	// ReadDelay is the pause before the first repeated read; it doubles each time (default
-	// 500ms).
-	ReadDelay time.Duration
-	// Sleep waits d or until ctx ends; nil means a timer.
-	Sleep func(ctx context.Context, d time.Duration) error
+	// Ledger is what the caller knows of the app's credentials from earlier reads;
+	// AddCertificate judges every read against it and updates it. nil: nothing is known.
+	Ledger *Ledger
 }
 
 // AddResult says what AddCertificate found or did.
@@ -41,46 +34,56 @@ type AddResult struct {
 	AlreadyPresent bool
 	// Wrote is true when this call sent the write.
 	Wrote bool
-	// Missing lists keyIds that Expect named but that stayed absent through every read:
-	// removed outside certagent.
-	Missing []string
+	// Changes are what the reads showed changing outside the agent.
+	Changes Changes
+	// Restored lists credentials that a read showed on the app during this call, that the
+	// write did not keep (an edit outside the agent that the reads before the write did not
+	// show yet), and that were put back by a second write.
+	Restored []certs.KeyCredential
+	// ReadToWrite is the time between the answer of the read the write was built on and
+	// the sending of the write: the window in which an edit outside the agent can be lost.
+	ReadToWrite time.Duration
+	// Reads counts the reads this call made.
+	Reads int
 }
 
 // AddCertificate adds nc to the application appID by read-modify-write and proves it by a
 // read-back:
 //
-//  1. read the app (repeating the read while it looks stale against opts.Expect);
+//  1. read the app until a view settles: opts.Confirm identical reads in a row, each
+//     consistent with the ledger (no credential the agent saw removed, none it saw on the
+//     app or wrote itself missing); a view that does not settle is never written on;
 //  2. if a credential with nc.KeyID is there, an earlier write landed: done; if a credential
 //     with the same thumbprint is there, the certificate was already present: done;
 //  3. call opts.BeforeWrite;
-//  4. Replace the collection with every credential read in step 1, unchanged, plus nc;
-//  5. read back until nc is visible, and check that every credential from step 1 is still
-//     there.
+//  4. Replace the collection with every credential of the view, unchanged, plus nc;
+//  5. read back until nc and every credential of the view are visible;
+//  6. put back any credential that a read during this call showed and the write did not
+//     keep (see AddResult.Restored), by the same read-modify-write.
 //
 // Because nc.KeyID is chosen by the caller before the write, repeating the whole call after a
 // crash or a lost answer is idempotent: Graph keeps a credential by keyId. nc must carry Key
 // (the DER), KeyID, Type and Usage. A transient error (see IsTransient) may be retried by
 // calling AddCertificate again with the same nc.
 func AddCertificate(ctx context.Context, kc KeyCredentials, appID string, nc certs.KeyCredential, opts AddOptions) (AddResult, error) {
-	if opts.Reads <= 0 {
-		opts.Reads = 4
-	}
-	if opts.ReadDelay <= 0 {
-		opts.ReadDelay = 500 * time.Millisecond
-	}
-	if opts.Sleep == nil {
-		opts.Sleep = sleepCtx
-	}
 	if nc.KeyID == "" || len(nc.Key) == 0 {
 		return AddResult{}, errors.New("adding certificate: the new credential needs a keyId and a key")
 	}
-	thumb := certs.ThumbprintSHA1(nc.Key)
+	r := newViewReader(kc, appID, opts.Ledger, opts.ReadOptions)
+	res, err := addCertificate(ctx, r, nc, opts)
+	res.Changes, res.Reads = r.changes, r.reads
+	// The agent's own credential is not someone else's addition, whatever the ledger knew.
+	res.Changes.Added = slices.DeleteFunc(res.Changes.Added, func(c certs.KeyCredential) bool { return strings.EqualFold(c.KeyID, nc.KeyID) })
+	return res, err
+}
 
-	app, missing, err := readExpecting(ctx, kc, appID, opts.Expect, opts)
+func addCertificate(ctx context.Context, r *viewReader, nc certs.KeyCredential, opts AddOptions) (AddResult, error) {
+	thumb := certs.ThumbprintSHA1(nc.Key)
+	app, err := r.settle(ctx, r.opts.Confirm)
 	if err != nil {
 		return AddResult{}, err
 	}
-	res := AddResult{App: app, Missing: missing}
+	res := AddResult{App: app}
 	if i := indexKeyID(app.KeyCredentials, nc.KeyID); i >= 0 {
 		res.Credential = app.KeyCredentials[i]
 		return res, nil
@@ -95,57 +98,79 @@ func AddCertificate(ctx context.Context, kc KeyCredentials, appID string, nc cer
 			return res, err
 		}
 	}
-
-	creds := make([]certs.KeyCredential, 0, len(app.KeyCredentials)+1)
-	for _, c := range app.KeyCredentials {
-		creds = append(creds, c.Clone())
-	}
-	creds = append(creds, nc.Clone())
-	if err := kc.Replace(ctx, app.ObjectID, creds); err != nil {
+	after, window, err := writeAndVerify(ctx, r, app, []certs.KeyCredential{nc})
+	res.ReadToWrite = window
+	if err != nil {
 		return res, err
 	}
 	res.Wrote = true
-
-	before := keyIDs(app.KeyCredentials)
-	after, _, err := readExpecting(ctx, kc, appID, append(before, nc.KeyID), opts)
-	if err != nil {
-		return res, fmt.Errorf("reading back after the write: %w", err)
-	}
 	res.App = after
-	i := indexKeyID(after.KeyCredentials, nc.KeyID)
-	if i < 0 {
-		// Still not visible after every read: let the caller retry the whole cycle, which
-		// reads again and either finds the keyId or writes it again under the same keyId.
-		return res, &verifyError{transient: true, msg: fmt.Sprintf("credential %s is not visible on app %s after the write (%d reads)", nc.KeyID, appID, opts.Reads)}
-	}
-	res.Credential = after.KeyCredentials[i]
+	res.Credential = after.KeyCredentials[indexKeyID(after.KeyCredentials, nc.KeyID)]
 	if got := res.Credential.Thumbprint(); got != "" && got != thumb {
-		return res, &verifyError{msg: fmt.Sprintf("credential %s on app %s has thumbprint %s, not %s", nc.KeyID, appID, got, thumb)}
+		return res, &verifyError{msg: fmt.Sprintf("credential %s on app %s has thumbprint %s, not %s", nc.KeyID, r.appID, got, thumb)}
 	}
-	if gone := absent(after.KeyCredentials, before); len(gone) > 0 {
-		return res, &verifyError{msg: fmt.Sprintf("credentials %s were on app %s before the write and are gone after it; something else changed the app at the same time", strings.Join(gone, ", "), appID)}
+
+	// A credential some read showed, that neither the view written on nor the app now holds,
+	// and that the ledger does not know as removed: an edit outside the agent that landed
+	// before the write but reached the reads too late. The write dropped it: put it back.
+	var lost []certs.KeyCredential
+	for id, c := range r.observed {
+		if indexKeyID(after.KeyCredentials, id) < 0 && r.ledger.State(id) != KeyGone {
+			lost = append(lost, c.Clone())
+		}
 	}
+	if len(lost) == 0 {
+		return res, nil
+	}
+	slices.SortFunc(lost, func(a, b certs.KeyCredential) int { return strings.Compare(a.KeyID, b.KeyID) })
+	view, err := r.settle(ctx, r.opts.Confirm)
+	if err != nil {
+		return res, fmt.Errorf("putting back credentials %s that an edit outside certagent added: %w", strings.Join(keyIDs(lost), ", "), err)
+	}
+	lost = slices.DeleteFunc(lost, func(c certs.KeyCredential) bool { return indexKeyID(view.KeyCredentials, c.KeyID) >= 0 })
+	if len(lost) == 0 {
+		res.App = view
+		return res, nil
+	}
+	after, _, err = writeAndVerify(ctx, r, view, lost)
+	if err != nil {
+		return res, fmt.Errorf("putting back credentials %s that an edit outside certagent added: %w", strings.Join(keyIDs(lost), ", "), err)
+	}
+	res.App, res.Restored = after, lost
 	return res, nil
 }
 
-// readExpecting reads the app, and repeats the read with growing pauses while a keyId in
-// expect is missing (a stale replica). It returns the last read and what stayed missing.
-func readExpecting(ctx context.Context, kc KeyCredentials, appID string, expect []string, opts AddOptions) (certs.Application, []string, error) {
-	delay := opts.ReadDelay
-	for i := 0; ; i++ {
-		app, err := kc.Get(ctx, appID)
-		if err != nil {
-			return certs.Application{}, nil, err
-		}
-		missing := absent(app.KeyCredentials, expect)
-		if len(missing) == 0 || i+1 >= opts.Reads {
-			return app, missing, nil
-		}
-		if err := opts.Sleep(ctx, delay); err != nil {
-			return certs.Application{}, nil, err
-		}
-		delay *= 2
+// writeAndVerify replaces the collection with view's credentials plus add, and reads back
+// until every one of them is visible. It returns the app as read back and the time between
+// the view's read and the write.
+func writeAndVerify(ctx context.Context, r *viewReader, view certs.Application, add []certs.KeyCredential) (certs.Application, time.Duration, error) {
+	creds := make([]certs.KeyCredential, 0, len(view.KeyCredentials)+len(add))
+	for _, c := range view.KeyCredentials {
+		creds = append(creds, c.Clone())
 	}
+	for _, c := range add {
+		creds = append(creds, c.Clone())
+	}
+	window := r.opts.Now().Sub(r.lastRead)
+	if err := r.kc.Replace(ctx, view.ObjectID, creds); err != nil {
+		return certs.Application{}, window, err
+	}
+	r.ledger.Wrote(add, r.opts.Now())
+
+	after, err := r.settle(ctx, 1)
+	if err != nil {
+		if IsTransient(err) {
+			// Still not visible after every read: the caller retries the whole cycle, which
+			// takes the credentials' absence as reads being behind (the ledger holds them as
+			// written) and writes again only if they never show up (WrittenTimeout).
+			return certs.Application{}, window, &verifyError{transient: true, msg: fmt.Sprintf("the write to app %s is not visible yet: %v", r.appID, err)}
+		}
+		return certs.Application{}, window, fmt.Errorf("reading back after the write: %w", err)
+	}
+	if gone := absent(after.KeyCredentials, keyIDs(creds)); len(gone) > 0 {
+		return after, window, &verifyError{msg: fmt.Sprintf("credentials %s were on app %s when it was written and are gone after it; something else changed the app at the same time", strings.Join(gone, ", "), r.appID)}
+	}
+	return after, window, nil
 }
 
 // verifyError is a read-back that did not prove the write.
@@ -157,8 +182,7 @@ type verifyError struct {
 func (e *verifyError) Error() string   { return e.msg }
 func (e *verifyError) Transient() bool { return e.transient }
 func (e *verifyError) Reason() certs.Reason {
-	code := certs.VerifyFailed
-	return certs.Reason{Code: code, Message: e.msg}
+	return certs.Reason{Code: certs.VerifyFailed, Message: e.msg}
 }
 
 func indexKeyID(creds []certs.KeyCredential, keyID string) int {

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	mathrand "math/rand/v2"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,10 +51,14 @@ type Config struct {
 	// for a write under way to finish, so a stop never leaves a write half-observed when it
 	// can be avoided (default 30s).
 	WriteTimeout time.Duration
-	// Reads and ReadDelay tune the repeated reads that outwait Graph's replication lag
-	// (see AddOptions).
-	Reads     int
-	ReadDelay time.Duration
+	// Read tunes the reads that outwait Graph's replication lag and tell a read that is
+	// behind from a change made outside the agent (see ReadOptions). Its Sleep and Now
+	// default to the engine's.
+	Read ReadOptions
+	// OnWrite, if set, is called after each write of the target app's keyCredentials with
+	// the time between the answer of the read the write was built on and the write. It must
+	// not block.
+	OnWrite func(readToWrite time.Duration)
 	// OnSnapshot, if set, is called after every successful read of the target app, with the
 	// app as read. It must not block.
 	OnSnapshot func(Snapshot)
@@ -76,6 +81,9 @@ type Snapshot struct {
 	Err *certs.Reason
 	// ErrAt is when Err happened.
 	ErrAt time.Time
+	// Ledger is what the engine knows of the app's credentials from every read so far (see
+	// Ledger); restored with the snapshot, it lets the first reads after a restart be judged.
+	Ledger Ledger `json:"ledger"`
 }
 
 // Engine runs rotations: it takes submissions, applies them to the target app one at a time,
@@ -94,12 +102,9 @@ type Engine struct {
 	// read-modify-write cycles of this agent never interleave.
 	graphMu sync.Mutex
 
-	// snapMu guards the fields below.
+	// snapMu guards snap. snap.Ledger changes only under graphMu (too).
 	snapMu sync.Mutex
 	snap   Snapshot
-	// known is the set of keyIds on the app as last read successfully; a later read that
-	// lacks one is suspected stale (see AddOptions.Expect).
-	known []string
 }
 
 // New checks cfg and returns an engine. Call Run to start applying.
@@ -138,6 +143,12 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.NewID == nil {
 		cfg.NewID = NewGUID
+	}
+	if cfg.Read.Sleep == nil {
+		cfg.Read.Sleep = cfg.Sleep
+	}
+	if cfg.Read.Now == nil {
+		cfg.Read.Now = cfg.Now
 	}
 	return &Engine{
 		cfg:  cfg,
@@ -385,16 +396,13 @@ func (e *Engine) apply(ctx context.Context, r Rotation) {
 			if res.AlreadyPresent {
 				note = fmt.Sprintf("already on the app as keyId %s; nothing written", r.KeyID)
 			}
-			if len(res.Missing) > 0 {
-				e.audit(ctx, AuditEntry{Action: ActionExternalChange, Actor: ActorAgent, Outcome: OutcomeOK,
-					Message: fmt.Sprintf("credentials %v were removed from app %s outside certagent", res.Missing, e.cfg.AppID)})
-			}
 			var wrote *AuditEntry
 			if res.Wrote {
 				c := r.Certificate
 				wrote = &AuditEntry{At: e.now(), Action: ActionGraphWrite, Actor: ActorAgent, Outcome: OutcomeOK,
 					RotationID: r.ID, State: StateApplying, KeyID: r.KeyID, Cert: &c,
-					Message: fmt.Sprintf("wrote keyId %s to app %s beside its %d existing credentials; read back with every one of them", r.KeyID, e.cfg.AppID, kept)}
+					Message: fmt.Sprintf("wrote keyId %s to app %s beside its %d existing credentials, %s after the read it was built on; read back with every one of them",
+						r.KeyID, e.cfg.AppID, kept, res.ReadToWrite.Round(time.Millisecond))}
 			}
 			e.finishWith(ctx, &r, StateApplied, nil, log, note, wrote)
 			return
@@ -470,11 +478,10 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificat
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.WriteTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, cancel)
+	ledger := e.ledger()
 	res, err = AddCertificate(wctx, e.cfg.Graph, e.cfg.AppID, nc, AddOptions{
-		Expect:    e.knownKeyIDs(),
-		Reads:     e.cfg.Reads,
-		ReadDelay: e.cfg.ReadDelay,
-		Sleep:     e.cfg.Sleep,
+		ReadOptions: e.cfg.Read,
+		Ledger:      &ledger,
 		BeforeWrite: func(app certs.Application) error {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
@@ -500,6 +507,21 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificat
 		},
 	})
 	stop()
+	e.setLedger(ledger)
+	e.recordChanges(ctx, res.Changes)
+	if res.Wrote && e.cfg.OnWrite != nil {
+		e.cfg.OnWrite(res.ReadToWrite)
+	}
+	if len(res.Restored) > 0 {
+		var parts []string
+		for _, c := range res.Restored {
+			parts = append(parts, fmt.Sprintf("keyId %s (thumbprint %s, %q)", c.KeyID, c.Thumbprint(), c.DisplayName))
+		}
+		msg := fmt.Sprintf("put back on app %s %s: added outside certagent while rotation %s was written, shown by a read only after the write was built, and not kept by it; if it was removed on purpose meanwhile, remove it again (certagent never puts back a credential it has seen removed)",
+			e.cfg.AppID, strings.Join(parts, ", "), r.ID)
+		e.log.Warn("restored credentials dropped by a concurrent edit", "app_id", e.cfg.AppID, "key_ids", keyIDs(res.Restored))
+		e.audit(ctx, AuditEntry{Action: ActionExternalChange, Actor: ActorAgent, Outcome: OutcomeOK, RotationID: r.ID, Message: msg})
+	}
 	switch {
 	case err == nil || res.App.ObjectID != "":
 		e.observe(res.App)

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -34,7 +35,9 @@ type fixture struct {
 	old    certtest.Cert
 
 	mu     sync.Mutex
-	sleeps []time.Duration
+	sleeps []time.Duration // the engine's backoff between attempts
+	// readSleeps are the pauses between reads of one view (ReadOptions).
+	readSleeps []time.Duration
 }
 
 func newFixture(t *testing.T, edit func(*rotation.Config)) *fixture {
@@ -58,6 +61,12 @@ func newFixture(t *testing.T, edit func(*rotation.Config)) *fixture {
 			f.mu.Unlock()
 			return ctx.Err()
 		},
+	}
+	cfg.Read.Sleep = func(ctx context.Context, d time.Duration) error {
+		f.mu.Lock()
+		f.readSleeps = append(f.readSleeps, d)
+		f.mu.Unlock()
+		return ctx.Err()
 	}
 	if edit != nil {
 		edit(&cfg)
@@ -140,9 +149,9 @@ func TestApplyAddsAndKeepsOld(t *testing.T) {
 	if f.count(c.DER) != 1 || f.count(f.old.DER) != 1 {
 		t.Errorf("app = new %d, old %d; want 1 and 1", f.count(c.DER), f.count(f.old.DER))
 	}
-	// One read, one write, one verify read.
-	if f.apps.Gets() != 2 || f.apps.Replaces() != 1 {
-		t.Errorf("Graph calls = %d gets, %d replaces; want 2 and 1", f.apps.Gets(), f.apps.Replaces())
+	// Two reads that agree, one write, one verify read.
+	if f.apps.Gets() != 3 || f.apps.Replaces() != 1 {
+		t.Errorf("Graph calls = %d gets, %d replaces; want 3 and 1", f.apps.Gets(), f.apps.Replaces())
 	}
 	if got.Target.ObjectID != objectID || got.Target.DisplayName != "Veeam" {
 		t.Errorf("target = %+v", got.Target)
@@ -404,7 +413,7 @@ func TestStaleReadsNeverDropCredentials(t *testing.T) {
 // TestVerifyCatchesLostCredential: someone removes a credential between the agent's write
 // and its read-back; the rotation fails loudly instead of claiming success.
 func TestVerifyCatchesLostCredential(t *testing.T) {
-	f := newFixture(t, func(c *rotation.Config) { c.Reads = 2 })
+	f := newFixture(t, func(c *rotation.Config) { c.Read.Reads = 4 })
 	c := newCert("verify")
 	wrote := false
 	f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error { wrote = true; return nil }
@@ -591,4 +600,127 @@ func TestRestartAfterExpiryTrustsTheApp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// credentialFor returns a credential for c as a person in the portal would add it.
+func credentialFor(c certtest.Cert, keyID, name string) certs.KeyCredential {
+	return certs.KeyCredential{KeyID: keyID, Type: certs.KeyTypeX509Cert, Usage: certs.KeyUsageVerify, Key: c.DER, DisplayName: name}
+}
+
+// TestConcurrentAddIsNeverDropped: a person adds a credential in the portal just before the
+// agent's rotation; the reads the write is built on come from replicas that have not seen it
+// yet. Written back as read, the person's credential would silently disappear (the defect
+// found in [J]). The agent keeps it (here: a read shows it after the write, and the agent puts
+// it back), says so in the audit log, and writes its own certificate once.
+func TestConcurrentAddIsNeverDropped(t *testing.T) {
+	f := newFixture(t, nil)
+	if _, err := f.engine.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	person := newCert("added in the portal")
+	f.apps.StaleReads = 2
+	f.apps.Edit(appID, func(cs []certs.KeyCredential) []certs.KeyCredential {
+		return append(cs, credentialFor(person, "44444444-4444-4444-8444-444444444444", "portal"))
+	})
+	c := newCert("rotation")
+	r := f.submit(c)
+	f.run()
+	if got := f.get(r.ID); got.State != rotation.StateApplied {
+		t.Fatalf("rotation = %s %+v", got.State, got.Reason)
+	}
+	if f.count(person.DER) != 1 || f.count(c.DER) != 1 || f.count(f.old.DER) != 1 {
+		t.Errorf("app = person's %d, rotation's %d, old %d; want 1 each", f.count(person.DER), f.count(c.DER), f.count(f.old.DER))
+	}
+	if !f.audited(rotation.ActionExternalChange, "44444444-4444-4444-8444-444444444444") {
+		t.Error("the audit log does not mention the person's credential")
+	}
+}
+
+// TestPersonRemovalIsNotWrittenBack: a person removes a credential just before the rotation,
+// and one read still shows it. Written on that read, the rotation would put it back. The two
+// reads a write needs disagree, so the agent reads on until the removal is certain, and
+// records it.
+func TestPersonRemovalIsNotWrittenBack(t *testing.T) {
+	f := newFixture(t, nil)
+	extra := newCert("to be removed")
+	f.apps.Edit(appID, func(cs []certs.KeyCredential) []certs.KeyCredential {
+		return append(cs, credentialFor(extra, "55555555-5555-4555-8555-555555555555", "removed later"))
+	})
+	if _, err := f.engine.Sync(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f.apps.StaleReads = 1
+	f.apps.Edit(appID, func(cs []certs.KeyCredential) []certs.KeyCredential {
+		return slices.DeleteFunc(cs, func(k certs.KeyCredential) bool { return k.KeyID == "55555555-5555-4555-8555-555555555555" })
+	})
+	c := newCert("rotation")
+	r := f.submit(c)
+	f.run()
+	if got := f.get(r.ID); got.State != rotation.StateApplied {
+		t.Fatalf("rotation = %s %+v", got.State, got.Reason)
+	}
+	if f.count(extra.DER) != 0 {
+		t.Error("the credential the person removed is back on the app")
+	}
+	if !f.audited(rotation.ActionExternalChange, "removed keyId 55555555-5555-4555-8555-555555555555") {
+		t.Error("the audit log does not record the removal")
+	}
+}
+
+// TestUnsettledReadsAreNeverWrittenOn: reads that keep disagreeing (a credential comes and
+// goes) never lead to a write; the attempt is transient and the rotation fails only after
+// every attempt, with a reason that says why.
+func TestUnsettledReadsAreNeverWrittenOn(t *testing.T) {
+	f := newFixture(t, func(c *rotation.Config) { c.MaxAttempts = 2 })
+	flip := newCert("flapping")
+	k := credentialFor(flip, "66666666-6666-4666-8666-666666666666", "flapping")
+	n := 0
+	f.apps.BeforeGet = func(context.Context, string) error {
+		n++
+		f.apps.SetCredentials(appID, nil)
+		if n%2 == 0 {
+			f.apps.SetCredentials(appID, []certs.KeyCredential{k})
+		}
+		return nil
+	}
+	r := f.submit(newCert("rotation"))
+	f.run()
+	got := f.get(r.ID)
+	if f.apps.Replaces() != 0 {
+		t.Errorf("%d writes on views that never settled", f.apps.Replaces())
+	}
+	if got.State != rotation.StateFailed || got.Reason == nil || !strings.Contains(got.Reason.Message, "did not settle") {
+		t.Errorf("rotation = %s %+v; want failed, saying the reads did not settle", got.State, got.Reason)
+	}
+}
+
+// TestLaggingReadBackIsNotWrittenAgain: the write is acknowledged but stays invisible for
+// longer than one attempt's reads. The next attempt takes its absence as the reads being
+// behind, not as a reason to write again.
+func TestLaggingReadBackIsNotWrittenAgain(t *testing.T) {
+	f := newFixture(t, nil)
+	f.apps.StaleReads = 15
+	c := newCert("lagging")
+	r := f.submit(c)
+	f.run()
+	if got := f.get(r.ID); got.State != rotation.StateApplied {
+		t.Fatalf("rotation = %s %+v", got.State, got.Reason)
+	}
+	if f.apps.Replaces() != 1 || f.count(c.DER) != 1 {
+		t.Errorf("%d writes, certificate on the app %d times; want 1 and 1", f.apps.Replaces(), f.count(c.DER))
+	}
+}
+
+// audited reports whether an audit entry with action mentions s.
+func (f *fixture) audited(action, s string) bool {
+	es, err := f.store.Audit(context.Background(), rotation.AuditQuery{Limit: 1000})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Action == action && strings.Contains(e.Message, s) {
+			return true
+		}
+	}
+	return false
 }

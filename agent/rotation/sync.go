@@ -2,36 +2,39 @@ package rotation
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/aucloud/certagent/agent/certs"
 )
 
-// Sync reads the target app once, updates the snapshot, and records in the audit log any
-// credential that appeared or disappeared since the last read without certagent writing it.
+// Sync reads the target app until a view settles (see ReadApp), updates the snapshot, and
+// records in the audit log any credential that appeared or disappeared without certagent
+// writing it.
 func (e *Engine) Sync(ctx context.Context) (Snapshot, error) {
 	e.graphMu.Lock()
 	defer e.graphMu.Unlock()
-	app, err := e.cfg.Graph.Get(ctx, e.cfg.AppID)
+	ledger := e.ledger()
+	app, changes, err := ReadApp(ctx, e.cfg.Graph, e.cfg.AppID, &ledger, e.cfg.Read)
+	e.setLedger(ledger)
+	e.recordChanges(ctx, changes)
 	if err != nil {
 		if ctx.Err() == nil { // a stop is not a Graph failure
 			e.observeErr(err)
 		}
 		return e.Snapshot(), err
 	}
-	prev, hadPrev := e.Snapshot(), e.hasRead()
 	e.observe(app)
-	if hadPrev {
-		added, removed := diffKeyIDs(prev.App.KeyCredentials, app.KeyCredentials)
-		if len(added)+len(removed) > 0 {
-			msg := describeChange(app, added, removed)
-			e.log.Info("app credentials changed outside certagent", "app_id", e.cfg.AppID, "added", len(added), "removed", len(removed))
-			e.audit(ctx, AuditEntry{Action: ActionExternalChange, Actor: ActorAgent, Outcome: OutcomeOK, Message: msg})
-		}
-	}
 	return e.Snapshot(), nil
+}
+
+// recordChanges writes what reads showed changing outside the agent to the log and the
+// audit log.
+func (e *Engine) recordChanges(ctx context.Context, c Changes) {
+	if c.Empty() {
+		return
+	}
+	e.log.Info("app credentials changed outside certagent", "app_id", e.cfg.AppID, "added", len(c.Added), "removed", len(c.Removed), "overwritten", len(c.Overwritten))
+	e.audit(ctx, AuditEntry{Action: ActionExternalChange, Actor: ActorAgent, Outcome: OutcomeOK, Message: c.Describe(e.cfg.AppID)})
 }
 
 // Snapshot returns the target app as last read. SyncedAt is zero before the first read.
@@ -40,29 +43,33 @@ func (e *Engine) Snapshot() Snapshot {
 	defer e.snapMu.Unlock()
 	s := e.snap
 	s.App.KeyCredentials = slices.Clone(s.App.KeyCredentials)
+	s.Ledger = s.Ledger.Clone()
 	return s
 }
 
-// Restore seeds the snapshot from an earlier run (for status before the first read). It does
-// not seed the stale-read guard: only a read in this run does.
+// Restore seeds the snapshot from an earlier run: status has an answer before the first
+// read, and the ledger judges the first reads.
 func (e *Engine) Restore(s Snapshot) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	if e.snap.SyncedAt.IsZero() {
 		e.snap = s
+		e.snap.Ledger = s.Ledger.Clone()
 	}
 }
 
-func (e *Engine) hasRead() bool {
+// ledger returns a copy of the engine's ledger. Callers hold graphMu.
+func (e *Engine) ledger() Ledger {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
-	return e.known != nil
+	return e.snap.Ledger.Clone()
 }
 
-func (e *Engine) knownKeyIDs() []string {
+// setLedger stores l as the engine's ledger. Callers hold graphMu.
+func (e *Engine) setLedger(l Ledger) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
-	return slices.Clone(e.known)
+	e.snap.Ledger = l
 }
 
 // observe records a successful read of the app.
@@ -73,12 +80,9 @@ func (e *Engine) observe(app certs.Application) {
 	}
 	app.KeyCredentials = creds
 	e.snapMu.Lock()
-	e.snap = Snapshot{App: app, SyncedAt: e.now()}
-	e.known = keyIDs(creds)
-	if e.known == nil {
-		e.known = []string{}
-	}
+	e.snap = Snapshot{App: app, SyncedAt: e.now(), Ledger: e.snap.Ledger}
 	s := e.snap
+	s.Ledger = s.Ledger.Clone()
 	e.snapMu.Unlock()
 	if e.cfg.OnSnapshot != nil {
 		e.cfg.OnSnapshot(s)
@@ -92,33 +96,9 @@ func (e *Engine) observeErr(err error) {
 	e.snap.Err = &reason
 	e.snap.ErrAt = e.now()
 	s := e.snap
+	s.Ledger = s.Ledger.Clone()
 	e.snapMu.Unlock()
 	if e.cfg.OnSnapshot != nil {
 		e.cfg.OnSnapshot(s)
 	}
-}
-
-func diffKeyIDs(before, after []certs.KeyCredential) (added, removed []certs.KeyCredential) {
-	for _, c := range after {
-		if indexKeyID(before, c.KeyID) < 0 {
-			added = append(added, c)
-		}
-	}
-	for _, c := range before {
-		if indexKeyID(after, c.KeyID) < 0 {
-			removed = append(removed, c)
-		}
-	}
-	return added, removed
-}
-
-func describeChange(app certs.Application, added, removed []certs.KeyCredential) string {
-	var parts []string
-	for _, c := range added {
-		parts = append(parts, fmt.Sprintf("added keyId %s (thumbprint %s, %q)", c.KeyID, c.Thumbprint(), c.DisplayName))
-	}
-	for _, c := range removed {
-		parts = append(parts, fmt.Sprintf("removed keyId %s (thumbprint %s, %q)", c.KeyID, c.Thumbprint(), c.DisplayName))
-	}
-	return fmt.Sprintf("app %s changed outside certagent: %s", app.AppID, strings.Join(parts, "; "))
 }

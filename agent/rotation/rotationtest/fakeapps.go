@@ -177,6 +177,23 @@ func (f *FakeApps) SetCredentials(appID string, creds []certs.KeyCredential) {
 	a.app.KeyCredentials = cloneCreds(creds)
 }
 
+// Edit changes the app's credentials as a person does in the Azure portal or with az CLI:
+// through Graph, so, unlike SetCredentials, it is a write like Replace: the next StaleReads
+// Gets return the collection from before it (a lagging replica). edit gets a deep copy of
+// the stored credentials and returns the new collection (kept as given). It counts no call
+// and panics for an unknown app.
+func (f *FakeApps) Edit(appID string, edit func([]certs.KeyCredential) []certs.KeyCredential) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	a := f.findLocked(appID)
+	if a == nil {
+		panic("rotationtest: Edit: no app " + appID)
+	}
+	a.prev = a.app.KeyCredentials
+	a.app.KeyCredentials = cloneCreds(edit(cloneCreds(a.app.KeyCredentials)))
+	a.stale = f.StaleReads
+}
+
 // Gets returns how many times Get was called, failures included.
 func (f *FakeApps) Gets() int {
 	f.mu.Lock()
