@@ -54,7 +54,7 @@ func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
 			}
 			if errors.Is(err, fs.ErrNotExist) && !remade {
 				remade = true // rejected/ was removed: make it again and retry this name
-				if in.ensureDirs() == nil {
+				if ensureDir(filepath.Join(in.dir, sub)) == nil {
 					k--
 					continue
 				}
@@ -83,7 +83,7 @@ func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
 		if errors.Is(err, fs.ErrNotExist) && !remade {
 			if _, serr := os.Lstat(src); serr == nil {
 				remade = true // the file is there, so the target folder is not
-				if in.ensureDirs() == nil {
+				if ensureDir(filepath.Join(in.dir, sub)) == nil {
 					k--
 					continue
 				}

@@ -3,9 +3,12 @@
 package intake
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // openFile opens a drop file for reading without following a link and without blocking.
@@ -38,3 +41,14 @@ func samePath(a, b string) bool { return a == b }
 
 // eventName returns the path an event named.
 func eventName(p string) string { return p }
+
+// writable reports (as an error) when the agent may not create or move files in dir. It asks
+// the kernel with the agent's effective identity, so it tells for a service account; root
+// may write anywhere its file system allows, so a read-only mount shows up only when a move
+// fails.
+func writable(dir string) error {
+	if err := unix.Faccessat(unix.AT_FDCWD, dir, unix.W_OK|unix.X_OK, unix.AT_EACCESS); err != nil {
+		return fmt.Errorf("the agent may not write in %s: %w", dir, err)
+	}
+	return nil
+}

@@ -74,3 +74,7 @@ func eventName(p string) string {
 	long := windows.UTF16ToString(buf[:n])
 	return filepath.Join(filepath.Dir(p), filepath.Base(long))
 }
+
+// writable is checked by the moves themselves on Windows: access checks there depend on ACLs
+// that only an attempt shows reliably.
+func writable(string) error { return nil }

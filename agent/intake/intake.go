@@ -149,13 +149,14 @@ type Intake struct {
 	lastScan                                 atomic.Int64 // UnixNano by cfg.Now; 0 = never
 
 	// The fields below are owned by the goroutine running Run.
-	files       map[string]*entry // candidates not yet filed, by base name
-	gen         uint64            // scan generation, to forget files that vanished
-	nextDue     time.Time         // no entry is due before this (may be early, never late)
-	armed       time.Time         // what the timer is set for; zero when stopped
-	buf         []byte            // read buffer, zeroed after every use
-	scanFailing bool              // the last listing failed (logged once per failure spell)
-	watchErrs   int               // watcher errors (not overflows) since the watcher started
+	files     map[string]*entry // candidates not yet filed, by base name
+	gen       uint64            // scan generation, to forget files that vanished
+	nextDue   time.Time         // no entry is due before this (may be early, never late)
+	armed     time.Time         // what the timer is set for; zero when stopped
+	buf       []byte            // read buffer, zeroed after every use
+	watchErrs int               // watcher errors (not overflows) since the watcher started
+
+	health health // problems that keep the intake from working (health.go)
 }
 
 // New checks cfg, fills in defaults, and creates the drop folder with processed/ and
@@ -197,7 +198,9 @@ func New(cfg Config) (*Intake, error) {
 		files:      make(map[string]*entry),
 	}
 	if err := in.ensureDirs(); err != nil {
-		return nil, err
+		// Not fatal: the agent starts, says what is wrong in its status, and picks the
+		// folder up once it can be made or read (a share that is not mounted yet).
+		in.raiseProblem(ProblemDropFolderUnavailable, in.dir, err)
 	}
 	return in, nil
 }
@@ -238,9 +241,10 @@ func (in *Intake) Run(ctx context.Context) error {
 	if !in.started.CompareAndSwap(false, true) {
 		return errors.New("intake: Run called twice")
 	}
-	// The folder may have gone since New (a person tidying up): make it again.
+	// The folder may have gone since New (a person tidying up): make it again. Failing is a
+	// status problem, not the end: every scan tries again.
 	if err := in.ensureDirs(); err != nil {
-		return err
+		in.raiseProblem(ProblemDropFolderUnavailable, in.dir, err)
 	}
 	in.removeStaleTemps()
 
@@ -367,19 +371,31 @@ func (in *Intake) event(ev fsEvent, lose func(error)) {
 	in.observe(filepath.Base(eventName(name)), ev.Op&opWrite != 0)
 }
 
-// ensureDirs creates the drop folder and its processed/ and rejected/ folders.
+// ensureDirs creates the drop folder and its processed/ and rejected/ folders (at start).
 func (in *Intake) ensureDirs() error {
+	if err := os.MkdirAll(in.dir, 0o755); err != nil {
+		return fmt.Errorf("creating drop folder %s: %w", in.dir, err)
+	}
 	for _, d := range []string{in.dir, filepath.Join(in.dir, ProcessedDir), filepath.Join(in.dir, RejectedDir)} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("creating drop folder %s: %w", d, err)
+		if err := ensureDir(d); err != nil {
+			return err
 		}
-		fi, err := os.Stat(d)
-		if err != nil {
-			return fmt.Errorf("creating drop folder %s: %w", d, err)
-		}
-		if !fi.IsDir() {
-			return fmt.Errorf("creating drop folder %s: %w", d, fs.ErrExist)
-		}
+	}
+	return nil
+}
+
+// ensureDir makes the folder d inside an existing folder, unless it is there, and checks it
+// is a folder.
+func ensureDir(d string) error {
+	if err := os.Mkdir(d, 0o755); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("creating folder %s: %w", d, err)
+	}
+	fi, err := os.Stat(d)
+	if err != nil {
+		return fmt.Errorf("creating folder %s: %w", d, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s is not a folder: %w", d, fs.ErrExist)
 	}
 	return nil
 }

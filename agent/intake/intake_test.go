@@ -3,6 +3,7 @@ package intake
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -60,7 +61,6 @@ func TestNewValidates(t *testing.T) {
 		{"no handler", Config{Dir: dir, Logger: log}, "Config.Handler is required"},
 		{"no logger", Config{Dir: dir, Handler: h}, "Config.Logger is required"},
 		{"negative settle", Config{Dir: dir, Handler: h, Logger: log, Settle: -1}, "must not be negative"},
-		{"dir is a file", Config{Dir: aFile, Handler: h, Logger: log}, "creating drop folder"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -83,6 +83,26 @@ func TestNewValidates(t *testing.T) {
 				t.Fatalf("New = %v, want an error containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestNewWithUnusableFolder: a drop folder that cannot be made is a status problem, not a
+// failed start (a service must not crash-loop on a share that is not mounted yet).
+func TestNewWithUnusableFolder(t *testing.T) {
+	aFile := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(aFile, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	in, err := New(Config{Dir: aFile, Handler: &fakeHandler{}, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatalf("New = %v, want a problem instead of an error", err)
+	}
+	ps := in.Problems()
+	if len(ps) != 1 || ps[0].Code != ProblemDropFolderUnavailable || ps[0].Path != aFile {
+		t.Fatalf("Problems() = %+v, want drop_folder_unavailable for %s", ps, aFile)
+	}
+	if err := in.Ready(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), aFile) {
+		t.Errorf("Ready() = %v, want ErrUnavailable naming the folder", err)
 	}
 }
 

@@ -247,10 +247,16 @@ func (in *Intake) file(ctx context.Context, e *entry, f File, d Decision, byInta
 			e.notAfter = time.Now().Add(max(busyDelay, in.cfg.Settle))
 			return
 		}
+		sub := ProcessedDir
+		if !d.Accepted {
+			sub = RejectedDir
+		}
+		in.raiseProblem(ProblemArchiveUnwritable, filepath.Join(in.dir, sub), err)
 		in.failed(f.Name, e, "moving drop file failed; will retry", err)
 		return
 	}
 	in.forget(f.Name)
+	in.clearProblem(ProblemArchiveUnwritable)
 
 	folder := ProcessedDir
 	if d.Accepted {

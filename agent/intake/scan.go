@@ -85,6 +85,13 @@ func (in *Intake) scan() {
 		return
 	}
 	defer d.Close()
+	if fi, err := d.Stat(); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = errors.New("it is not a folder")
+		}
+		in.scanFailed(err)
+		return
+	}
 	for {
 		ents, err := d.ReadDir(listBatch)
 		for _, de := range ents {
@@ -106,27 +113,41 @@ func (in *Intake) scan() {
 			delete(in.files, name) // gone: renamed away or deleted by a person
 		}
 	}
-	if in.scanFailing {
-		in.scanFailing = false
-		in.log.Info("drop folder readable again", "dir", in.dir)
-	}
+	in.clearProblem(ProblemDropFolderUnavailable)
+	in.checkArchive()
 	in.lastScan.Store(in.cfg.Now().UnixNano())
 }
 
-// scanFailed records a failed listing; it logs once per spell of failures. A missing folder
-// is made again.
+// scanFailed records a failed listing as a status problem (logged with backoff while it
+// lasts). The drop folder is not made again: a folder that vanished while the agent ran may
+// be a share that dropped, and a local folder made in its place would swallow the files
+// meant for the share. The problem clears at the first listing that works.
 func (in *Intake) scanFailed(err error) {
-	in.errs.Add(1)
-	if errors.Is(err, fs.ErrNotExist) {
-		if mkErr := in.ensureDirs(); mkErr == nil {
-			in.log.Warn("drop folder was missing; created it again", "dir", in.dir)
+	in.raiseProblem(ProblemDropFolderUnavailable, in.dir, err)
+}
+
+// checkArchive makes processed/ and rejected/ again when a person removed them, and checks
+// that the agent can move files into them. It clears the archive problem when they work and
+// no file waits for a move that failed.
+func (in *Intake) checkArchive() {
+	for _, d := range []string{in.dir, filepath.Join(in.dir, ProcessedDir), filepath.Join(in.dir, RejectedDir)} {
+		if d != in.dir {
+			if err := ensureDir(d); err != nil {
+				in.raiseProblem(ProblemArchiveUnwritable, d, err)
+				return
+			}
+		}
+		if err := writable(d); err != nil {
+			in.raiseProblem(ProblemArchiveUnwritable, d, err)
 			return
 		}
 	}
-	if !in.scanFailing {
-		in.scanFailing = true
-		in.log.Error("listing drop folder failed; will retry", "dir", in.dir, "error", err)
+	for _, e := range in.files {
+		if e.decided != nil && e.attempts > 0 {
+			return // a move failed and waits for its retry, which decides
+		}
 	}
+	in.clearProblem(ProblemArchiveUnwritable)
 }
 
 // observe looks at one name in the folder (found by a listing or an event) and updates its

@@ -1,0 +1,149 @@
+package intake
+
+import (
+	"bytes"
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// problemCodes returns the codes of the intake's problems.
+func problemCodes(in *Intake) []string {
+	var out []string
+	for _, p := range in.Problems() {
+		out = append(out, p.Code)
+	}
+	return out
+}
+
+// TestDropFolderFaultsRaiseAndClear: the drop folder deleted, renamed away, replaced by a
+// file: each is a drop_folder_unavailable problem with the path and the OS error, Ready
+// refuses, and the problem clears by itself once the folder is usable again. The folder is
+// not made again behind a person's back, and nothing dropped is lost.
+func TestDropFolderFaultsRaiseAndClear(t *testing.T) {
+	faults := []struct {
+		name        string
+		break_, fix func(t *testing.T, dir string)
+		wantErr     string
+	}{
+		{"deleted", func(t *testing.T, dir string) { mustDo(t, os.RemoveAll(dir)) },
+			func(t *testing.T, dir string) { mustDo(t, os.MkdirAll(dir, 0o755)) }, "no such file"},
+		{"renamed away", func(t *testing.T, dir string) { mustDo(t, os.Rename(dir, dir+".old")) },
+			func(t *testing.T, dir string) { mustDo(t, os.Rename(dir+".old", dir)) }, "no such file"},
+		{"replaced by a file", func(t *testing.T, dir string) {
+			mustDo(t, os.Rename(dir, dir+".old"))
+			mustDo(t, os.WriteFile(dir, []byte("x"), 0o644))
+		}, func(t *testing.T, dir string) {
+			mustDo(t, os.Remove(dir))
+			mustDo(t, os.Rename(dir+".old", dir))
+		}, "not a folder"},
+	}
+	for _, tc := range faults {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				var logs bytes.Buffer
+				cfg := pollCfg()
+				cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+				h := startPoll(t, cfg)
+				synctest.Wait()
+				if ps := h.in.Problems(); len(ps) != 0 {
+					t.Fatalf("problems before the fault: %+v", ps)
+				}
+				tc.break_(t, h.dir)
+				time.Sleep(2 * cfg.PollInterval)
+				synctest.Wait()
+				ps := h.in.Problems()
+				if len(ps) != 1 || ps[0].Code != ProblemDropFolderUnavailable || ps[0].Path != h.in.Dir() || !strings.Contains(ps[0].Err, tc.wantErr) {
+					t.Fatalf("Problems() = %+v, want drop_folder_unavailable for %s with %q", ps, h.in.Dir(), tc.wantErr)
+				}
+				if err := h.in.Ready(); !errors.Is(err, ErrUnavailable) {
+					t.Errorf("Ready() = %v, want ErrUnavailable", err)
+				}
+				if fi, err := os.Stat(h.dir); err == nil && fi.IsDir() {
+					t.Error("the agent made the drop folder again itself")
+				}
+				// A lasting problem is logged again with backoff, not on every poll.
+				time.Sleep(10 * time.Minute)
+				synctest.Wait()
+				if n := strings.Count(logs.String(), "drop folder problem"); n < 2 || n > 6 {
+					t.Errorf("the problem was logged %d times in 10 minutes, want a few (backoff):\n%s", n, logs.String())
+				}
+				tc.fix(t, h.dir)
+				h.write("a.cer", "good")
+				time.Sleep(2*cfg.PollInterval + 2*testSettle)
+				synctest.Wait()
+				if ps := h.in.Problems(); len(ps) != 0 {
+					t.Errorf("problems after the fix: %+v", ps)
+				}
+				if h.in.Ready() != nil {
+					t.Error("Ready() still refuses after the fix")
+				}
+				if got := h.names(ProcessedDir); len(got) != 1 {
+					t.Errorf("processed/ = %v after the fix, want a.cer", got)
+				}
+				if !strings.Contains(logs.String(), "drop folder problem cleared") {
+					t.Error("the end of the problem was not logged")
+				}
+			})
+		})
+	}
+}
+
+// TestArchiveUnwritableRaisesAndClears: a move into processed/ that fails is an
+// archive_unwritable problem naming processed/ with the OS error; the file stays and is filed
+// once the folder works again, which clears the problem.
+func TestArchiveUnwritableRaisesAndClears(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, pollCfg())
+		var broken atomic.Bool
+		broken.Store(true)
+		h.in.rename = func(from, to string) error {
+			if broken.Load() {
+				return &os.LinkError{Op: "rename", Old: from, New: to, Err: os.ErrPermission}
+			}
+			return renameNoReplace(from, to)
+		}
+		h.run()
+		h.write("a.cer", "good")
+		time.Sleep(testSettle + 5*time.Second)
+		synctest.Wait()
+		ps := h.in.Problems()
+		if len(ps) != 1 || ps[0].Code != ProblemArchiveUnwritable || ps[0].Path != filepath.Join(h.in.Dir(), ProcessedDir) || !strings.Contains(ps[0].Err, "permission denied") {
+			t.Fatalf("Problems() = %+v, want archive_unwritable for processed/", ps)
+		}
+		if h.in.Ready() != nil {
+			t.Error("Ready() refuses although the folder can be read (files wait, nothing is lost)")
+		}
+		if !strings.Contains(ps[0].Message(), "processed") {
+			t.Errorf("message %q does not name the folder", ps[0].Message())
+		}
+		// Rescans while the move keeps failing do not clear it.
+		time.Sleep(3 * pollCfg().PollInterval)
+		synctest.Wait()
+		if got := problemCodes(h.in); len(got) != 1 {
+			t.Errorf("problems while still broken = %v", got)
+		}
+		broken.Store(false)
+		time.Sleep(retryMax)
+		synctest.Wait()
+		if got := problemCodes(h.in); len(got) != 0 {
+			t.Errorf("problems after the folder works again = %v", got)
+		}
+		if got := h.names(ProcessedDir); len(got) != 1 {
+			t.Errorf("processed/ = %v", got)
+		}
+	})
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
