@@ -1,22 +1,22 @@
 package intake
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/aucloud/certagent/agent/health"
 )
 
-// Problem codes the intake reports while it cannot do its work. They are part of the status
-// API (docs/contract.md, "Status problems").
+// Problem codes the intake reports while it cannot do its work.
 const (
 	// ProblemDropFolderUnavailable: the drop folder cannot be listed (deleted, renamed,
 	// replaced by a file, not readable, a share that dropped).
-	ProblemDropFolderUnavailable = "drop_folder_unavailable"
+	ProblemDropFolderUnavailable = health.DropFolderUnavailable
 	// ProblemArchiveUnwritable: a file cannot be moved into processed/ or rejected/ (or its
 	// reason note written there).
-	ProblemArchiveUnwritable = "archive_unwritable"
+	ProblemArchiveUnwritable = health.ArchiveUnwritable
 )
 
 // Problem is something that keeps the intake from working, with the path and the operating
@@ -41,16 +41,10 @@ func (p Problem) Message() string {
 	return fmt.Sprintf("%s: %s (%s)", p.Code, p.Path, p.Err)
 }
 
-// UnavailableError is returned by Intake.Ready while a problem keeps the intake from working.
-type UnavailableError struct{ Problem Problem }
-
-func (e *UnavailableError) Error() string { return e.Problem.Message() }
-
-// ErrUnavailable matches every *UnavailableError with errors.Is.
-var ErrUnavailable = errors.New("the drop folder is unavailable")
-
-// Is lets errors.Is(err, ErrUnavailable) match.
-func (e *UnavailableError) Is(target error) bool { return target == ErrUnavailable }
+// Health returns p as a status problem: both kinds are critical, since files wait.
+func (p Problem) Health() health.Problem {
+	return health.Problem{Code: p.Code, Severity: health.Critical, Message: p.Message()}
+}
 
 // healthLog spaces out the repeated log lines of a lasting problem: the first at once, then
 // after 1, 2, 4... minutes, at most one an hour.
@@ -59,9 +53,9 @@ const (
 	healthLogMax   = time.Hour
 )
 
-// health is the intake's problems, shared between Run's goroutine (which raises and clears
+// problemSet is the intake's problems, shared between Run's goroutine (which raises and clears
 // them) and readers (status, readiness).
-type health struct {
+type problemSet struct {
 	mu       sync.Mutex
 	problems map[string]*problemState // by code
 }
@@ -74,7 +68,7 @@ type problemState struct {
 
 // raise records a problem and reports whether it should be logged now (new, changed, or due
 // again by the backoff).
-func (h *health) raise(p Problem, now time.Time) (logNow bool) {
+func (h *problemSet) raise(p Problem, now time.Time) (logNow bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.problems == nil {
@@ -99,7 +93,7 @@ func (h *health) raise(p Problem, now time.Time) (logNow bool) {
 }
 
 // clear drops the problem with code and returns it (ok false when there was none).
-func (h *health) clear(code string) (Problem, bool) {
+func (h *problemSet) clear(code string) (Problem, bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	st, ok := h.problems[code]
@@ -110,7 +104,7 @@ func (h *health) clear(code string) (Problem, bool) {
 	return st.Problem, true
 }
 
-func (h *health) list() []Problem {
+func (h *problemSet) list() []Problem {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := make([]Problem, 0, len(h.problems))
@@ -123,14 +117,14 @@ func (h *health) list() []Problem {
 
 // Problems returns what keeps the intake from working now, oldest first; empty when it
 // works. It is safe for concurrent use.
-func (in *Intake) Problems() []Problem { return in.health.list() }
+func (in *Intake) Problems() []Problem { return in.problems.list() }
 
-// Ready returns an *UnavailableError while the drop folder cannot be read, nil otherwise. It
-// is safe for concurrent use.
+// Ready returns a *health.UnavailableError while the drop folder cannot be read, nil
+// otherwise. It is safe for concurrent use.
 func (in *Intake) Ready() error {
-	for _, p := range in.health.list() {
+	for _, p := range in.problems.list() {
 		if p.Code == ProblemDropFolderUnavailable {
-			return &UnavailableError{Problem: p}
+			return &health.UnavailableError{Problem: p.Health()}
 		}
 	}
 	return nil
@@ -140,14 +134,14 @@ func (in *Intake) Ready() error {
 func (in *Intake) raiseProblem(code, path string, err error) {
 	in.errs.Add(1)
 	p := Problem{Code: code, Path: path, Err: err.Error()}
-	if in.health.raise(p, in.cfg.Now()) {
+	if in.problems.raise(p, in.cfg.Now()) {
 		in.log.Error("drop folder problem; will retry", "code", code, "path", path, "error", err)
 	}
 }
 
 // clearProblem clears a problem and logs that it is over.
 func (in *Intake) clearProblem(code string) {
-	if p, ok := in.health.clear(code); ok {
+	if p, ok := in.problems.clear(code); ok {
 		in.log.Info("drop folder problem cleared", "code", code, "path", p.Path, "since", p.Since)
 	}
 }

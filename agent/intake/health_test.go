@@ -11,6 +11,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/aucloud/certagent/agent/health"
 )
 
 // problemCodes returns the codes of the intake's problems.
@@ -62,8 +64,9 @@ func TestDropFolderFaultsRaiseAndClear(t *testing.T) {
 				if len(ps) != 1 || ps[0].Code != ProblemDropFolderUnavailable || ps[0].Path != h.in.Dir() || !strings.Contains(ps[0].Err, tc.wantErr) {
 					t.Fatalf("Problems() = %+v, want drop_folder_unavailable for %s with %q", ps, h.in.Dir(), tc.wantErr)
 				}
-				if err := h.in.Ready(); !errors.Is(err, ErrUnavailable) {
-					t.Errorf("Ready() = %v, want ErrUnavailable", err)
+				var ue *health.UnavailableError
+				if err := h.in.Ready(); !errors.As(err, &ue) || ue.Problem.Code != ProblemDropFolderUnavailable {
+					t.Errorf("Ready() = %v, want a *health.UnavailableError", err)
 				}
 				if fi, err := os.Stat(h.dir); err == nil && fi.IsDir() {
 					t.Error("the agent made the drop folder again itself")

@@ -156,7 +156,7 @@ type Intake struct {
 	buf       []byte            // read buffer, zeroed after every use
 	watchErrs int               // watcher errors (not overflows) since the watcher started
 
-	health health // problems that keep the intake from working (health.go)
+	problems problemSet // what keeps the intake from working (health.go)
 }
 
 // New checks cfg, fills in defaults, and creates the drop folder with processed/ and

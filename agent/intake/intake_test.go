@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/health"
 	"github.com/fsnotify/fsnotify"
 )
 
@@ -101,8 +102,9 @@ func TestNewWithUnusableFolder(t *testing.T) {
 	if len(ps) != 1 || ps[0].Code != ProblemDropFolderUnavailable || ps[0].Path != aFile {
 		t.Fatalf("Problems() = %+v, want drop_folder_unavailable for %s", ps, aFile)
 	}
-	if err := in.Ready(); !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), aFile) {
-		t.Errorf("Ready() = %v, want ErrUnavailable naming the folder", err)
+	var ue *health.UnavailableError
+	if err := in.Ready(); !errors.As(err, &ue) || !strings.Contains(err.Error(), aFile) {
+		t.Errorf("Ready() = %v, want a *health.UnavailableError naming the folder", err)
 	}
 }
 

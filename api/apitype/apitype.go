@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/health"
 )
 
 // Health is the body of GET /livez and of a successful GET /readyz.
@@ -92,56 +93,34 @@ type CredentialSummary struct {
 	DaysRemaining int `json:"daysRemaining"`
 }
 
-// Severity ranks a StatusProblem.
-type Severity string
+// Severity ranks a StatusProblem: the agent's own vocabulary (agent/health).
+type Severity = health.Severity
 
 // Severities, most urgent first.
 const (
 	// SeverityCritical: act now, something is broken or about to break.
-	SeverityCritical Severity = "critical"
+	SeverityCritical = health.Critical
 	// SeverityWarning: act soon.
-	SeverityWarning Severity = "warning"
+	SeverityWarning = health.Warning
 	// SeverityInfo: a person's step is due, nothing is at risk yet.
-	SeverityInfo Severity = "info"
+	SeverityInfo = health.Info
 )
 
-// Rank orders severities: 0 for critical, 1 for warning, 2 for info, 3 for anything else.
-func (s Severity) Rank() int {
-	switch s {
-	case SeverityCritical:
-		return 0
-	case SeverityWarning:
-		return 1
-	case SeverityInfo:
-		return 2
-	}
-	return 3
-}
-
-// Status problem codes. Stable: scripts switch on them.
+// Status problem codes. Stable: scripts switch on them. The agent's own vocabulary
+// (agent/health), repeated here for API clients.
 const (
-	// ProblemCertificateExpiring: a certificate on the target app expires soon and no newer
-	// one is there to replace it.
-	ProblemCertificateExpiring = "certificate_expiring"
-	// ProblemCertificateExpired: every certificate on the target app has expired (or the
-	// newest has).
-	ProblemCertificateExpired = "certificate_expired"
-	// ProblemNoCertificates: the target app holds no certificate at all.
-	ProblemNoCertificates = "no_certificates"
-	// ProblemAgentCredentialExpiring: the agent's own sign-in credential expires soon and was
-	// not renewed.
-	ProblemAgentCredentialExpiring = "agent_credential_expiring"
-	// ProblemAgentCredentialMissing: the agent has no sign-in credential yet.
-	ProblemAgentCredentialMissing = "agent_credential_missing"
-	// ProblemGraphUnreachable: the last read of the target app from Graph failed.
-	ProblemGraphUnreachable = "graph_unreachable"
-	// ProblemRotationFailed: a rotation failed; a person may retry or reject it.
-	ProblemRotationFailed = "rotation_failed"
-	// ProblemAwaitingApproval: a rotation waits for a person's approval.
-	ProblemAwaitingApproval = "awaiting_approval"
-	// ProblemAwaitingConfirmation: a certificate is on the app; a person should tell the
-	// provider and confirm.
-	ProblemAwaitingConfirmation = "awaiting_confirmation"
+	ProblemCertificateExpiring     = health.CertificateExpiring
+	ProblemCertificateExpired      = health.CertificateExpired
+	ProblemNoCertificates          = health.NoCertificates
+	ProblemAgentCredentialExpiring = health.AgentCredentialExpiring
+	ProblemAgentCredentialMissing  = health.AgentCredentialMissing
+	ProblemGraphUnreachable        = health.GraphUnreachable
+	ProblemRotationFailed          = health.RotationFailed
+	ProblemAwaitingApproval        = health.AwaitingApproval
+	ProblemAwaitingConfirmation    = health.AwaitingConfirmation
+	ProblemDropFolderUnavailable   = health.DropFolderUnavailable
+	ProblemArchiveUnwritable       = health.ArchiveUnwritable
+	ProblemStoreError              = health.StoreError
 )
 
 // StatusProblem is one thing in the status that needs a person.

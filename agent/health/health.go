@@ -1,0 +1,142 @@
+// Package health is how the agent says what is wrong with it: problems that need a person,
+// with stable codes and severities, and the errors its parts return when they cannot do what
+// was asked (not ready, unavailable, too soon, busy). The API maps these errors to HTTP
+// statuses in one place; nothing outside api/ chooses a status.
+package health
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Severity ranks a Problem.
+type Severity string
+
+// Severities, most urgent first.
+const (
+	// Critical: act now, something is broken or about to break.
+	Critical Severity = "critical"
+	// Warning: act soon.
+	Warning Severity = "warning"
+	// Info: a person's step is due, nothing is at risk yet.
+	Info Severity = "info"
+)
+
+// Rank orders severities: 0 for critical, 1 for warning, 2 for info, 3 for anything else.
+func (s Severity) Rank() int {
+	switch s {
+	case Critical:
+		return 0
+	case Warning:
+		return 1
+	case Info:
+		return 2
+	}
+	return 3
+}
+
+// Problem codes. Stable: scripts switch on them (docs/contract.md, "Status problems").
+const (
+	// CertificateExpiring: the newest certificate on the target app expires soon.
+	CertificateExpiring = "certificate_expiring"
+	// CertificateExpired: the newest certificate on the target app has expired.
+	CertificateExpired = "certificate_expired"
+	// NoCertificates: the target app holds no certificate at all.
+	NoCertificates = "no_certificates"
+	// AgentCredentialExpiring: the agent's own sign-in credential expires soon and was not
+	// renewed.
+	AgentCredentialExpiring = "agent_credential_expiring"
+	// CredentialRenewalWaiting: the agent added its new certificate to its app and waits for
+	// Entra ID to accept it at sign-in.
+	CredentialRenewalWaiting = "credential_renewal_waiting"
+	// AgentCredentialMissing: the agent has no sign-in credential yet.
+	AgentCredentialMissing = "agent_credential_missing"
+	// GraphUnreachable: the last read of the target app from Graph failed.
+	GraphUnreachable = "graph_unreachable"
+	// RotationFailed: a rotation failed; a person may retry or reject it.
+	RotationFailed = "rotation_failed"
+	// AwaitingApproval: a rotation waits for a person's approval.
+	AwaitingApproval = "awaiting_approval"
+	// AwaitingConfirmation: a certificate is on the app; a person should tell the provider
+	// and confirm.
+	AwaitingConfirmation = "awaiting_confirmation"
+	// DropFolderUnavailable: the drop folder cannot be read.
+	DropFolderUnavailable = "drop_folder_unavailable"
+	// ArchiveUnwritable: files cannot be moved into processed/ or rejected/.
+	ArchiveUnwritable = "archive_unwritable"
+	// StoreError: the agent cannot read its own store.
+	StoreError = "store_error"
+)
+
+// Problem is one thing that needs a person.
+type Problem struct {
+	// Code is one of the codes above (more may be added).
+	Code string
+	// Severity is Critical, Warning or Info.
+	Severity Severity
+	// Message tells a person what is wrong and what to do.
+	Message string
+}
+
+// Sort orders problems most urgent first, keeping the given order within a severity.
+func Sort(ps []Problem) {
+	slices.SortStableFunc(ps, func(a, b Problem) int { return cmp.Compare(a.Severity.Rank(), b.Severity.Rank()) })
+}
+
+// NotReadyError says why the agent cannot do its work now (GET /readyz: 503 not_ready).
+type NotReadyError struct {
+	// Problems are what keeps it from working; empty while it starts.
+	Problems []Problem
+}
+
+func (e *NotReadyError) Error() string {
+	if len(e.Problems) == 0 {
+		return "the agent is starting"
+	}
+	var msgs []string
+	for _, p := range e.Problems {
+		msgs = append(msgs, p.Message)
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// UnavailableError says that a part of the agent cannot do what was asked now, and why
+// (503, with the problem's code).
+type UnavailableError struct {
+	Problem Problem
+	// Err is the cause, for the log; may be nil.
+	Err error
+}
+
+func (e *UnavailableError) Error() string { return e.Problem.Message }
+
+// Unwrap returns the cause.
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// TooSoonError says that something was asked again too soon (429, Retry-After).
+type TooSoonError struct {
+	// Detail says what and when to try again, in words.
+	Detail string
+	// Wait is how long until it may be asked again.
+	Wait time.Duration
+}
+
+func (e *TooSoonError) Error() string { return e.Detail }
+
+// BusyError says that what was asked is under way already (409).
+type BusyError struct {
+	// What is under way, in words.
+	What string
+}
+
+func (e *BusyError) Error() string { return e.What + " is under way" }
+
+// NotFoundError says that what was asked for does not exist (404).
+type NotFoundError struct {
+	// What is missing, in words.
+	What string
+}
+
+func (e *NotFoundError) Error() string { return e.What }
