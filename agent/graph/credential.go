@@ -138,3 +138,23 @@ func shouldRetryToken(resp *http.Response, err error) bool {
 	}
 	return isTransientStatus(resp.StatusCode)
 }
+
+// TrySignIn asks the token endpoint for a Graph token with cert and key, without changing the
+// certificate the client signs in with. The agent's renewal uses it to prove that a new
+// certificate it added to its app is accepted before it relies on it: Entra takes a while to
+// accept a new key everywhere (docs/graph.md, "Sign-in propagation"), and meanwhile the
+// client keeps signing in with the old one. Its errors are *Error with SignIn set; a key
+// Entra does not accept yet is AADSTS700027.
+func (c *Client) TrySignIn(ctx context.Context, cert *x509.Certificate, key crypto.Signer) error {
+	tp := certs.ThumbprintSHA1(cert.Raw)
+	cred, err := c.newAzureCredential(cert, key)
+	if err != nil {
+		return c.localSignInError(tp, "building the sign-in credential", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	if _, err := cred.GetToken(ctx, policy.TokenRequestOptions{Scopes: []string{c.scope}}); err != nil {
+		return c.signInError(ctx, err, tp)
+	}
+	return nil
+}

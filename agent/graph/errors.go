@@ -68,6 +68,9 @@ func (e *Error) Error() string {
 	return describeOp(e.Op, e.Object) + ": " + e.detail
 }
 
+// AADSTSCode returns the AADSTS number of a sign-in failure (0 when there is none).
+func (e *Error) AADSTSCode() int { return e.AADSTS }
+
 // Unwrap returns the underlying network, context or local error, if any, so that
 // errors.Is(err, context.Canceled) works. Answers from Graph and the token endpoint have
 // none.
