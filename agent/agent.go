@@ -1,6 +1,7 @@
-// Package agent wires certagent together: config, policy, the drop folder, the rotation
-// engine, the store, the Graph client, the local API and the metrics. New opens what the
-// agent needs (cleaning up after a partial failure); Run owns every goroutine until its
+// Package agent wires certagent together: the config, the store, the agent's own credential
+// and its renewal, the Graph client, the target app's work (drop folder, policy, rotation
+// engine), the provider notifier, the metrics and the local API. It does nothing itself:
+// New builds the parts (cleaning up after a partial failure), Run runs them until its
 // context ends.
 package agent
 
@@ -25,9 +26,12 @@ import (
 	"github.com/aucloud/certagent/agent/graph"
 	"github.com/aucloud/certagent/agent/intake"
 	"github.com/aucloud/certagent/agent/metrics"
+	"github.com/aucloud/certagent/agent/notify"
+	"github.com/aucloud/certagent/agent/renewal"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/agent/securefile"
 	"github.com/aucloud/certagent/agent/store"
+	"github.com/aucloud/certagent/agent/target"
 	"github.com/aucloud/certagent/api"
 )
 
@@ -54,48 +58,24 @@ type Agent struct {
 	version string
 	started time.Time
 
-	policy   certpolicy.Policy
-	names    *certpolicy.NameTemplate
-	store    *cachedStore
+	store    *store.Cached
 	cred     *credential.Source
 	graph    *graph.Client
-	engine   *rotation.Engine
-	intake   *intake.Intake
+	target   *target.Target
+	renewer  *renewal.Renewer
+	notifier *notify.Notifier
 	metrics  *metrics.Metrics
-	apiToken []byte
 	handler  http.Handler
 	listener net.Listener
 
 	// running is closed when Run has started every part; Ready reports it.
 	running   chan struct{}
 	closeOnce sync.Once
-
-	// refreshMu guards lastRefresh (rate limit of ?refresh=true).
-	refreshMu   sync.Mutex
-	lastRefresh time.Time
-
-	// renewMu is held while the agent's own credential is being renewed.
-	renewMu sync.Mutex
-
-	// notifyWake tells notifyLoop that a rotation was applied.
-	notifyWake chan struct{}
-
-	// runCtx and wg belong to Run: goRun starts work that Run waits for.
-	runCtx context.Context
-	wg     sync.WaitGroup
-}
-
-// goRun runs f in a goroutine that Run waits for before it returns.
-func (a *Agent) goRun(f func(ctx context.Context)) {
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		f(a.runCtx)
-	}()
 }
 
 // New opens everything the agent needs: the state directory, the store, the agent's own
-// credential, the API token, the Graph client. It starts nothing; Run does.
+// credential, the API token, the Graph client, and builds the parts. It starts nothing; Run
+// does.
 func New(opts Options) (a *Agent, err error) {
 	if opts.Config == nil || opts.Logger == nil {
 		return nil, errors.New("agent: Options.Config and Options.Logger are required")
@@ -113,66 +93,65 @@ func New(opts Options) (a *Agent, err error) {
 		version:  opts.Version,
 		listener: opts.Listener,
 		running:  make(chan struct{}),
-
-		notifyWake: make(chan struct{}, 1),
 	}
-	a = ag
 	defer func() {
 		if err != nil {
 			ag.Close()
 		}
 	}()
-
-	if a.policy, a.names, err = PolicyFrom(cfg); err != nil {
+	if err := ag.build(); err != nil {
 		return nil, err
 	}
+	return ag, nil
+}
+
+// build opens and builds the parts, in dependency order.
+func (a *Agent) build() error {
+	cfg := a.cfg
+	policy, names, err := PolicyFrom(cfg)
+	if err != nil {
+		return err
+	}
 	if err := securefile.MkdirAll(cfg.StateDir); err != nil {
-		return nil, fmt.Errorf("creating the state folder %s (state_dir): %w; fix state_dir in %s or move what is in its way", cfg.StateDir, err, cfg.File)
+		return fmt.Errorf("creating the state folder %s (state_dir): %w; fix state_dir in %s or move what is in its way", cfg.StateDir, err, cfg.File)
 	}
 	if runtime.GOOS != "windows" && within(cfg.DropFolder, cfg.StateDir) {
 		// The Linux default drop folder (/var/lib/certagent/drop) sits inside the state
 		// directory. Others may pass through (x) to reach it, but not list the state (the
 		// secrets in it are 0600 themselves). On Windows the drop folder is a sibling.
 		if err := os.Chmod(cfg.StateDir, 0o711); err != nil {
-			return nil, fmt.Errorf("opening the state directory's way to the drop folder: %w", err)
+			return fmt.Errorf("opening the state directory's way to the drop folder: %w", err)
 		}
 	}
-	storeOpts := []store.Option{store.Logger(ag.log)}
-	if fi, err := os.Stat(cfg.API.TokenFile); err == nil && fi.Mode().IsRegular() {
-		// The token is made right after the store at the first start: a store missing beside
-		// it was lost, not never made.
-		storeOpts = append(storeOpts, store.ExpectExisting(fmt.Sprintf("the API token file %s exists, so an agent has run with this state folder before", cfg.API.TokenFile)))
+	if err := a.openStore(); err != nil {
+		return err
 	}
-	st, err := store.Open(StorePath(cfg), storeOpts...)
-	if err != nil {
-		return nil, err
+	if err := credential.Recover(CredentialFiles(cfg), renewal.NextFiles(CredentialFiles(cfg))); err != nil {
+		return fmt.Errorf("repairing the agent's own credential: %w", err)
 	}
-	a.store = &cachedStore{Store: st}
-	if err := credential.Recover(credentialFiles(cfg), nextFiles(credentialFiles(cfg))); err != nil {
-		return nil, fmt.Errorf("repairing the agent's own credential: %w", err)
-	}
-	c, err := credential.Load(credentialFiles(cfg))
+	c, err := credential.Load(CredentialFiles(cfg))
 	if errors.Is(err, credential.ErrNotFound) {
-		return nil, fmt.Errorf("loading the agent's own credential: %w; run `certagent credential init` and upload the certificate it prints to the agent's app registration", err)
+		return fmt.Errorf("loading the agent's own credential: %w; run `certagent credential init` and upload the certificate it prints to the agent's app registration", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("loading the agent's own credential: %w; restore the files from a backup, or move them aside, run `certagent credential init` and upload the new certificate to the agent's app registration", err)
+		return fmt.Errorf("loading the agent's own credential: %w; restore the files from a backup, or move them aside, run `certagent credential init` and upload the new certificate to the agent's app registration", err)
 	}
 	a.cred = credential.NewSource(c)
-	if a.apiToken, err = loadOrCreateToken(cfg.API.TokenFile); err != nil {
-		return nil, err
+	token, err := loadOrCreateToken(cfg.API.TokenFile)
+	if err != nil {
+		return err
 	}
 
 	a.metrics = metrics.New(metrics.Config{
 		Version:            a.version,
-		Rotations:          a.rotationCounts,
-		Certificates:       a.certificateExpiries,
+		Rotations:          func() map[string]int { return a.target.RotationCounts() },
+		Certificates:       func() []metrics.CertExpiry { return a.target.CertificateExpiries() },
 		CredentialNotAfter: func() time.Time { return a.cred.Credential().Cert.NotAfter },
-		LastSync:           func() time.Time { return a.engine.Snapshot().SyncedAt },
+		LastSync:           func() time.Time { return a.target.LastSync() },
 	})
-	roots, err := rootCAs(cfg)
+	caPEM, roots, err := rootCAs(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if a.graph, err = graph.New(graph.Config{
 		TenantID:      cfg.TenantID,
@@ -185,58 +164,100 @@ func New(opts Options) (a *Agent, err error) {
 		Logger:        a.log,
 		Observe:       a.metrics.GraphRequest,
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	if a.engine, err = rotation.New(rotation.Config{
-		Store:          a.store,
-		Graph:          a.graph,
+	if a.notifier, err = notify.New(notify.Config{
+		URL:       cfg.Notify.WebhookURL,
+		Headers:   cfg.Notify.Headers,
+		Timeout:   cfg.Notify.Timeout.Duration(),
+		ExtraCAs:  caPEM,
+		TenantID:  cfg.TenantID,
+		UserAgent: "certagent/" + a.version,
+		Rotations: rotationsOf{a},
+		Audit:     a.audit,
+		Logger:    a.log,
+		Now:       a.now,
+	}); err != nil {
+		return err
+	}
+	if a.target, err = target.New(target.Config{
 		AppID:          cfg.Target.AppID,
-		Policy:         a.policy,
-		DisplayName:    a.names.Render,
+		Policy:         policy,
+		Names:          names,
 		ManualApproval: cfg.Policy.Approval == config.ApprovalManual,
 		MaxAttempts:    cfg.Graph.MaxAttempts,
-		OnSnapshot:     a.saveSnapshot,
-		OnWrite:        a.metrics.ReadToWrite,
-		OnApplied:      a.applied,
-		Logger:         a.log,
-		Now:            a.now,
+		Graph:          a.graph,
+		Store:          a.store,
+		Intake: intake.Config{
+			Dir:            cfg.DropFolder,
+			Settle:         cfg.Intake.Settle.Duration(),
+			RescanInterval: cfg.Intake.RescanInterval.Duration(),
+			Poll:           cfg.Intake.Poll,
+			PollInterval:   cfg.Intake.PollInterval.Duration(),
+		},
+		SyncInterval:  cfg.Monitor.SyncInterval.Duration(),
+		ExpiryWarning: cfg.Monitor.ExpiryWarning.Duration(),
+		OnApplied:     func(rotation.Rotation) { a.notifier.Wake() },
+		OnWrite:       a.metrics.ReadToWrite,
+		OnIntake:      a.metrics.IntakeFile,
+		Logger:        a.log,
+		Now:           a.now,
 	}); err != nil {
-		return nil, err
+		return err
 	}
-	a.restoreSnapshot()
+	if a.renewer, err = renewal.New(renewal.Config{
+		Graph:       a.graph,
+		ClientID:    cfg.Auth.ClientID,
+		Source:      a.cred,
+		Files:       CredentialFiles(cfg),
+		KeyBits:     cfg.Auth.KeyBits,
+		Validity:    cfg.Auth.Validity.Duration(),
+		RenewBefore: cfg.Auth.RenewBefore.Duration(),
+		Audit:       a.audit,
+		Logger:      a.log,
+		Now:         a.now,
+	}); err != nil {
+		return err
+	}
+	a.handler, err = api.New(api.Config{
+		Status:       statusOf{a},
+		Certificates: a.target,
+		Rotations:    rotationsOf{a},
+		DropFolder:   a.target,
+		Credential:   credentialOf{a},
+		Audit:        a.store,
+		Token:        token,
+		Metrics:      a.metrics.Handler(),
+		Logger:       a.log,
+		Version:      a.version,
+		ListenAddr:   cfg.API.Listen,
+	})
+	return err
+}
 
-	if a.intake, err = intake.New(intake.Config{
-		Dir:            cfg.DropFolder,
-		Settle:         cfg.Intake.Settle.Duration(),
-		RescanInterval: cfg.Intake.RescanInterval.Duration(),
-		Poll:           cfg.Intake.Poll,
-		PollInterval:   cfg.Intake.PollInterval.Duration(),
-		Handler:        a,
-		Logger:         a.log,
-		Now:            a.now,
-	}); err != nil {
-		return nil, err
+// openStore opens the state store. A store missing beside the API token is lost, not new:
+// the token is made right after the store at the first start.
+func (a *Agent) openStore() error {
+	opts := []store.Option{store.Logger(a.log)}
+	if fi, err := os.Stat(a.cfg.API.TokenFile); err == nil && fi.Mode().IsRegular() {
+		opts = append(opts, store.ExpectExisting(fmt.Sprintf("the API token file %s exists, so an agent has run with this state folder before", a.cfg.API.TokenFile)))
 	}
-	if a.handler, err = api.New(api.Config{
-		Backend:    a,
-		Token:      a.apiToken,
-		Metrics:    a.metrics.Handler(),
-		Logger:     a.log,
-		Version:    a.version,
-		ListenAddr: cfg.API.Listen,
-	}); err != nil {
-		return nil, err
+	st, err := store.Open(StorePath(a.cfg), opts...)
+	if err != nil {
+		return err
 	}
-	return a, nil
+	a.store = store.NewCached(st)
+	return nil
 }
 
 // Handler returns the API's handler (for tests that serve it themselves).
 func (a *Agent) Handler() http.Handler { return a.handler }
 
-// Run runs the agent until ctx ends: the API server, the drop folder, the rotation engine
-// and the periodic sync with Graph. A cancelled ctx is a normal stop: Run finishes the step
-// under way (a file move, a write to Graph), stops the API server within a deadline, waits
-// for every goroutine, and returns nil.
+// Run runs the agent until ctx ends: the API server, the target's work (drop folder, rotation
+// engine, periodic read of the app), the renewal of its own credential and the notifier. A
+// cancelled ctx is a normal stop: Run finishes the step under way (a file move, a write to
+// Graph), stops the API server within a deadline, waits for every goroutine, and returns nil.
+// A part that fails stops the others; Run returns its error.
 func (a *Agent) Run(ctx context.Context) error {
 	a.started = a.now()
 	ln := a.listener
@@ -249,64 +270,33 @@ func (a *Agent) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: a.handler, BaseContext: func(net.Listener) context.Context { return ctx }}
 	api.ServerLimits(srv)
 
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	a.runCtx = ctx
-	wg := &a.wg
-	errc := make(chan error, 8)
-	run := func(name string, f func(context.Context) error) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := f(ctx); err != nil && ctx.Err() == nil {
-				errc <- fmt.Errorf("%s: %w", name, err)
-				cancel(err)
-			}
-		}()
-	}
 	a.audit(ctx, rotation.AuditEntry{Action: rotation.ActionAgentStart, Actor: rotation.ActorAgent, Outcome: rotation.OutcomeOK,
 		Message: fmt.Sprintf("certagent %s started; target app %s, drop folder %s", a.version, a.cfg.Target.AppID, a.cfg.DropFolder)})
 	a.log.Info("agent started", "version", a.version, "tenant_id", a.cfg.TenantID, "app_id", a.cfg.Target.AppID,
 		"drop_folder", a.cfg.DropFolder, "api", ln.Addr().String(), "credential", a.cred.Credential())
 
-	run("engine", a.engine.Run)
-	run("intake", a.intake.Run)
-	run("sync", a.syncLoop)
-	run("renew", a.renewLoop)
-	run("notify", a.notifyLoop)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("api server: %w", err)
-			cancel(err)
+	g := newGroup(ctx)
+	g.Go("target", a.target.Run)
+	g.Go("renewal", a.renewer.Run)
+	g.Go("notify", a.notifier.Run)
+	g.Go("api server", func(context.Context) error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
 		}
-	}()
+		return nil
+	})
 	close(a.running)
 
-	<-ctx.Done()
+	<-g.ctx.Done()
 	shutdownCtx, done := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer done()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		srv.Close()
 	}
-	wg.Wait()
+	err := g.Wait()
 	a.audit(context.WithoutCancel(ctx), rotation.AuditEntry{Action: rotation.ActionAgentStop, Actor: rotation.ActorAgent, Outcome: rotation.OutcomeOK, Message: "certagent stopped"})
 	a.log.Info("agent stopped")
-	select {
-	case err := <-errc:
-		return err
-	default:
-		return nil
-	}
-}
-
-// applied is the engine's hook: a rotation reached applied.
-func (a *Agent) applied(rotation.Rotation) {
-	select {
-	case a.notifyWake <- struct{}{}:
-	default:
-	}
+	return err
 }
 
 // Close releases what New opened. Safe to call more than once, and after a failed New.
@@ -323,22 +313,7 @@ func (a *Agent) Close() error {
 	return err
 }
 
-// syncLoop reads the target app at start and every monitor.sync_interval.
-func (a *Agent) syncLoop(ctx context.Context) error {
-	t := time.NewTicker(a.cfg.Monitor.SyncInterval.Duration())
-	defer t.Stop()
-	for {
-		if _, err := a.engine.Sync(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("reading the target app from Graph failed", "app_id", a.cfg.Target.AppID, "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
-
+// audit appends an entry to the audit log, logging a failure to write it.
 func (a *Agent) audit(ctx context.Context, e rotation.AuditEntry) {
 	if e.At.IsZero() {
 		e.At = a.now().UTC()
@@ -357,26 +332,38 @@ func within(path, dir string) bool {
 // StorePath returns the state store's file for cfg.
 func StorePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "certagent.db") }
 
-func credentialFiles(cfg *config.Config) credential.Files {
+// CredentialFiles returns where the agent's own credential lives for cfg.
+func CredentialFiles(cfg *config.Config) credential.Files {
 	return credential.Files{Cert: cfg.Auth.CertificateFile, Key: cfg.Auth.KeyFile}
 }
 
-// CredentialFiles returns where the agent's own credential lives for cfg.
-func CredentialFiles(cfg *config.Config) credential.Files { return credentialFiles(cfg) }
+// PolicyFrom builds the certificate policy and the credential display-name template from
+// the config's policy section.
+func PolicyFrom(cfg *config.Config) (certpolicy.Policy, *certpolicy.NameTemplate, error) {
+	p := cfg.Policy.CertPolicy()
+	if err := p.Validate(); err != nil {
+		return p, nil, fmt.Errorf("policy: %w", err)
+	}
+	names, err := certpolicy.ParseNameTemplate(cfg.Policy.DisplayNameTemplate)
+	if err != nil {
+		return p, nil, fmt.Errorf("policy.display_name_template: %w", err)
+	}
+	return p, names, nil
+}
 
-// rootCAs returns the CA pool for Graph and the token endpoint: the system's, or the
-// cloud.ca_file's for a custom cloud.
-func rootCAs(cfg *config.Config) (*x509.CertPool, error) {
+// rootCAs returns cloud.ca_file's PEM and its pool, trusted for Graph, the token endpoint
+// and the webhook besides the system's; nil for both without one.
+func rootCAs(cfg *config.Config) ([]byte, *x509.CertPool, error) {
 	if cfg.Cloud.CAFile == "" {
-		return nil, nil
+		return nil, nil, nil
 	}
 	pem, err := os.ReadFile(cfg.Cloud.CAFile)
 	if err != nil {
-		return nil, fmt.Errorf("reading cloud.ca_file: %w", err)
+		return nil, nil, fmt.Errorf("reading cloud.ca_file: %w", err)
 	}
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("cloud.ca_file %s holds no PEM certificate", cfg.Cloud.CAFile)
+		return nil, nil, fmt.Errorf("cloud.ca_file %s holds no PEM certificate", cfg.Cloud.CAFile)
 	}
-	return pool, nil
+	return pem, pool, nil
 }

@@ -3,11 +3,13 @@ package agent
 import (
 	"testing"
 	"time"
+
+	"github.com/aucloud/certagent/agent/notify"
 )
 
 // NotifyBackoffForTest shortens the webhook retry pauses for one test.
 func NotifyBackoffForTest(t *testing.T) {
-	old := notifyBackoff
-	notifyBackoff = []time.Duration{50 * time.Millisecond}
-	t.Cleanup(func() { notifyBackoff = old })
+	old := notify.Backoff
+	notify.Backoff = []time.Duration{50 * time.Millisecond}
+	t.Cleanup(func() { notify.Backoff = old })
 }

@@ -28,46 +28,71 @@ import (
 	"github.com/aucloud/certagent/api/apitype"
 )
 
-// Backend is what the handlers call. The agent implements it. Every method is safe for
-// concurrent use, answers from memory or the store (no Graph call per request, except the
-// one refresh Certificates allows), and honours ctx.
+// The handlers call the agent through the small interfaces below, one per role, each
+// declared here with only the methods its routes need. Every method is safe for concurrent
+// use, answers from memory or the store (no Graph call per request, except the one refresh
+// Certificates allows), and honours ctx.
 //
-// A method may return an *Error to choose the response (status, code, a detail safe to show);
-// any other error that is not listed below becomes a 500 "internal" problem whose detail
-// never reaches the client (it is logged).
-type Backend interface {
-	// Status returns the agent's status. The handler fills Version when it is empty, adds a
-	// zero count for every rotation state missing from Rotations, and sorts Problems most
-	// urgent first.
+// Methods return the agent's own errors; api/errors.go is the one place that turns them into
+// an HTTP status and a problem: *health.NotFoundError and rotation.ErrNotFound 404,
+// rotation.ErrInvalidState (a *rotation.StateError tells the state) and *health.BusyError
+// 409, *health.TooSoonError 429 with Retry-After, *health.UnavailableError 503 with its
+// problem's code, *health.NotReadyError 503 not_ready. Any other error is a 500 "internal"
+// problem whose detail never reaches the client (it is logged).
+
+// StatusSource serves GET /api/v1/status and GET /readyz.
+type StatusSource interface {
+	// Status returns the agent's status. The handler shapes it for the wire (every state
+	// counted, problems most urgent first, UTC times), so the agent's parts need not.
 	Status(ctx context.Context) apitype.Status
+	// Ready returns nil when the agent can do its work, and otherwise why not (a
+	// *health.NotReadyError lists the problems).
+	Ready(ctx context.Context) error
+}
+
+// CertificateSource serves GET /api/v1/certificates.
+type CertificateSource interface {
 	// Certificates returns the target app's certificates as last read from Graph. With
-	// refresh, it first reads the app from Graph once; the backend rate-limits that and
-	// returns an *Error with status 429 (code "rate_limited", RetryAfter set) when asked too
-	// often, or 503 ("unavailable") when Graph cannot be reached.
+	// refresh, it first reads the app from Graph once (rate-limited: *health.TooSoonError;
+	// Graph unreachable: *health.UnavailableError).
 	Certificates(ctx context.Context, refresh bool) (apitype.CertificateList, error)
+}
+
+// RotationService serves the rotation routes.
+type RotationService interface {
 	// Rotations returns the rotations that match f, oldest first.
 	Rotations(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error)
 	// Rotation returns one rotation, or an error wrapping rotation.ErrNotFound.
 	Rotation(ctx context.Context, id string) (rotation.Rotation, error)
 	// Submit runs exactly the same policy and engine as the drop folder. See SubmitResult.
 	Submit(ctx context.Context, s Submission) (SubmitResult, error)
-	// Act performs a person's action on a rotation. Errors wrap rotation.ErrNotFound (404)
-	// or rotation.ErrInvalidState (409; a *rotation.StateError tells the state).
-	Act(ctx context.Context, id string, action Action, actor, note string) (rotation.Rotation, error)
-	// Scan asks the drop folder for a rescan now. It does not wait for the scan.
-	Scan(ctx context.Context)
-	// Credential returns the agent's own sign-in credential; an *Error with status 404 when
+	// Execute performs a person's command on a rotation. Errors wrap rotation.ErrNotFound
+	// or rotation.ErrInvalidState.
+	Execute(ctx context.Context, id string, cmd rotation.Command, actor, note string) (rotation.Rotation, error)
+}
+
+// DropFolder serves POST /api/v1/scan.
+type DropFolder interface {
+	// Scan asks the drop folder for a rescan now, without waiting for it; a
+	// *health.UnavailableError while the folder cannot be read.
+	Scan(ctx context.Context) error
+}
+
+// CredentialService serves the routes of the agent's own sign-in credential.
+type CredentialService interface {
+	// Credential returns the agent's own sign-in credential; a *health.NotFoundError when
 	// there is none yet.
 	Credential(ctx context.Context) (apitype.Credential, error)
 	// RotateCredential starts a renewal of the agent's own credential and returns without
-	// waiting for it; an *Error with status 409 when one is under way already.
+	// waiting for it; a *health.BusyError when one is under way already.
 	RotateCredential(ctx context.Context, actor string) error
+}
+
+// AuditLog serves GET /api/v1/audit.
+type AuditLog interface {
 	// Audit returns audit entries newest first: those with Seq < q.Before (when set), at
 	// most q.Limit of them.
 	Audit(ctx context.Context, q rotation.AuditQuery) ([]rotation.AuditEntry, error)
-	// Ready returns nil when the agent can do its work (store open, engine running), and
-	// otherwise why not; an *Error's Detail is shown on /readyz, other errors are logged.
-	Ready(ctx context.Context) error
 }
 
 // Submission is a certificate posted to POST /api/v1/rotations.
@@ -95,49 +120,15 @@ type SubmitResult struct {
 	Created  bool
 }
 
-// Action is a person's action on a rotation.
-type Action string
-
-// Actions. Their strings equal the engine's (rotation.ActApprove and so on).
-const (
-	ActionApprove Action = "approve" // pending_approval → applying
-	ActionReject  Action = "reject"  // pending_approval or failed → rejected
-	ActionConfirm Action = "confirm" // applied → confirmed: the provider was told
-	ActionRetry   Action = "retry"   // failed → applying
-)
-
-// Error is an error a Backend returns to choose the problem response. Status, Code and
-// Detail reach the client; Err is only logged.
-type Error struct {
-	// Status is the HTTP status (400–599).
-	Status int
-	// Code is the problem code, for example apitype.CodeRateLimited.
-	Code string
-	// Detail is a message for people; it must hold nothing secret.
-	Detail string
-	// RetryAfter, when positive, becomes a Retry-After header (whole seconds, rounded up).
-	RetryAfter time.Duration
-	// Err is the underlying error, for the log; may be nil.
-	Err error
-}
-
-func (e *Error) Error() string {
-	if e.Err != nil {
-		return e.Detail + ": " + e.Err.Error()
-	}
-	return e.Detail
-}
-
-// Unwrap returns Err.
-func (e *Error) Unwrap() error { return e.Err }
-
-// StatusCode returns Status.
-func (e *Error) StatusCode() int { return e.Status }
-
 // Config holds New's dependencies.
 type Config struct {
-	// Backend serves the data. Required.
-	Backend Backend
+	// The roles the handlers call. All required.
+	Status       StatusSource
+	Certificates CertificateSource
+	Rotations    RotationService
+	DropFolder   DropFolder
+	Credential   CredentialService
+	Audit        AuditLog
 	// Token is the bearer token every request under /api/v1/ and /metrics must carry (the
 	// contents of the token file, whitespace trimmed). Required, at least MinTokenLen bytes.
 	Token []byte
@@ -190,7 +181,12 @@ func New(cfg Config) (http.Handler, error) {
 
 // server holds what the handlers share. It is read-only after newEcho.
 type server struct {
-	backend   Backend
+	status    StatusSource
+	certs     CertificateSource
+	rotations RotationService
+	drop      DropFolder
+	cred      CredentialService
+	audit     AuditLog
 	tokenHash [sha256.Size]byte
 	metrics   http.Handler
 	log       *slog.Logger
@@ -203,15 +199,20 @@ type server struct {
 
 func newEcho(cfg Config) (*echo.Echo, error) {
 	switch {
-	case cfg.Backend == nil:
-		return nil, errors.New("api: Config.Backend is required")
+	case cfg.Status == nil || cfg.Certificates == nil || cfg.Rotations == nil || cfg.DropFolder == nil || cfg.Credential == nil || cfg.Audit == nil:
+		return nil, errors.New("api: Config.Status, Certificates, Rotations, DropFolder, Credential and Audit are required")
 	case cfg.Logger == nil:
 		return nil, errors.New("api: Config.Logger is required")
 	case len(cfg.Token) < MinTokenLen:
 		return nil, fmt.Errorf("api: Config.Token must be at least %d bytes", MinTokenLen)
 	}
 	s := &server{
-		backend:   cfg.Backend,
+		status:    cfg.Status,
+		certs:     cfg.Certificates,
+		rotations: cfg.Rotations,
+		drop:      cfg.DropFolder,
+		cred:      cfg.Credential,
+		audit:     cfg.Audit,
 		tokenHash: sha256.Sum256(cfg.Token),
 		metrics:   cfg.Metrics,
 		log:       cfg.Logger.With("component", "api"),

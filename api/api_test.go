@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/api/apitype"
 	"github.com/aucloud/certagent/internal/certtest"
@@ -60,16 +61,16 @@ func TestNewChecksConfig(t *testing.T) {
 		cfg     Config
 		wantErr string
 	}{
-		{"ok", Config{Backend: &fakeBackend{}, Token: testToken, Logger: logger}, ""},
-		{"ok listen localhost", Config{Backend: &fakeBackend{}, Token: testToken, Logger: logger, ListenAddr: "localhost:8471"}, ""},
-		{"ok listen ipv6", Config{Backend: &fakeBackend{}, Token: testToken, Logger: logger, ListenAddr: "[::1]:8471"}, ""},
-		{"no backend", Config{Token: testToken, Logger: logger}, "Backend is required"},
-		{"no logger", Config{Backend: &fakeBackend{}, Token: testToken}, "Logger is required"},
-		{"no token", Config{Backend: &fakeBackend{}, Logger: logger}, "Token must be at least"},
-		{"short token", Config{Backend: &fakeBackend{}, Token: []byte("short"), Logger: logger}, "Token must be at least"},
-		{"listen not loopback", Config{Backend: &fakeBackend{}, Token: testToken, Logger: logger, ListenAddr: "0.0.0.0:8471"}, "not a loopback address"},
-		{"listen name", Config{Backend: &fakeBackend{}, Token: testToken, Logger: logger, ListenAddr: "example.com:8471"}, "not a loopback address"},
-		{"listen no port", Config{Backend: &fakeBackend{}, Token: testToken, Logger: logger, ListenAddr: "127.0.0.1"}, "missing port"},
+		{"ok", (&fakeBackend{}).plays(Config{Token: testToken, Logger: logger}), ""},
+		{"ok listen localhost", (&fakeBackend{}).plays(Config{Token: testToken, Logger: logger, ListenAddr: "localhost:8471"}), ""},
+		{"ok listen ipv6", (&fakeBackend{}).plays(Config{Token: testToken, Logger: logger, ListenAddr: "[::1]:8471"}), ""},
+		{"no roles", Config{Token: testToken, Logger: logger}, "Status, Certificates, Rotations, DropFolder, Credential and Audit are required"},
+		{"no logger", (&fakeBackend{}).plays(Config{Token: testToken}), "Logger is required"},
+		{"no token", (&fakeBackend{}).plays(Config{Logger: logger}), "Token must be at least"},
+		{"short token", (&fakeBackend{}).plays(Config{Token: []byte("short"), Logger: logger}), "Token must be at least"},
+		{"listen not loopback", (&fakeBackend{}).plays(Config{Token: testToken, Logger: logger, ListenAddr: "0.0.0.0:8471"}), "not a loopback address"},
+		{"listen name", (&fakeBackend{}).plays(Config{Token: testToken, Logger: logger, ListenAddr: "example.com:8471"}), "not a loopback address"},
+		{"listen no port", (&fakeBackend{}).plays(Config{Token: testToken, Logger: logger, ListenAddr: "127.0.0.1"}), "missing port"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -344,9 +345,9 @@ func TestCertificates(t *testing.T) {
 		t.Errorf("the backend was called for a refused request")
 	}
 
-	// Rate limiting and Graph trouble come from the backend as *Error.
+	// Rate limiting and Graph trouble come from the backend as the agent's own errors.
 	fb.CertificatesFunc = func(context.Context, bool) (apitype.CertificateList, error) {
-		return apitype.CertificateList{}, &Error{Status: 429, Code: apitype.CodeRateLimited, Detail: "refreshed 3 s ago; wait", RetryAfter: 2500 * time.Millisecond}
+		return apitype.CertificateList{}, &health.TooSoonError{Detail: "refreshed 3 s ago; wait", Wait: 2500 * time.Millisecond}
 	}
 	rec = serve(t, h, req{path: "/api/v1/certificates?refresh=true"})
 	p := wantProblem(t, rec, 429, apitype.CodeRateLimited)
@@ -354,7 +355,7 @@ func TestCertificates(t *testing.T) {
 		t.Errorf("Retry-After = %q, detail %q", rec.Header().Get("Retry-After"), p.Detail)
 	}
 	fb.CertificatesFunc = func(context.Context, bool) (apitype.CertificateList, error) {
-		return apitype.CertificateList{}, &Error{Status: 503, Code: apitype.CodeUnavailable, Detail: "Graph could not be reached", Err: errors.New("dial tcp: secret-internal-detail")}
+		return apitype.CertificateList{}, &health.UnavailableError{Problem: health.Problem{Code: apitype.CodeUnavailable, Message: "Graph could not be reached"}, Err: errors.New("dial tcp: secret-internal-detail")}
 	}
 	rec = serve(t, h, req{path: "/api/v1/certificates?refresh=true"})
 	wantProblem(t, rec, 503, apitype.CodeUnavailable)
@@ -622,12 +623,12 @@ func TestActorHeader(t *testing.T) {
 func TestActions(t *testing.T) {
 	type call struct {
 		id     string
-		action Action
+		action rotation.Command
 		actor  string
 		note   string
 	}
 	var calls []call
-	fb := &fakeBackend{ActFunc: func(_ context.Context, id string, action Action, actor, note string) (rotation.Rotation, error) {
+	fb := &fakeBackend{ExecuteFunc: func(_ context.Context, id string, action rotation.Command, actor, note string) (rotation.Rotation, error) {
 		calls = append(calls, call{id, action, actor, note})
 		switch id {
 		case "missing":
@@ -635,7 +636,7 @@ func TestActions(t *testing.T) {
 		case "done":
 			r := sampleRotation()
 			r.State = rotation.StateConfirmed
-			return r, &rotation.StateError{ID: id, State: rotation.StateConfirmed, Action: string(action)}
+			return r, &rotation.StateError{ID: id, State: rotation.StateConfirmed, Command: action}
 		}
 		r := sampleRotation()
 		r.ID = id
@@ -644,7 +645,7 @@ func TestActions(t *testing.T) {
 	var logs logBuffer
 	h := newTestHandler(t, fb, &logs)
 
-	for _, action := range []Action{ActionApprove, ActionReject, ActionConfirm, ActionRetry} {
+	for _, action := range rotation.Commands {
 		t.Run(string(action), func(t *testing.T) {
 			calls = nil
 			path := "/api/v1/rotations/r1/" + string(action)
@@ -711,7 +712,7 @@ func TestScanAndCredential(t *testing.T) {
 	scans := 0
 	var rotateActors []string
 	fb := &fakeBackend{
-		ScanFunc: func(context.Context) { scans++ },
+		ScanFunc: func(context.Context) error { scans++; return nil },
 		CredentialFunc: func(context.Context) (apitype.Credential, error) {
 			return apitype.Credential{
 				Method: "certificate", ClientID: "12121212-3434-5656-7878-909090909090",
@@ -723,7 +724,7 @@ func TestScanAndCredential(t *testing.T) {
 		RotateCredentialFunc: func(_ context.Context, actor string) error {
 			rotateActors = append(rotateActors, actor)
 			if len(rotateActors) > 1 {
-				return &Error{Status: 409, Code: apitype.CodeInvalidState, Detail: "a renewal is under way"}
+				return &health.BusyError{What: "a renewal"}
 			}
 			return nil
 		},
@@ -752,7 +753,7 @@ func TestScanAndCredential(t *testing.T) {
 	}
 
 	fb.CredentialFunc = func(context.Context) (apitype.Credential, error) {
-		return apitype.Credential{}, &Error{Status: 404, Detail: "the agent has no credential yet: run certagent credential init"}
+		return apitype.Credential{}, &health.NotFoundError{What: "the agent has no credential yet: run certagent credential init"}
 	}
 	wantProblem(t, serve(t, h, req{path: "/api/v1/credential"}), 404, apitype.CodeNotFound)
 }
@@ -821,14 +822,14 @@ func TestHealthAndMeta(t *testing.T) {
 	ready := error(nil)
 	fb := &fakeBackend{ReadyFunc: func(context.Context) error { return ready }}
 	h := newTestHandler(t, fb, nil)
-	var health apitype.Health
-	decode(t, serve(t, h, req{path: "/livez", noToken: true}), 200, &health)
-	if health.Status != "ok" {
-		t.Errorf("livez = %+v", health)
+	var hb apitype.Health
+	decode(t, serve(t, h, req{path: "/livez", noToken: true}), 200, &hb)
+	if hb.Status != "ok" {
+		t.Errorf("livez = %+v", hb)
 	}
-	decode(t, serve(t, h, req{path: "/readyz", noToken: true}), 200, &health)
-	if health.Status != "ready" {
-		t.Errorf("readyz = %+v", health)
+	decode(t, serve(t, h, req{path: "/readyz", noToken: true}), 200, &hb)
+	if hb.Status != "ready" {
+		t.Errorf("readyz = %+v", hb)
 	}
 	ready = errors.New("store: open /var/lib/certagent/state.db: secret-internal-detail")
 	rec := serve(t, h, req{path: "/readyz", noToken: true})
@@ -836,7 +837,7 @@ func TestHealthAndMeta(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "secret-internal-detail") {
 		t.Errorf("readyz shows the internal error: %s", rec.Body)
 	}
-	ready = &Error{Status: 503, Detail: "the store is not open yet"}
+	ready = &health.NotReadyError{Problems: []health.Problem{{Code: "store_closed", Message: "the store is not open yet"}}}
 	if p := wantProblem(t, serve(t, h, req{path: "/readyz", noToken: true}), 503, apitype.CodeNotReady); p.Detail != "the store is not open yet" {
 		t.Errorf("readyz detail = %q", p.Detail)
 	}

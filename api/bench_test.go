@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -63,7 +64,7 @@ func BenchmarkLoadStatus2000rps(b *testing.B) {
 		_, err = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return &Error{Status: resp.StatusCode}
+			return fmt.Errorf("status %d", resp.StatusCode)
 		}
 		return err
 	}

@@ -18,7 +18,7 @@ func toRotation(r rotation.Rotation) apitype.Rotation {
 		State:       string(r.State),
 		Certificate: cert,
 		Source: apitype.Source{
-			Kind:       r.Source.Kind,
+			Kind:       string(r.Source.Kind),
 			FileName:   r.Source.FileName,
 			ArchivedAs: r.Source.ArchivedAs,
 		},
@@ -50,9 +50,9 @@ func toAuditEntry(e rotation.AuditEntry) apitype.AuditEntry {
 	out := apitype.AuditEntry{
 		Seq:        e.Seq,
 		At:         e.At.UTC(),
-		Action:     e.Action,
+		Action:     string(e.Action),
 		Actor:      e.Actor,
-		Outcome:    e.Outcome,
+		Outcome:    string(e.Outcome),
 		RotationID: e.RotationID,
 		State:      string(e.State),
 		File:       e.File,

@@ -61,8 +61,8 @@ func TestEndToEndClient(t *testing.T) {
 	fb := exampleBackend()
 	var mu sync.Mutex
 	var actors []string
-	act := fb.ActFunc
-	fb.ActFunc = func(ctx context.Context, id string, action Action, actor, note string) (rotation.Rotation, error) {
+	act := fb.ExecuteFunc
+	fb.ExecuteFunc = func(ctx context.Context, id string, action rotation.Command, actor, note string) (rotation.Rotation, error) {
 		mu.Lock()
 		actors = append(actors, string(action)+" "+actor+" "+note)
 		mu.Unlock()

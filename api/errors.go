@@ -12,6 +12,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/api/apitype"
 )
@@ -122,31 +123,35 @@ func (s *server) handleError(err error, c echo.Context) {
 func (s *server) problemFor(err error, c echo.Context) (apitype.Problem, time.Duration) {
 	r := c.Request()
 	var (
-		pe *problemError
-		be *Error
-		he *echo.HTTPError
-		se *rotation.StateError
+		pe  *problemError
+		he  *echo.HTTPError
+		se  *rotation.StateError
+		ue  *health.UnavailableError
+		nre *health.NotReadyError
+		tse *health.TooSoonError
+		bse *health.BusyError
+		nfe *health.NotFoundError
 	)
 	switch {
 	case errors.As(err, &pe):
 		return pe.p, 0
-	case errors.As(err, &be):
-		status := be.Status
-		if status < 400 || status > 599 {
-			status = http.StatusInternalServerError
-		}
-		code := be.Code
+	case errors.As(err, &nre):
+		return notReady(nre).(*problemError).p, 0
+	case errors.As(err, &ue):
+		code := ue.Problem.Code
 		if code == "" {
-			code = codeForStatus(status)
+			code = apitype.CodeUnavailable
 		}
-		detail := be.Detail
-		if status >= 500 {
-			s.log.Error("api backend error", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		if ue.Err != nil {
+			s.log.Warn("api: unavailable", "method", r.Method, "path", r.URL.Path, "code", code, "err", ue.Err)
 		}
-		if detail == "" {
-			detail = http.StatusText(status)
-		}
-		return apitype.Problem{Status: status, Code: code, Detail: detail}, be.RetryAfter
+		return apitype.Problem{Status: http.StatusServiceUnavailable, Code: code, Detail: ue.Problem.Message}, 0
+	case errors.As(err, &tse):
+		return apitype.Problem{Status: http.StatusTooManyRequests, Code: apitype.CodeRateLimited, Detail: tse.Error()}, tse.Wait
+	case errors.As(err, &bse):
+		return apitype.Problem{Status: http.StatusConflict, Code: apitype.CodeInvalidState, Detail: bse.Error()}, 0
+	case errors.As(err, &nfe):
+		return apitype.Problem{Status: http.StatusNotFound, Code: apitype.CodeNotFound, Detail: nfe.Error()}, 0
 	case errors.As(err, &he):
 		return s.httpErrorProblem(he, c), 0
 	case errors.As(err, &se):
@@ -207,6 +212,23 @@ func withoutOptions(allow string) string {
 		}
 	}
 	return strings.Join(keep, ", ")
+}
+
+// notReady is the 503 answer of /readyz: the agent is starting, or a *health.NotReadyError
+// (or a part's *health.UnavailableError) says what keeps it from working.
+func notReady(err error) error {
+	detail := "the agent is not ready yet"
+	var (
+		nre *health.NotReadyError
+		ue  *health.UnavailableError
+	)
+	switch {
+	case errors.As(err, &nre):
+		detail = nre.Error()
+	case errors.As(err, &ue):
+		detail = ue.Problem.Message
+	}
+	return newProblem(http.StatusServiceUnavailable, apitype.CodeNotReady, detail)
 }
 
 // rejectedProblem is the 422 answer to a certificate the policy refused.

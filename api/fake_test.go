@@ -19,23 +19,37 @@ import (
 	"github.com/aucloud/certagent/api/apitype"
 )
 
-// fakeBackend is a Backend made of function fields; a nil field answers with an error (or
-// a zero value where the method has no error).
+// fakeBackend plays every role the handlers call (StatusSource, CertificateSource,
+// RotationService, DropFolder, CredentialService, AuditLog), made of function fields; a nil
+// field answers with an error (or a zero value where the method has no error).
 type fakeBackend struct {
 	StatusFunc           func(ctx context.Context) apitype.Status
 	CertificatesFunc     func(ctx context.Context, refresh bool) (apitype.CertificateList, error)
 	RotationsFunc        func(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error)
 	RotationFunc         func(ctx context.Context, id string) (rotation.Rotation, error)
 	SubmitFunc           func(ctx context.Context, s Submission) (SubmitResult, error)
-	ActFunc              func(ctx context.Context, id string, action Action, actor, note string) (rotation.Rotation, error)
-	ScanFunc             func(ctx context.Context)
+	ExecuteFunc          func(ctx context.Context, id string, cmd rotation.Command, actor, note string) (rotation.Rotation, error)
+	ScanFunc             func(ctx context.Context) error
 	CredentialFunc       func(ctx context.Context) (apitype.Credential, error)
 	RotateCredentialFunc func(ctx context.Context, actor string) error
 	AuditFunc            func(ctx context.Context, q rotation.AuditQuery) ([]rotation.AuditEntry, error)
 	ReadyFunc            func(ctx context.Context) error
 }
 
-var _ Backend = (*fakeBackend)(nil)
+var (
+	_ StatusSource      = (*fakeBackend)(nil)
+	_ CertificateSource = (*fakeBackend)(nil)
+	_ RotationService   = (*fakeBackend)(nil)
+	_ DropFolder        = (*fakeBackend)(nil)
+	_ CredentialService = (*fakeBackend)(nil)
+	_ AuditLog          = (*fakeBackend)(nil)
+)
+
+// plays makes fb serve every role of cfg.
+func (fb *fakeBackend) plays(cfg Config) Config {
+	cfg.Status, cfg.Certificates, cfg.Rotations, cfg.DropFolder, cfg.Credential, cfg.Audit = fb, fb, fb, fb, fb, fb
+	return cfg
+}
 
 var errNotImplemented = errors.New("fake backend: not implemented")
 
@@ -74,17 +88,18 @@ func (f *fakeBackend) Submit(ctx context.Context, s Submission) (SubmitResult, e
 	return f.SubmitFunc(ctx, s)
 }
 
-func (f *fakeBackend) Act(ctx context.Context, id string, action Action, actor, note string) (rotation.Rotation, error) {
-	if f.ActFunc == nil {
+func (f *fakeBackend) Execute(ctx context.Context, id string, cmd rotation.Command, actor, note string) (rotation.Rotation, error) {
+	if f.ExecuteFunc == nil {
 		return rotation.Rotation{}, errNotImplemented
 	}
-	return f.ActFunc(ctx, id, action, actor, note)
+	return f.ExecuteFunc(ctx, id, cmd, actor, note)
 }
 
-func (f *fakeBackend) Scan(ctx context.Context) {
-	if f.ScanFunc != nil {
-		f.ScanFunc(ctx)
+func (f *fakeBackend) Scan(ctx context.Context) error {
+	if f.ScanFunc == nil {
+		return nil
 	}
+	return f.ScanFunc(ctx)
 }
 
 func (f *fakeBackend) Credential(ctx context.Context) (apitype.Credential, error) {
@@ -222,7 +237,7 @@ func newTestHandler(t testing.TB, fb *fakeBackend, logs io.Writer, mods ...func(
 	if logs != nil {
 		logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	cfg := Config{Backend: fb, Token: testToken, Logger: logger, Version: "1.2.3-test", ListenAddr: "127.0.0.1:8471"}
+	cfg := (fb).plays(Config{Token: testToken, Logger: logger, Version: "1.2.3-test", ListenAddr: "127.0.0.1:8471"})
 	for _, m := range mods {
 		m(&cfg)
 	}

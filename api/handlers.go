@@ -36,26 +36,21 @@ const (
 	maxAuditLimit     = 1000
 )
 
-func (s *server) livez(c echo.Context) error {
+func (s *server) getLivez(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, apitype.Health{Status: "ok"})
 }
 
-func (s *server) readyz(c echo.Context) error {
-	err := s.backend.Ready(c.Request().Context())
+func (s *server) getReadyz(c echo.Context) error {
+	err := s.status.Ready(c.Request().Context())
 	if err == nil {
 		return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, apitype.Health{Status: "ready"})
 	}
-	detail := "the agent is not ready yet"
-	var be *Error
-	if errors.As(err, &be) && be.Detail != "" {
-		detail = be.Detail
-	}
 	// Debug: probes poll /readyz, and the agent logs the cause where it happens.
 	s.log.Debug("not ready", "err", err)
-	return newProblem(http.StatusServiceUnavailable, apitype.CodeNotReady, detail)
+	return notReady(err)
 }
 
-func (s *server) serveMetrics(c echo.Context) error {
+func (s *server) getMetrics(c echo.Context) error {
 	if s.metrics == nil {
 		return newProblem(http.StatusNotFound, apitype.CodeNotFound, "metrics are not enabled")
 	}
@@ -63,16 +58,18 @@ func (s *server) serveMetrics(c echo.Context) error {
 	return nil
 }
 
-func (s *server) openAPI(c echo.Context) error {
+func (s *server) getOpenAPI(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc)
 }
 
-func (s *server) status(c echo.Context) error {
-	st := s.backend.Status(c.Request().Context())
+// getStatus writes the status in the shape the contract gives, whatever the agent's parts
+// filled in: every state counted and no other, problems most urgent first ([] when none),
+// times in UTC. This is the one place the status is shaped.
+func (s *server) getStatus(c echo.Context) error {
+	st := s.status.Status(c.Request().Context())
 	if st.Version == "" {
 		st.Version = s.version
 	}
-	// Every state, and only the states, the OpenAPI document lists.
 	counts := make(map[string]int, len(rotation.States))
 	for _, state := range rotation.States {
 		counts[string(state)] = st.Rotations[string(state)]
@@ -92,7 +89,7 @@ func (s *server) status(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, st)
 }
 
-func (s *server) certificates(c echo.Context) error {
+func (s *server) getCertificates(c echo.Context) error {
 	refresh := false
 	if v := c.QueryParam("refresh"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -101,7 +98,7 @@ func (s *server) certificates(c echo.Context) error {
 		}
 		refresh = b
 	}
-	list, err := s.backend.Certificates(c.Request().Context(), refresh)
+	list, err := s.certs.Certificates(c.Request().Context(), refresh)
 	if err != nil {
 		return err
 	}
@@ -117,7 +114,7 @@ func (s *server) certificates(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, list)
 }
 
-func (s *server) rotations(c echo.Context) error {
+func (s *server) listRotations(c echo.Context) error {
 	var f rotation.Filter
 	if v := c.QueryParam("state"); v != "" {
 		f.State = rotation.State(v)
@@ -125,7 +122,7 @@ func (s *server) rotations(c echo.Context) error {
 			return invalidf("state: unknown state %q; want one of %s", v, stateNames())
 		}
 	}
-	rs, err := s.backend.Rotations(c.Request().Context(), f)
+	rs, err := s.rotations.Rotations(c.Request().Context(), f)
 	if err != nil {
 		return err
 	}
@@ -136,8 +133,8 @@ func (s *server) rotations(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, list)
 }
 
-func (s *server) rotation(c echo.Context) error {
-	r, err := s.backend.Rotation(c.Request().Context(), rotationID(c))
+func (s *server) getRotation(c echo.Context) error {
+	r, err := s.rotations.Rotation(c.Request().Context(), rotationID(c))
 	if err != nil {
 		return err
 	}
@@ -150,7 +147,7 @@ var rawCertTypes = []string{
 	"application/octet-stream", "application/x-pem-file", "text/plain",
 }
 
-func (s *server) submit(c echo.Context) error {
+func (s *server) submitCertificate(c echo.Context) error {
 	r := c.Request()
 	body, err := readBody(c)
 	if err != nil {
@@ -192,7 +189,7 @@ func (s *server) submit(c echo.Context) error {
 		return newProblem(http.StatusUnsupportedMediaType, apitype.CodeUnsupportedMediaType,
 			fmt.Sprintf("Content-Type %q: send application/json, or the certificate as one of %s", mt, strings.Join(rawCertTypes, ", ")))
 	}
-	res, err := s.backend.Submit(r.Context(), sub)
+	res, err := s.rotations.Submit(r.Context(), sub)
 	if err != nil {
 		return err
 	}
@@ -207,8 +204,9 @@ func (s *server) submit(c echo.Context) error {
 	return writeJSON(c, status, echo.MIMEApplicationJSON, toRotation(res.Rotation))
 }
 
-// act returns the handler of a person's action on a rotation.
-func act(action Action) func(s *server, c echo.Context) error {
+// execute returns the handler of a person's command on a rotation (approveRotation,
+// rejectRotation, confirmRotation, retryRotation).
+func execute(cmd rotation.Command) func(s *server, c echo.Context) error {
 	return func(s *server, c echo.Context) error {
 		r := c.Request()
 		body, err := readBody(c)
@@ -232,7 +230,7 @@ func act(action Action) func(s *server, c echo.Context) error {
 				return err
 			}
 		}
-		rot, err := s.backend.Act(r.Context(), rotationID(c), action, actorOf(r), req.Note)
+		rot, err := s.rotations.Execute(r.Context(), rotationID(c), cmd, actorOf(r), req.Note)
 		if err != nil {
 			return err
 		}
@@ -240,16 +238,18 @@ func act(action Action) func(s *server, c echo.Context) error {
 	}
 }
 
-func (s *server) scan(c echo.Context) error {
+func (s *server) scanDropFolder(c echo.Context) error {
 	if err := drainEmptyBody(c); err != nil {
 		return err
 	}
-	s.backend.Scan(c.Request().Context())
+	if err := s.drop.Scan(c.Request().Context()); err != nil {
+		return err
+	}
 	return writeJSON(c, http.StatusAccepted, echo.MIMEApplicationJSON, apitype.Accepted{Message: "drop folder rescan queued"})
 }
 
-func (s *server) credential(c echo.Context) error {
-	cred, err := s.backend.Credential(c.Request().Context())
+func (s *server) getCredential(c echo.Context) error {
+	cred, err := s.cred.Credential(c.Request().Context())
 	if err != nil {
 		return err
 	}
@@ -263,13 +263,13 @@ func (s *server) rotateCredential(c echo.Context) error {
 	if err := drainEmptyBody(c); err != nil {
 		return err
 	}
-	if err := s.backend.RotateCredential(c.Request().Context(), actorOf(c.Request())); err != nil {
+	if err := s.cred.RotateCredential(c.Request().Context(), actorOf(c.Request())); err != nil {
 		return err
 	}
 	return writeJSON(c, http.StatusAccepted, echo.MIMEApplicationJSON, apitype.Accepted{Message: "renewal of the agent's credential started"})
 }
 
-func (s *server) audit(c echo.Context) error {
+func (s *server) getAudit(c echo.Context) error {
 	q := rotation.AuditQuery{Limit: defaultAuditLimit}
 	if v := c.QueryParam("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -287,7 +287,7 @@ func (s *server) audit(c echo.Context) error {
 	}
 	limit := q.Limit
 	q.Limit++ // one more tells whether there is a next page
-	entries, err := s.backend.Audit(c.Request().Context(), q)
+	entries, err := s.audit.Audit(c.Request().Context(), q)
 	if err != nil {
 		return err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/getkin/kin-openapi/routers/legacy"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/api/apitype"
 	"github.com/aucloud/certagent/internal/certtest"
@@ -43,7 +44,7 @@ func echoPath(p string) string {
 
 func TestOpenAPIRoutes(t *testing.T) {
 	doc := loadOpenAPI(t)
-	e, err := newEcho(Config{Backend: &fakeBackend{}, Token: testToken, Logger: slog.New(slog.DiscardHandler)})
+	e, err := newEcho((&fakeBackend{}).plays(Config{Token: testToken, Logger: slog.New(slog.DiscardHandler)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +129,7 @@ func exampleBackend() *fakeBackend {
 		StatusFunc: func(context.Context) apitype.Status { return sampleStatus() },
 		CertificatesFunc: func(_ context.Context, refresh bool) (apitype.CertificateList, error) {
 			if refresh {
-				return apitype.CertificateList{}, &Error{Status: 429, Code: apitype.CodeRateLimited, Detail: "wait", RetryAfter: 10 * time.Second}
+				return apitype.CertificateList{}, &health.TooSoonError{Detail: "wait", Wait: 10 * time.Second}
 			}
 			return apitype.CertificateList{SyncedAt: &synced, Items: []apitype.Certificate{{
 				KeyID: "k1", Thumbprint: factsA.Thumbprint, DisplayName: "x", StartDateTime: factsA.NotBefore,
@@ -164,12 +165,12 @@ func exampleBackend() *fakeBackend {
 			}
 			return SubmitResult{Rotation: sampleRotation(), Created: true}, nil
 		},
-		ActFunc: func(_ context.Context, id string, action Action, _, _ string) (rotation.Rotation, error) {
+		ExecuteFunc: func(_ context.Context, id string, action rotation.Command, _, _ string) (rotation.Rotation, error) {
 			switch id {
 			case "missing":
 				return rotation.Rotation{}, rotation.ErrNotFound
 			case "done":
-				return rotation.Rotation{}, &rotation.StateError{ID: id, State: rotation.StateConfirmed, Action: string(action)}
+				return rotation.Rotation{}, &rotation.StateError{ID: id, State: rotation.StateConfirmed, Command: action}
 			}
 			return sampleRotation(), nil
 		},
@@ -178,7 +179,7 @@ func exampleBackend() *fakeBackend {
 		},
 		RotateCredentialFunc: func(_ context.Context, actor string) error {
 			if actor == "api:busy" {
-				return &Error{Status: 409, Code: apitype.CodeInvalidState, Detail: "under way"}
+				return &health.BusyError{What: "a renewal"}
 			}
 			return nil
 		},

@@ -23,12 +23,6 @@ type Rechecker interface {
 	CheckCertificate(c *x509.Certificate, now time.Time) *certs.Reason
 }
 
-// Actors the engine writes into history and the audit log.
-const (
-	ActorAgent  = "agent"
-	ActorPolicy = "policy"
-)
-
 // Config holds the engine's dependencies. Fields marked required must be set.
 type Config struct {
 	Store Store          // required
@@ -290,59 +284,65 @@ func (e *Engine) List(ctx context.Context, f Filter) ([]Rotation, error) {
 	return e.cfg.Store.List(ctx, f)
 }
 
-// Person actions.
+// Command is what a person does to a rotation (the API's POST /rotations/{id}/<command>).
+type Command string
+
+// Commands.
 const (
-	ActApprove = "approve"
-	ActReject  = "reject"
-	ActConfirm = "confirm"
-	ActRetry   = "retry"
+	CommandApprove Command = "approve" // pending_approval → applying
+	CommandReject  Command = "reject"  // pending_approval or failed → rejected
+	CommandConfirm Command = "confirm" // applied → confirmed: the provider was told
+	CommandRetry   Command = "retry"   // failed → applying
 )
 
-// Act performs a person's action on a rotation: approve (pending_approval → applying), reject
-// (pending_approval or failed → rejected), confirm (applied → confirmed: the provider was told)
-// or retry (failed → applying). Errors wrap ErrNotFound or ErrInvalidState.
-func (e *Engine) Act(ctx context.Context, id, action, actor, note string) (Rotation, error) {
+// Commands lists every command.
+var Commands = []Command{CommandApprove, CommandReject, CommandConfirm, CommandRetry}
+
+// Execute performs a person's command on a rotation: approve (pending_approval → applying),
+// reject (pending_approval or failed → rejected), confirm (applied → confirmed: the provider
+// was told) or retry (failed → applying). Errors wrap ErrNotFound or ErrInvalidState.
+func (e *Engine) Execute(ctx context.Context, id string, cmd Command, actor, note string) (Rotation, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	r, err := e.cfg.Store.Get(ctx, id)
 	if err != nil {
 		return Rotation{}, err
 	}
-	next, ok := personTransition(r.State, action)
+	next, ok := commandTransition(r.State, cmd)
 	if !ok {
-		return r, &StateError{ID: id, State: r.State, Action: action}
+		return r, &StateError{ID: id, State: r.State, Command: cmd}
 	}
-	switch action {
-	case ActReject:
+	switch cmd {
+	case CommandReject:
 		msg := "rejected by " + actor
 		if note != "" {
 			msg += ": " + note
 		}
 		r.Reason = &certs.Reason{Code: certs.RejectedByPerson, Message: msg}
-	case ActRetry, ActApprove:
+	case CommandRetry, CommandApprove:
 		r.Reason = nil
 		r.Attempts = 0
 	}
 	if err := e.transition(ctx, &r, next, actor, note, nil); err != nil {
 		return Rotation{}, err
 	}
-	e.log.Info("rotation "+action, "rotation_id", r.ID, "actor", actor, "state", r.State)
+	e.log.Info("rotation "+string(cmd), "rotation_id", r.ID, "actor", actor, "state", r.State)
 	if next == StateApplying {
 		e.poke()
 	}
 	return r, nil
 }
 
-// personTransition is the state machine for people's actions.
-func personTransition(from State, action string) (State, bool) {
+// commandTransition is the state machine for people's commands.
+func commandTransition(from State, cmd Command) (State, bool) {
 	switch {
-	case action == ActApprove && from == StatePendingApproval:
+	case cmd == CommandApprove && from == StatePendingApproval:
 		return StateApplying, true
-	case action == ActReject && (from == StatePendingApproval || from == StateFailed):
+	case cmd == CommandReject && (from == StatePendingApproval || from == StateFailed):
 		return StateRejected, true
-	case action == ActConfirm && from == StateApplied:
+	case cmd == CommandConfirm && from == StateApplied:
 		return StateConfirmed, true
-	case action == ActRetry && from == StateFailed:
+	case cmd == CommandRetry && from == StateFailed:
 		return StateApplying, true
 	}
 	return from, false

@@ -330,7 +330,7 @@ func TestPermanentFailure(t *testing.T) {
 	}
 	// A person retries once the cause is fixed.
 	f.apps.BeforeReplace = nil
-	if _, err := f.engine.Act(context.Background(), r.ID, rotation.ActRetry, "admin", "fixed ownership"); err != nil {
+	if _, err := f.engine.Execute(context.Background(), r.ID, rotation.CommandRetry, "admin", "fixed ownership"); err != nil {
 		t.Fatal(err)
 	}
 	f.run()
@@ -447,7 +447,7 @@ func TestPolicyRecheckBeforeWrite(t *testing.T) {
 	// Approved 20 days later: only 20 days of validity are left, under the policy's 30.
 	later := now.Add(20 * 24 * time.Hour)
 	f.engine = mustEngine(t, f, func(cfg *rotation.Config) { cfg.Now = func() time.Time { return later } })
-	if _, err := f.engine.Act(context.Background(), r.ID, rotation.ActApprove, "admin", ""); err != nil {
+	if _, err := f.engine.Execute(context.Background(), r.ID, rotation.CommandApprove, "admin", ""); err != nil {
 		t.Fatal(err)
 	}
 	f.run()
@@ -466,36 +466,36 @@ func TestPolicyRecheckBeforeWrite(t *testing.T) {
 func TestPersonActions(t *testing.T) {
 	tests := []struct {
 		from   rotation.State
-		action string
+		action rotation.Command
 		want   rotation.State // "" = refused
 	}{
-		{rotation.StatePendingApproval, rotation.ActApprove, rotation.StateApplying},
-		{rotation.StatePendingApproval, rotation.ActReject, rotation.StateRejected},
-		{rotation.StatePendingApproval, rotation.ActConfirm, ""},
-		{rotation.StatePendingApproval, rotation.ActRetry, ""},
-		{rotation.StateApplying, rotation.ActApprove, ""},
-		{rotation.StateApplying, rotation.ActReject, ""},
-		{rotation.StateApplying, rotation.ActConfirm, ""},
-		{rotation.StateApplying, rotation.ActRetry, ""},
-		{rotation.StateApplied, rotation.ActConfirm, rotation.StateConfirmed},
-		{rotation.StateApplied, rotation.ActReject, ""},
-		{rotation.StateApplied, rotation.ActApprove, ""},
-		{rotation.StateApplied, rotation.ActRetry, ""},
-		{rotation.StateConfirmed, rotation.ActConfirm, ""},
-		{rotation.StateConfirmed, rotation.ActReject, ""},
-		{rotation.StateRejected, rotation.ActApprove, ""},
-		{rotation.StateRejected, rotation.ActRetry, ""},
-		{rotation.StateFailed, rotation.ActRetry, rotation.StateApplying},
-		{rotation.StateFailed, rotation.ActReject, rotation.StateRejected},
-		{rotation.StateFailed, rotation.ActConfirm, ""},
+		{rotation.StatePendingApproval, rotation.CommandApprove, rotation.StateApplying},
+		{rotation.StatePendingApproval, rotation.CommandReject, rotation.StateRejected},
+		{rotation.StatePendingApproval, rotation.CommandConfirm, ""},
+		{rotation.StatePendingApproval, rotation.CommandRetry, ""},
+		{rotation.StateApplying, rotation.CommandApprove, ""},
+		{rotation.StateApplying, rotation.CommandReject, ""},
+		{rotation.StateApplying, rotation.CommandConfirm, ""},
+		{rotation.StateApplying, rotation.CommandRetry, ""},
+		{rotation.StateApplied, rotation.CommandConfirm, rotation.StateConfirmed},
+		{rotation.StateApplied, rotation.CommandReject, ""},
+		{rotation.StateApplied, rotation.CommandApprove, ""},
+		{rotation.StateApplied, rotation.CommandRetry, ""},
+		{rotation.StateConfirmed, rotation.CommandConfirm, ""},
+		{rotation.StateConfirmed, rotation.CommandReject, ""},
+		{rotation.StateRejected, rotation.CommandApprove, ""},
+		{rotation.StateRejected, rotation.CommandRetry, ""},
+		{rotation.StateFailed, rotation.CommandRetry, rotation.StateApplying},
+		{rotation.StateFailed, rotation.CommandReject, rotation.StateRejected},
+		{rotation.StateFailed, rotation.CommandConfirm, ""},
 		{rotation.StateFailed, "delete", ""},
 	}
 	for _, tt := range tests {
 		f := newFixture(t, nil)
-		c := newCert(string(tt.from) + tt.action)
+		c := newCert(string(tt.from) + string(tt.action))
 		x, _ := x509.ParseCertificate(c.DER)
 		f.store.Create(context.Background(), rotation.Rotation{ID: "r", State: tt.from, Certificate: certs.FactsOf(x), DER: c.DER, CreatedAt: now, UpdatedAt: now})
-		got, err := f.engine.Act(context.Background(), "r", tt.action, "api:alice", "note")
+		got, err := f.engine.Execute(context.Background(), "r", tt.action, "api:alice", "note")
 		if tt.want == "" {
 			if !errors.Is(err, rotation.ErrInvalidState) {
 				t.Errorf("Act(%s, %s) = %v, want ErrInvalidState", tt.from, tt.action, err)
@@ -515,7 +515,7 @@ func TestPersonActions(t *testing.T) {
 		}
 	}
 	f := newFixture(t, nil)
-	if _, err := f.engine.Act(context.Background(), "nope", rotation.ActApprove, "a", ""); !errors.Is(err, rotation.ErrNotFound) {
+	if _, err := f.engine.Execute(context.Background(), "nope", rotation.CommandApprove, "a", ""); !errors.Is(err, rotation.ErrNotFound) {
 		t.Errorf("Act on unknown id = %v, want ErrNotFound", err)
 	}
 }
@@ -712,7 +712,7 @@ func TestLaggingReadBackIsNotWrittenAgain(t *testing.T) {
 }
 
 // audited reports whether an audit entry with action mentions s.
-func (f *fixture) audited(action, s string) bool {
+func (f *fixture) audited(action rotation.Action, s string) bool {
 	es, err := f.store.Audit(context.Background(), rotation.AuditQuery{Limit: 1000})
 	if err != nil {
 		f.t.Fatal(err)

@@ -89,19 +89,19 @@ func ErrorReason(err error) certs.Reason {
 	return certs.Reason{Code: certs.GraphError, Message: err.Error()}
 }
 
-// ErrInvalidState is returned (wrapped in a *StateError) when an action does not fit the
+// ErrInvalidState is returned (wrapped in a *StateError) when a command does not fit the
 // rotation's state, for example approving a rotation that is already applied.
-var ErrInvalidState = errors.New("action not allowed in this state")
+var ErrInvalidState = errors.New("command not allowed in this state")
 
-// StateError says which action a rotation's state refused.
+// StateError says which command a rotation's state refused.
 type StateError struct {
-	ID     string
-	State  State
-	Action string
+	ID      string
+	State   State
+	Command Command
 }
 
 func (e *StateError) Error() string {
-	return "rotation " + e.ID + " is " + string(e.State) + ": cannot " + e.Action
+	return "rotation " + e.ID + " is " + string(e.State) + ": cannot " + string(e.Command)
 }
 
 // Unwrap lets errors.Is(err, ErrInvalidState) match.

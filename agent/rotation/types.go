@@ -46,16 +46,21 @@ func (s State) Valid() bool {
 	return false
 }
 
+// SourceKind says how a certificate reached the agent. The values are part of the contract.
+type SourceKind string
+
 // Source kinds.
 const (
-	SourceDropFolder = "drop_folder"
-	SourceAPI        = "api"
+	// SourceDropFolder: a file in the drop folder.
+	SourceDropFolder SourceKind = "drop_folder"
+	// SourceAPI: POST /api/v1/rotations (the PowerShell module, `certagent submit`).
+	SourceAPI SourceKind = "api"
 )
 
 // Source says where a certificate came from.
 type Source struct {
 	// Kind is SourceDropFolder or SourceAPI.
-	Kind string `json:"kind"`
+	Kind SourceKind `json:"kind"`
 	// FileName is the dropped file's name, or the name given with the API request.
 	FileName string `json:"fileName,omitempty"`
 	// ArchivedAs is the file's name inside processed/ once it was moved there.
@@ -127,28 +132,42 @@ func (r Rotation) Clone() Rotation {
 	return r
 }
 
-// Audit actions. Stable strings: people filter the audit log by them.
+// Action is what an audit entry records. "Action" means only this; what a person does to a
+// rotation is a Command. The values are stable: people filter the audit log by them.
+type Action string
+
+// Audit actions.
 const (
-	ActionIntakeAccepted = "intake.accepted" // a file or API body passed the policy
-	ActionIntakeRejected = "intake.rejected" // a file or API body was refused by the policy
-	ActionIntakeFiled    = "intake.filed"    // a drop file was moved to processed/ or rejected/
-	ActionRotationState  = "rotation.state"  // a rotation changed state
-	ActionRotationDup    = "rotation.duplicate"
-	ActionGraphWrite     = "graph.write"    // a PATCH of keyCredentials was sent
-	ActionGraphVerify    = "graph.verify"   // a read-back after a write
-	ActionGraphSync      = "graph.sync"     // a read of the target app
-	ActionCredential     = "credential"     // the agent's own sign-in credential changed
-	ActionNotify         = "notify"         // the provider notification was sent
-	ActionAgentStart     = "agent.start"    // the agent started
-	ActionAgentStop      = "agent.stop"     // the agent stopped
-	ActionExternalChange = "graph.external" // the app's credentials changed outside certagent
+	ActionIntakeRejected Action = "intake.rejected"    // an API body was refused by the policy
+	ActionIntakeFiled    Action = "intake.filed"       // a drop file was moved to processed/ or rejected/
+	ActionRotationState  Action = "rotation.state"     // a rotation changed state
+	ActionRotationDup    Action = "rotation.duplicate" // a certificate with a rotation already was submitted again
+	ActionGraphWrite     Action = "graph.write"        // a PATCH of keyCredentials was sent (or failed)
+	ActionCredential     Action = "credential"         // the agent's own sign-in credential changed
+	ActionNotify         Action = "notify"             // the provider notification was sent (or failed)
+	ActionAgentStart     Action = "agent.start"        // the agent started
+	ActionAgentStop      Action = "agent.stop"         // the agent stopped
+	ActionExternalChange Action = "graph.external"     // the app's credentials changed outside certagent
 )
+
+// Outcome is how an audited step ended.
+type Outcome string
 
 // Outcomes of an audit entry.
 const (
-	OutcomeOK      = "ok"
-	OutcomeRefused = "refused"
-	OutcomeError   = "error"
+	OutcomeOK      Outcome = "ok"
+	OutcomeRefused Outcome = "refused"
+	OutcomeError   Outcome = "error"
+)
+
+// Actors: who did a step. An API caller is ActorAPI, or "api:<name>" when it named itself
+// (X-CertAgent-Actor).
+const (
+	ActorAgent  = "agent"  // the agent on its own (applying, syncing, renewing)
+	ActorPolicy = "policy" // the certificate policy, re-checked before a write
+	ActorIntake = "intake" // the drop folder
+	ActorNotify = "notify" // the provider's webhook took the notification
+	ActorAPI    = "api"    // the local API
 )
 
 // AuditEntry is one append-only record of the audit log.
@@ -157,10 +176,10 @@ type AuditEntry struct {
 	Seq uint64    `json:"seq"`
 	At  time.Time `json:"at"`
 	// Action is one of the Action constants.
-	Action string `json:"action"`
-	// Actor is "agent", "intake", "api", or "api:<name>" when the caller named themself.
+	Action Action `json:"action"`
+	// Actor is one of the Actor constants, or "api:<name>" when the caller named themself.
 	Actor      string             `json:"actor"`
-	Outcome    string             `json:"outcome"`
+	Outcome    Outcome            `json:"outcome"`
 	RotationID string             `json:"rotationId,omitempty"`
 	State      State              `json:"state,omitempty"`
 	File       string             `json:"file,omitempty"`

@@ -1,48 +1,49 @@
-package agent
+package store
 
 import (
 	"context"
 	"sync"
 
 	"github.com/aucloud/certagent/agent/rotation"
-	"github.com/aucloud/certagent/agent/store"
 )
 
-// cachedStore is the store with the rotation list kept in memory, so that status,
-// certificates and metrics (read on every API request and scrape) do not decode every
-// rotation from disk each time. The agent is the store's only writer (bbolt's file lock), so
-// invalidating on each of its own writes keeps the copy exact; it is reloaded on the next
-// read.
-type cachedStore struct {
-	*store.Store
+// Cached is the store with the rotation list kept in memory, so that status, certificates
+// and metrics (read on every API request and scrape) do not decode every rotation from disk
+// each time. The agent is the store's only writer (bbolt's file lock), so invalidating on
+// each of its own writes keeps the copy exact; it is reloaded on the next read.
+type Cached struct {
+	*Store
 
 	// mu guards list: every rotation oldest first, or nil when it must be reloaded.
 	mu   sync.Mutex
 	list []rotation.Rotation
 }
 
-var _ rotation.Store = (*cachedStore)(nil)
+var _ rotation.Store = (*Cached)(nil)
 
-func (c *cachedStore) invalidate() {
+// NewCached returns s with its rotation list cached.
+func NewCached(s *Store) *Cached { return &Cached{Store: s} }
+
+func (c *Cached) invalidate() {
 	c.mu.Lock()
 	c.list = nil
 	c.mu.Unlock()
 }
 
 // Create implements rotation.Store.
-func (c *cachedStore) Create(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) (rotation.Rotation, bool, error) {
+func (c *Cached) Create(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) (rotation.Rotation, bool, error) {
 	defer c.invalidate()
 	return c.Store.Create(ctx, r, audit...)
 }
 
 // Update implements rotation.Store.
-func (c *cachedStore) Update(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) error {
+func (c *Cached) Update(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) error {
 	defer c.invalidate()
 	return c.Store.Update(ctx, r, audit...)
 }
 
 // List implements rotation.Store from memory. Callers get copies they may change.
-func (c *cachedStore) List(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error) {
+func (c *Cached) List(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.list == nil {

@@ -113,7 +113,7 @@ func toRotationRecord(r rotation.Rotation, order uint64) rotationRecord {
 		State:          string(r.State),
 		Certificate:    toCertRecord(r.Certificate),
 		DER:            r.DER,
-		Source:         sourceRecord{Kind: r.Source.Kind, FileName: r.Source.FileName, ArchivedAs: r.Source.ArchivedAs},
+		Source:         sourceRecord{Kind: string(r.Source.Kind), FileName: r.Source.FileName, ArchivedAs: r.Source.ArchivedAs},
 		Target:         targetRecord{AppID: r.Target.AppID, ObjectID: r.Target.ObjectID, DisplayName: r.Target.DisplayName},
 		KeyID:          r.KeyID,
 		IntentKeyID:    r.IntentKeyID,
@@ -137,7 +137,7 @@ func (rec rotationRecord) rotation() rotation.Rotation {
 		State:          rotation.State(rec.State),
 		Certificate:    rec.Certificate.cert(),
 		DER:            rec.DER,
-		Source:         rotation.Source{Kind: rec.Source.Kind, FileName: rec.Source.FileName, ArchivedAs: rec.Source.ArchivedAs},
+		Source:         rotation.Source{Kind: rotation.SourceKind(rec.Source.Kind), FileName: rec.Source.FileName, ArchivedAs: rec.Source.ArchivedAs},
 		Target:         rotation.Target{AppID: rec.Target.AppID, ObjectID: rec.Target.ObjectID, DisplayName: rec.Target.DisplayName},
 		KeyID:          rec.KeyID,
 		IntentKeyID:    rec.IntentKeyID,
@@ -157,7 +157,7 @@ func (rec rotationRecord) rotation() rotation.Rotation {
 
 func toAuditRecord(a rotation.AuditEntry) auditRecord {
 	rec := auditRecord{
-		At: utc(a.At), Action: a.Action, Actor: a.Actor, Outcome: a.Outcome,
+		At: utc(a.At), Action: string(a.Action), Actor: a.Actor, Outcome: string(a.Outcome),
 		RotationID: a.RotationID, State: string(a.State), File: a.File, KeyID: a.KeyID,
 		Code: string(a.Code), Message: a.Message,
 	}
@@ -170,7 +170,7 @@ func toAuditRecord(a rotation.AuditEntry) auditRecord {
 
 func (rec auditRecord) entry(seq uint64) rotation.AuditEntry {
 	a := rotation.AuditEntry{
-		Seq: seq, At: rec.At, Action: rec.Action, Actor: rec.Actor, Outcome: rec.Outcome,
+		Seq: seq, At: rec.At, Action: rotation.Action(rec.Action), Actor: rec.Actor, Outcome: rotation.Outcome(rec.Outcome),
 		RotationID: rec.RotationID, State: rotation.State(rec.State), File: rec.File, KeyID: rec.KeyID,
 		Code: certs.Code(rec.Code), Message: rec.Message,
 	}

@@ -92,7 +92,7 @@ func newRotation(created time.Time) rotation.Rotation {
 	}
 }
 
-func entry(action, msg string) rotation.AuditEntry {
+func entry(action rotation.Action, msg string) rotation.AuditEntry {
 	return rotation.AuditEntry{At: suiteEpoch, Action: action, Actor: "suite", Outcome: rotation.OutcomeOK, Message: msg}
 }
 
@@ -449,7 +449,7 @@ func testAuditAppend(t *testing.T, s rotation.Store) {
 	cert := newRotation(suiteEpoch).Certificate
 	in := []rotation.AuditEntry{
 		entry(rotation.ActionIntakeRejected, "one"),
-		{At: suiteEpoch.Add(time.Second), Action: rotation.ActionIntakeAccepted, Actor: "intake", Outcome: rotation.OutcomeOK,
+		{At: suiteEpoch.Add(time.Second), Action: rotation.ActionIntakeRejected, Actor: "intake", Outcome: rotation.OutcomeOK,
 			RotationID: rotation.NewGUID(), State: rotation.StateApplying, File: "a.cer", KeyID: rotation.NewGUID(),
 			Cert: &cert, Code: certs.Expired, Message: "two"},
 		entry(rotation.ActionAgentStart, "three"),
@@ -541,7 +541,7 @@ func testAuditPaging(t *testing.T, s rotation.Store) {
 func testAuditWithRotation(t *testing.T, s rotation.Store) {
 	ctx := context.Background()
 	r := newRotation(suiteEpoch)
-	created := []rotation.AuditEntry{entry(rotation.ActionIntakeAccepted, "accepted"), entry(rotation.ActionRotationState, "created")}
+	created := []rotation.AuditEntry{entry(rotation.ActionIntakeRejected, "accepted"), entry(rotation.ActionRotationState, "created")}
 	created[1].RotationID = r.ID
 	mustCreate(t, s, r, created...)
 	r.State = rotation.StateApplied

@@ -1,0 +1,350 @@
+// Package renewal renews the agent's own sign-in credential before it expires: a new key pair
+// made locally, its certificate added to the agent's app registration with Graph's addKey
+// (which needs no permission beyond the current key), proven to sign in, then used.
+//
+// Crash safety: the new pair is written to the "next" files before addKey, so a restart
+// resumes with the same key and never registers a second new one. Promotion writes the main
+// files; credential.Recover repairs a promotion cut short.
+package renewal
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/credential"
+	"github.com/aucloud/certagent/agent/health"
+	"github.com/aucloud/certagent/agent/rotation"
+)
+
+// Graph is what a renewal needs of Microsoft Graph and the token endpoint.
+type Graph interface {
+	// Get reads the application with client id appID, with its key credentials.
+	Get(ctx context.Context, appID string) (certs.Application, error)
+	// AddKey adds cert to the application objectID with addKey, proven by the current key.
+	AddKey(ctx context.Context, objectID string, cert *x509.Certificate, displayName string) (certs.KeyCredential, error)
+	// TrySignIn asks for a token with cert and key, without switching to them.
+	TrySignIn(ctx context.Context, cert *x509.Certificate, key crypto.Signer) error
+}
+
+// NextFiles returns where a renewal keeps the new pair until it is proven.
+func NextFiles(main credential.Files) credential.Files {
+	return credential.Files{
+		Cert: filepath.Join(filepath.Dir(main.Cert), "agent.next.pem"),
+		Key:  filepath.Join(filepath.Dir(main.Key), "agent.next.key"),
+	}
+}
+
+// Config holds a Renewer's settings and dependencies; all are required unless marked.
+type Config struct {
+	Graph Graph
+	// ClientID is the agent's own app registration.
+	ClientID string
+	// Source is the credential the agent signs in with; a renewal switches it.
+	Source *credential.Source
+	// Files are where the credential lives.
+	Files credential.Files
+	// KeyBits and Validity shape new credentials.
+	KeyBits  int
+	Validity time.Duration
+	// RenewBefore is how long before expiry a renewal starts.
+	RenewBefore time.Duration
+	// ProveWindow bounds how long a renewal waits for a new key to be accepted at sign-in
+	// (Entra takes seconds to minutes) before it gives up until the next check (default
+	// 15m).
+	ProveWindow time.Duration
+	// CheckEvery is how often the credential's age is checked (default 1h).
+	CheckEvery time.Duration
+	// Audit records each step.
+	Audit func(ctx context.Context, e rotation.AuditEntry)
+	// Logger.
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// Sleep waits d or until ctx ends (default: a timer).
+	Sleep func(ctx context.Context, d time.Duration) error
+}
+
+// Renewer renews the agent's credential. Run drives it; Start asks for a renewal now.
+type Renewer struct {
+	cfg Config
+	log *slog.Logger
+	req chan string // an actor asking for a renewal now
+
+	// mu guards the fields below.
+	mu      sync.Mutex
+	running bool
+	waiting *waitState // a renewal waiting for its new key to be accepted
+	lastErr error      // the last renewal's failure, nil after a success
+}
+
+type waitState struct {
+	thumbprint string
+	since      time.Time
+	attempts   int
+	lastErr    string
+}
+
+// New checks cfg and returns a Renewer.
+func New(cfg Config) (*Renewer, error) {
+	if cfg.Graph == nil || cfg.Source == nil || cfg.Audit == nil || cfg.Logger == nil || cfg.ClientID == "" {
+		return nil, errors.New("renewal: Config.Graph, ClientID, Source, Audit and Logger are required")
+	}
+	if cfg.ProveWindow <= 0 {
+		cfg.ProveWindow = 15 * time.Minute
+	}
+	if cfg.CheckEvery <= 0 {
+		cfg.CheckEvery = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Sleep == nil {
+		cfg.Sleep = sleepCtx
+	}
+	return &Renewer{cfg: cfg, log: cfg.Logger.With("component", "renewal"), req: make(chan string, 1)}, nil
+}
+
+// errBusy is what Start returns while a renewal runs.
+var errBusy = &health.BusyError{What: "a renewal of the agent's credential"}
+
+// Start asks Run for a renewal now, on behalf of actor, and returns without waiting. It
+// returns a *health.BusyError while one is under way or already asked for.
+func (r *Renewer) Start(actor string) error {
+	r.mu.Lock()
+	running := r.running
+	r.mu.Unlock()
+	if running {
+		return errBusy
+	}
+	select {
+	case r.req <- actor:
+		return nil
+	default:
+		return errBusy
+	}
+}
+
+// Run renews the credential when it enters the RenewBefore window, when asked (Start), and
+// resumes a renewal that a stop or crash cut short. It checks at start and every CheckEvery,
+// and returns nil when ctx ends.
+func (r *Renewer) Run(ctx context.Context) error {
+	t := time.NewTicker(r.cfg.CheckEvery)
+	defer t.Stop()
+	actor := ""
+	for {
+		c := r.cfg.Source.Credential()
+		_, err := os.Stat(NextFiles(r.cfg.Files).Key)
+		pending := err == nil
+		due := c != nil && c.Cert.NotAfter.Sub(r.cfg.Now()) < r.cfg.RenewBefore
+		if pending || due || actor != "" {
+			if actor == "" {
+				actor = rotation.ActorAgent
+			}
+			r.setRunning(true)
+			err := r.renew(ctx, actor)
+			r.setRunning(false)
+			r.mu.Lock()
+			r.lastErr = err
+			r.mu.Unlock()
+			if err != nil && ctx.Err() == nil {
+				r.log.Warn("renewing the agent's credential failed; will try again", "retry_in", r.cfg.CheckEvery, "err", err)
+			}
+		}
+		actor = ""
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		case actor = <-r.req:
+		}
+	}
+}
+
+func (r *Renewer) setRunning(b bool) {
+	r.mu.Lock()
+	r.running = b
+	if !b {
+		r.waiting = nil
+	}
+	r.mu.Unlock()
+}
+
+// renew runs one renewal.
+func (r *Renewer) renew(ctx context.Context, actor string) error {
+	main := r.cfg.Files
+	next := NextFiles(main)
+	cur := r.cfg.Source.Credential()
+	if cur == nil {
+		return errors.New("the agent has no credential to renew")
+	}
+	curThumb := certs.ThumbprintSHA1(cur.Cert.Raw)
+	fail := func(step string, err error) error {
+		reason := rotation.ErrorReason(err)
+		r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeError, Code: reason.Code,
+			Message: fmt.Sprintf("renewing the agent's credential: %s: %s", step, reason.Message)})
+		return fmt.Errorf("%s: %w", step, err)
+	}
+
+	own, err := r.cfg.Graph.Get(ctx, r.cfg.ClientID)
+	if err != nil {
+		return fail("reading the agent's own app "+r.cfg.ClientID+" (the agent's service principal must own its app registration, or hold Application.Read.All)", err)
+	}
+	nc, err := credential.Load(next)
+	if errors.Is(err, credential.ErrNotFound) {
+		host, _ := os.Hostname()
+		nc, err = credential.Generate(credential.Options{CommonName: "certagent " + host, Bits: r.cfg.KeyBits, Validity: r.cfg.Validity, Now: r.cfg.Now})
+		if err == nil {
+			err = credential.Save(next, nc)
+		}
+	}
+	if err != nil {
+		return fail("preparing the new key pair", err)
+	}
+	newThumb := certs.ThumbprintSHA1(nc.Cert.Raw)
+	if !hasThumb(own.KeyCredentials, newThumb) {
+		name := fmt.Sprintf("certagent %s (renewed %s)", strings.TrimPrefix(nc.Cert.Subject.CommonName, "certagent "), r.cfg.Now().UTC().Format(time.DateOnly))
+		if _, err := r.cfg.Graph.AddKey(ctx, own.ObjectID, nc.Cert, name); err != nil {
+			return fail("adding the new certificate to the agent's app", err)
+		}
+		r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK,
+			Message: fmt.Sprintf("added the agent's new certificate %s to its app %s", newThumb, r.cfg.ClientID)})
+	}
+
+	// Prove the new key signs in before relying on it. Entra accepts a new key only after a
+	// while (seconds to minutes): keep signing in with the old key meanwhile, and try the new
+	// one with growing pauses for up to ProveWindow.
+	if err := r.prove(ctx, nc); err != nil {
+		return fail(fmt.Sprintf("signing in with the new certificate %s (kept the old one)", newThumb), err)
+	}
+	if err := credential.Promote(main, next, nc); err != nil {
+		// The new key works and is registered; the files still hold the old pair, which is
+		// still registered too. The next start resumes from the next files.
+		return fail("storing the new credential", err)
+	}
+	r.cfg.Source.Set(nc)
+	r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK,
+		Message: fmt.Sprintf("the agent now signs in with certificate %s (valid until %s)", newThumb, nc.Cert.NotAfter.UTC().Format(time.DateOnly))})
+	r.log.Info("agent credential renewed", "credential", nc)
+
+	// The old certificate stays on the app until it expires: certagent never removes a
+	// credential that no person asked it to remove.
+	r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK,
+		Message: fmt.Sprintf("the agent's previous certificate %s stays on its app until it expires on %s; remove it in the portal if you wish", curThumb, cur.Cert.NotAfter.UTC().Format(time.DateOnly))})
+	return nil
+}
+
+// prove signs in with nc until it works, a permanent error other than "not accepted yet"
+// comes, or ProveWindow passes.
+func (r *Renewer) prove(ctx context.Context, nc *credential.Credential) error {
+	start := r.cfg.Now()
+	delay := 2 * time.Second
+	thumb := certs.ThumbprintSHA1(nc.Cert.Raw)
+	for attempt := 1; ; attempt++ {
+		err := r.cfg.Graph.TrySignIn(ctx, nc.Cert, nc.Key)
+		if err == nil {
+			if attempt > 1 {
+				r.log.Info("the new certificate signs in", "thumbprint", thumb, "after", r.cfg.Now().Sub(start).Round(time.Second), "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if !notAcceptedYet(err) && !rotation.IsTransient(err) {
+			return err
+		}
+		if r.cfg.Now().Sub(start) >= r.cfg.ProveWindow {
+			return fmt.Errorf("not accepted after %s (%d attempts): %w", r.cfg.ProveWindow, attempt, err)
+		}
+		r.mu.Lock()
+		if r.waiting == nil {
+			r.waiting = &waitState{thumbprint: thumb, since: start}
+		}
+		r.waiting.attempts, r.waiting.lastErr = attempt, rotation.ErrorReason(err).Message
+		r.mu.Unlock()
+		if attempt == 1 {
+			r.log.Info("renewal waiting for the new certificate to become usable at sign-in", "thumbprint", thumb, "err", err)
+		}
+		if r.cfg.Sleep(ctx, delay) != nil {
+			return err
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
+}
+
+// notAcceptedYet reports whether err is the token endpoint not knowing the key yet
+// (AADSTS700027 "not registered"), which is what sign-in propagation looks like.
+func notAcceptedYet(err error) bool {
+	var ae interface{ AADSTSCode() int }
+	if errors.As(err, &ae) {
+		return ae.AADSTSCode() == 700027
+	}
+	return strings.Contains(err.Error(), "AADSTS700027")
+}
+
+// Problems returns what a person should know about the agent's credential at now.
+func (r *Renewer) Problems(now time.Time) []health.Problem {
+	var ps []health.Problem
+	r.mu.Lock()
+	w := r.waiting
+	r.mu.Unlock()
+	if w != nil {
+		ps = append(ps, health.Problem{Code: health.CredentialRenewalWaiting, Severity: health.Info,
+			Message: fmt.Sprintf("renewal waiting for the new key %s to become usable: Entra ID accepts a new certificate at sign-in only after a while; waiting since %s (%d tries, last: %s); the agent keeps signing in with its current certificate meanwhile",
+				w.thumbprint, w.since.UTC().Format(time.RFC3339), w.attempts, w.lastErr)})
+	}
+	c := r.cfg.Source.Credential()
+	if c == nil {
+		return ps
+	}
+	left := c.Cert.NotAfter.Sub(now)
+	if left < r.cfg.RenewBefore {
+		sev := health.Warning
+		if left < 7*24*time.Hour {
+			sev = health.Critical
+		}
+		ps = append(ps, health.Problem{Code: health.AgentCredentialExpiring, Severity: sev,
+			Message: fmt.Sprintf("the agent's own sign-in certificate (thumbprint %s) expires in %d days, on %s, and was not renewed; run `certagent credential rotate`",
+				certs.ThumbprintSHA1(c.Cert.Raw), certs.DaysBetween(now, c.Cert.NotAfter), c.Cert.NotAfter.UTC().Format(time.DateOnly))})
+	}
+	return ps
+}
+
+// NextRenewal returns when the current credential enters the renewal window.
+func (r *Renewer) NextRenewal() time.Time {
+	c := r.cfg.Source.Credential()
+	if c == nil {
+		return time.Time{}
+	}
+	return c.Cert.NotAfter.Add(-r.cfg.RenewBefore)
+}
+
+func hasThumb(creds []certs.KeyCredential, thumb string) bool {
+	for _, c := range creds {
+		if c.Thumbprint() == thumb {
+			return true
+		}
+	}
+	return false
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}

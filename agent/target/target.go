@@ -1,0 +1,375 @@
+// Package target is one app registration's work: the certificates that reach it (the drop
+// folder and API submissions), the policy they must pass, the rotation engine that puts them
+// on the app through Graph, and what a person should know about it (its status and
+// problems). The agent wires one Target per app registration it keeps current.
+package target
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certpolicy"
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/health"
+	"github.com/aucloud/certagent/agent/intake"
+	"github.com/aucloud/certagent/agent/rotation"
+	"github.com/aucloud/certagent/api/apitype"
+)
+
+// RefreshEvery is how often Certificates(refresh) may read Graph.
+const RefreshEvery = 5 * time.Second
+
+// Store is what a target needs of the agent's store: the rotations and the audit log, and a
+// meta area for its last read of the app.
+type Store interface {
+	rotation.Store
+	GetMeta(ctx context.Context, key string) ([]byte, error)
+	PutMeta(ctx context.Context, key string, value []byte) error
+	// AppendAsync queues audit entries without waiting for the disk (a flood of drop files).
+	AppendAsync(ctx context.Context, audit ...rotation.AuditEntry) error
+}
+
+// Config holds a target's settings and dependencies; all are required unless marked.
+type Config struct {
+	// AppID is the app registration's client id.
+	AppID string
+	// Policy judges certificates; Names renders a new credential's description.
+	Policy certpolicy.Policy
+	Names  *certpolicy.NameTemplate
+	// ManualApproval holds new rotations for a person's approval.
+	ManualApproval bool
+	// MaxAttempts bounds the engine's write attempts (0: its default).
+	MaxAttempts int
+	// Read tunes how the engine reads the app (zero: its defaults).
+	Read rotation.ReadOptions
+	// Graph reads and writes the app's keyCredentials.
+	Graph rotation.KeyCredentials
+	// Store keeps rotations, the audit log and the last read of the app.
+	Store Store
+	// Intake is the drop folder's configuration; Handler and Logger are set by New.
+	Intake intake.Config
+	// SyncInterval is how often the app is read when nothing happens.
+	SyncInterval time.Duration
+	// ExpiryWarning is how long before the newest certificate expires a problem is raised.
+	ExpiryWarning time.Duration
+	// OnApplied, if set, is called when a rotation reaches applied; it must not block.
+	OnApplied func(rotation.Rotation)
+	// OnWrite, if set, gets the read-to-write window of each write (metrics).
+	OnWrite func(time.Duration)
+	// OnIntake, if set, counts each certificate taken in: verdict "accepted" or "rejected",
+	// with the reason code (metrics).
+	OnIntake func(verdict, code string)
+	Logger   *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Target is one app registration's work. Its methods are safe for concurrent use.
+type Target struct {
+	cfg    Config
+	log    *slog.Logger
+	engine *rotation.Engine
+	intake *intake.Intake
+
+	// refreshMu guards lastRefresh (rate limit of Certificates with refresh).
+	refreshMu   sync.Mutex
+	lastRefresh time.Time
+}
+
+// snapshotKey is the store's meta key for the last read of the app, so that status and
+// certificates have an answer right after a restart, before the first read.
+const snapshotKey = "target-app-snapshot"
+
+// New builds a target; Run starts its work.
+func New(cfg Config) (*Target, error) {
+	if cfg.Graph == nil || cfg.Store == nil || cfg.Logger == nil || cfg.Names == nil || cfg.AppID == "" {
+		return nil, errors.New("target: Config.AppID, Graph, Store, Names and Logger are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	t := &Target{cfg: cfg, log: cfg.Logger}
+	var err error
+	if t.engine, err = rotation.New(rotation.Config{
+		Store:          cfg.Store,
+		Graph:          cfg.Graph,
+		AppID:          cfg.AppID,
+		Policy:         cfg.Policy,
+		DisplayName:    cfg.Names.Render,
+		ManualApproval: cfg.ManualApproval,
+		MaxAttempts:    cfg.MaxAttempts,
+		Read:           cfg.Read,
+		OnSnapshot:     t.saveSnapshot,
+		OnApplied:      cfg.OnApplied,
+		OnWrite:        cfg.OnWrite,
+		Logger:         cfg.Logger,
+		Now:            cfg.Now,
+	}); err != nil {
+		return nil, err
+	}
+	t.restoreSnapshot()
+	ic := cfg.Intake
+	ic.Handler, ic.Logger, ic.Now = t, cfg.Logger, cfg.Now
+	if t.intake, err = intake.New(ic); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// Run runs the engine, the drop folder and the periodic read of the app until ctx ends.
+func (t *Target) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	for _, f := range []func(context.Context) error{t.engine.Run, t.intake.Run, t.syncLoop} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return <-errc
+}
+
+// syncLoop reads the app at start and every SyncInterval.
+func (t *Target) syncLoop(ctx context.Context) error {
+	tick := time.NewTicker(t.cfg.SyncInterval)
+	defer tick.Stop()
+	for {
+		if _, err := t.engine.Sync(ctx); err != nil && ctx.Err() == nil {
+			t.log.Warn("reading the target app from Graph failed", "app_id", t.cfg.AppID, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// Engine returns the target's rotation engine.
+func (t *Target) Engine() *rotation.Engine { return t.engine }
+
+// DropFolder returns the drop folder's path.
+func (t *Target) DropFolder() string { return t.intake.Dir() }
+
+// Scan asks the drop folder for a rescan now. It returns a *health.UnavailableError while the
+// folder cannot be read.
+func (t *Target) Scan(context.Context) error {
+	if err := t.intake.Ready(); err != nil {
+		return err
+	}
+	t.intake.Scan()
+	return nil
+}
+
+// Ready returns why the target cannot work now, or nil.
+func (t *Target) Ready() error { return t.intake.Ready() }
+
+// Submitted is what became of a submitted certificate.
+type Submitted struct {
+	// Verdict is the policy's; a refused certificate has no rotation.
+	Verdict certpolicy.Verdict
+	// Rotation is the new rotation (Created) or the existing one for the same certificate.
+	Rotation rotation.Rotation
+	Created  bool
+}
+
+// Submit is the one path from bytes to a rotation, shared by the drop folder and the API: the
+// policy first, then the engine (which returns the existing rotation for a certificate it has
+// seen). A refused input returns its verdict and records nothing here: the caller audits it
+// with what it knows (the file's fate, the API caller).
+func (t *Target) Submit(ctx context.Context, data []byte, src rotation.Source, actor string) (Submitted, error) {
+	v := t.cfg.Policy.Check(data, t.cfg.Now())
+	if !v.Accepted {
+		return Submitted{Verdict: v}, nil
+	}
+	r, created, err := t.engine.Submit(ctx, rotation.Submission{Cert: *v.Certificate, DER: v.DER, Source: src, Actor: actor})
+	return Submitted{Verdict: v, Rotation: r, Created: created}, err
+}
+
+// SubmitAPI submits a certificate posted to the API and audits a refusal.
+func (t *Target) SubmitAPI(ctx context.Context, data []byte, fileName, actor string) (Submitted, error) {
+	s, err := t.Submit(ctx, data, rotation.Source{Kind: rotation.SourceAPI, FileName: fileName}, actor)
+	if err != nil {
+		return s, err
+	}
+	v := s.Verdict
+	if !v.Accepted {
+		t.countIntake("rejected", string(v.Reason.Code))
+		t.audit(ctx, rotation.AuditEntry{
+			Action: rotation.ActionIntakeRejected, Actor: actor, Outcome: rotation.OutcomeRefused,
+			File: fileName, Cert: v.Certificate, Code: v.Reason.Code, Message: v.Reason.Message,
+		})
+		return s, nil
+	}
+	t.countIntake("accepted", "")
+	return s, nil
+}
+
+// HandleFile implements intake.Handler: a settled drop-folder file's contents go through the
+// same policy and engine as an API submission.
+func (t *Target) HandleFile(ctx context.Context, f intake.File) intake.Decision {
+	s, err := t.Submit(ctx, f.Data, rotation.Source{Kind: rotation.SourceDropFolder, FileName: f.Name}, rotation.ActorIntake)
+	if err != nil {
+		// The store could not record it: leave the file where it is and try again later.
+		t.log.Error("recording dropped certificate", "file", f.Name, "err", err)
+		return intake.Decision{Retry: true}
+	}
+	if !s.Verdict.Accepted {
+		return intake.Decision{Reason: s.Verdict.Reason, Cert: s.Verdict.Certificate}
+	}
+	return intake.Decision{Accepted: true, RotationID: s.Rotation.ID, Cert: s.Verdict.Certificate}
+}
+
+// Filed implements intake.Handler: every file's fate goes to the audit log and the metrics.
+func (t *Target) Filed(ctx context.Context, f intake.File, d intake.Decision, archivedAs string) {
+	e := rotation.AuditEntry{
+		Action: rotation.ActionIntakeFiled, Actor: rotation.ActorIntake, Outcome: rotation.OutcomeOK,
+		RotationID: d.RotationID, File: f.Name, Cert: d.Cert,
+		Message: "moved to processed/" + archivedAs,
+	}
+	if d.Accepted {
+		t.countIntake("accepted", "")
+		if d.RotationID != "" {
+			if err := t.engine.Archived(ctx, d.RotationID, archivedAs); err != nil {
+				t.log.Warn("recording archived name", "rotation_id", d.RotationID, "err", err)
+			}
+		}
+	} else {
+		code := certs.Code("")
+		msg := ""
+		if d.Reason != nil {
+			code, msg = d.Reason.Code, d.Reason.Message
+		}
+		t.countIntake("rejected", string(code))
+		e.Outcome, e.Code = rotation.OutcomeRefused, code
+		e.Message = fmt.Sprintf("moved to rejected/%s: %s", archivedAs, msg)
+	}
+	// Queued rather than committed one by one: a flood of thousands of files must not wait
+	// on an fsync each. The file itself (and its reason note) is the durable record of its
+	// fate; at worst a crash loses the last moments' entries.
+	e.At = t.cfg.Now().UTC()
+	if err := t.cfg.Store.AppendAsync(ctx, e); err != nil {
+		t.log.Error("writing audit entry", "action", e.Action, "err", err)
+	}
+}
+
+func (t *Target) countIntake(verdict, code string) {
+	if t.cfg.OnIntake != nil {
+		t.cfg.OnIntake(verdict, code)
+	}
+}
+
+func (t *Target) audit(ctx context.Context, e rotation.AuditEntry) {
+	if e.At.IsZero() {
+		e.At = t.cfg.Now().UTC()
+	}
+	if err := t.cfg.Store.Append(ctx, e); err != nil {
+		t.log.Error("writing audit entry", "action", e.Action, "err", err)
+	}
+}
+
+// Certificates returns the app's certificates from the last read of Graph. With refresh, it
+// reads the app first, at most once per RefreshEvery (a *health.TooSoonError otherwise); a
+// failed read is a *health.UnavailableError.
+func (t *Target) Certificates(ctx context.Context, refresh bool) (apitype.CertificateList, error) {
+	if refresh {
+		t.refreshMu.Lock()
+		wait := RefreshEvery - t.cfg.Now().Sub(t.lastRefresh)
+		if wait > 0 {
+			t.refreshMu.Unlock()
+			return apitype.CertificateList{}, &health.TooSoonError{Wait: wait,
+				Detail: fmt.Sprintf("the certificates were refreshed from Graph moments ago; try again in %s", wait.Round(time.Second))}
+		}
+		t.lastRefresh = t.cfg.Now()
+		t.refreshMu.Unlock()
+		if _, err := t.engine.Sync(ctx); err != nil {
+			reason := rotation.ErrorReason(err)
+			return apitype.CertificateList{}, &health.UnavailableError{Err: err, Problem: health.Problem{Code: apitype.CodeUnavailable, Severity: health.Warning,
+				Message: fmt.Sprintf("reading the app from Microsoft Graph failed: %s (%s)", reason.Message, reason.Code)}}
+		}
+	}
+	snap := t.engine.Snapshot()
+	list := apitype.CertificateList{Items: []apitype.Certificate{}}
+	if snap.SyncedAt.IsZero() {
+		return list, nil
+	}
+	at := snap.SyncedAt.UTC()
+	list.SyncedAt = &at
+	byKey := t.agentKeyIDs(ctx)
+	now := t.cfg.Now()
+	for _, c := range snap.App.KeyCredentials {
+		rid, mine := byKey[strings.ToLower(c.KeyID)]
+		list.Items = append(list.Items, apitype.Certificate{
+			KeyID:         c.KeyID,
+			Thumbprint:    c.Thumbprint(),
+			DisplayName:   c.DisplayName,
+			StartDateTime: c.StartDateTime.UTC(),
+			EndDateTime:   c.EndDateTime.UTC(),
+			DaysRemaining: certs.DaysBetween(now, c.EndDateTime),
+			AddedByAgent:  mine,
+			RotationID:    rid,
+		})
+	}
+	slices.SortStableFunc(list.Items, func(a, b apitype.Certificate) int { return a.EndDateTime.Compare(b.EndDateTime) })
+	return list, nil
+}
+
+// agentKeyIDs maps the keyIds certagent wrote (lower case) to their rotation.
+func (t *Target) agentKeyIDs(ctx context.Context) map[string]string {
+	rs, err := t.cfg.Store.List(ctx, rotation.Filter{})
+	if err != nil {
+		return nil
+	}
+	m := map[string]string{}
+	for _, r := range rs {
+		if r.KeyID != "" && !r.AlreadyPresent {
+			m[strings.ToLower(r.KeyID)] = r.ID
+		}
+	}
+	return m
+}
+
+// saveSnapshot keeps the engine's latest read of the app in the store. Key bytes are
+// dropped: the thumbprint is all status needs, and the engine re-reads before any write.
+func (t *Target) saveSnapshot(s rotation.Snapshot) {
+	for i := range s.App.KeyCredentials {
+		c := &s.App.KeyCredentials[i]
+		if c.CustomKeyIdentifier == nil && len(c.Key) > 0 {
+			c.CustomKeyIdentifier = []byte(c.Thumbprint())
+		}
+		c.Key = nil
+	}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.log.Error("encoding app snapshot", "err", err)
+		return
+	}
+	if err := t.cfg.Store.PutMeta(context.Background(), snapshotKey, b); err != nil {
+		t.log.Warn("saving app snapshot", "err", err)
+	}
+}
+
+func (t *Target) restoreSnapshot() {
+	b, err := t.cfg.Store.GetMeta(context.Background(), snapshotKey)
+	if err != nil || len(b) == 0 {
+		return
+	}
+	var s rotation.Snapshot
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.log.Warn("ignoring unreadable app snapshot", "err", err)
+		return
+	}
+	t.engine.Restore(s)
+}
