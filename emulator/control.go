@@ -261,6 +261,15 @@ type reqInfo struct {
 	fault           string
 }
 
+// graphClientRequestID is the client-request-id Graph reports: the client's, or the
+// request id when the client sent none.
+func (ri *reqInfo) graphClientRequestID() string {
+	if ri.clientRequestID != "" {
+		return ri.clientRequestID
+	}
+	return ri.requestID
+}
+
 type reqInfoKey struct{}
 
 func infoOf(r *http.Request) *reqInfo {

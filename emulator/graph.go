@@ -321,11 +321,7 @@ func odataContext(host, set string, selected []string, entity bool) string {
 
 // writeGraphJSON writes a Graph answer with Graph's headers.
 func (e *Emulator) writeGraphJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	ri := infoOf(r)
-	w.Header().Set("request-id", ri.requestID)
-	if ri.clientRequestID != "" {
-		w.Header().Set("client-request-id", ri.clientRequestID)
-	}
+	setGraphRequestIDs(w, r)
 	w.Header().Set("OData-Version", "4.0")
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -539,10 +535,7 @@ func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c calle
 	if ge := asGraphError(err); ge != nil {
 		return ge
 	}
-	w.Header().Set("request-id", infoOf(r).requestID)
-	if id := infoOf(r).clientRequestID; id != "" {
-		w.Header().Set("client-request-id", id)
-	}
+	setGraphRequestIDs(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -836,7 +829,7 @@ func (e *Emulator) serveRemoveKey(w http.ResponseWriter, r *http.Request, c call
 	if ge := asGraphError(err); ge != nil {
 		return ge
 	}
-	w.Header().Set("request-id", infoOf(r).requestID)
+	setGraphRequestIDs(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
