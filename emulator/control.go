@@ -259,6 +259,8 @@ type reqInfo struct {
 	appID           string
 	errorCode       string
 	fault           string
+	// replica is the read replica serving the request (-1 until one is picked).
+	replica int
 }
 
 // graphClientRequestID is the client-request-id Graph reports: the client's, or the
@@ -276,7 +278,7 @@ func infoOf(r *http.Request) *reqInfo {
 	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
 		return ri
 	}
-	return &reqInfo{}
+	return &reqInfo{replica: -1}
 }
 
 // statusRecorder remembers the status written.
@@ -309,7 +311,7 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	ri := &reqInfo{requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id")}
+	ri := &reqInfo{requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id"), replica: -1}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 	rec := &statusRecorder{ResponseWriter: w}
 
