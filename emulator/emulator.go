@@ -568,8 +568,13 @@ func (e *Emulator) changeApp(id, op string, fn func(t *tenant, a *app) error) er
 }
 
 // AddKeyCredential adds a certificate credential to the application id (appId or object
-// id) without Graph's checks on the collection (cap, duplicates), and returns it.
+// id) without Graph's checks on the collection (size limit, duplicates), and returns it.
+// Like every write, it is subject to replication lag and sign-in propagation.
 func (e *Emulator) AddKeyCredential(id string, k SeedKeyCredential) (KeyCredentialView, error) {
+	return e.addKeyCredential(id, k, false)
+}
+
+func (e *Emulator) addKeyCredential(id string, k SeedKeyCredential, sizeLimit bool) (KeyCredentialView, error) {
 	var view KeyCredentialView
 	err := e.changeApp(id, "adding key credential", func(_ *tenant, a *app) error {
 		kc, err := k.build(e.cfg.cki)
@@ -580,13 +585,38 @@ func (e *Emulator) AddKeyCredential(id string, k SeedKeyCredential) (KeyCredenti
 			return fmt.Errorf("keyId %s is already used", kc.KeyID)
 		}
 		a.KeyCredentials = append(a.KeyCredentials, kc)
+		if sizeLimit && e.checkSizeLocked(a) != nil {
+			return ErrObjectSizeExceeded
+		}
 		view = e.keyCredView(kc)
 		return nil
 	})
+	if err == nil {
+		e.mu.Lock()
+		if _, a := e.findApp(e.st, id); a != nil {
+			view.SignInFrom = e.signInFromLocked(a, view.KeyID)
+		}
+		e.mu.Unlock()
+	}
 	return view, err
 }
 
-// RemoveKeyCredential removes the key credential keyID from the application id.
+// PortalAddKeyCredential adds a certificate credential to the application id (appId or
+// object id) as a person uploading it in the portal does: through Graph's size limit
+// (ErrObjectSizeExceeded), with the same certificate allowed twice. Like every write, it is
+// subject to replication lag and sign-in propagation. POST
+// /_emulator/applications/{appId}/keyCredentials calls it.
+func (e *Emulator) PortalAddKeyCredential(id string, k SeedKeyCredential) (KeyCredentialView, error) {
+	return e.addKeyCredential(id, k, true)
+}
+
+// ErrObjectSizeExceeded is returned by PortalAddKeyCredential when the application would grow
+// past Settings.ObjectSizeLimit.
+var ErrObjectSizeExceeded = errors.New("the size of the object has exceeded its limit (Directory_ResourceSizeExceeded)")
+
+// RemoveKeyCredential removes the key credential keyID from the application id, as the
+// portal's delete does (DELETE /_emulator/applications/{appId}/keyCredentials/{keyId}). Like
+// every write, it is subject to replication lag and sign-in propagation.
 func (e *Emulator) RemoveKeyCredential(id, keyID string) error {
 	return e.changeApp(id, "removing key credential", func(_ *tenant, a *app) error {
 		i, ok := a.keyCredByID(keyID)
