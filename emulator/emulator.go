@@ -136,7 +136,7 @@ func WithOwnedByReadsOwnedOnly() Option { return func(c *config) { c.ownedByRead
 
 // WithExistingCredentialUpdates makes a PATCH that changes properties of an existing keyId
 // apply the change instead of answering 400 "Update to existing credential with KeyId ...
-// is not allowed." (the refusal is *inferred* for Graph: GRAPH-NOTES).
+// is not allowed." (the refusal is *inferred* for Graph: docs/graph.md).
 func WithExistingCredentialUpdates() Option {
 	return func(c *config) { c.applyCredentialUpdate = true }
 }

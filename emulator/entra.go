@@ -152,7 +152,7 @@ func (e *Emulator) serveEntra(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveADFS serves the /adfs authority azure-cli uses to skip instance discovery
-// (AZCLI.md). ADFS has no tenant in its URLs: a token request belongs to the tenant that
+// (docs/graph.md). ADFS has no tenant in its URLs: a token request belongs to the tenant that
 // holds the client id (app ids are unique across the emulator).
 func (e *Emulator) serveADFS(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {

@@ -291,7 +291,7 @@ func truncateForMessage(s string) string {
 }
 
 // errUpdateExisting is the directory's refusal to change an existing credential
-// (*inferred* to hold on Graph: GRAPH-NOTES).
+// (*inferred* to hold on Graph: docs/graph.md).
 func errUpdateExisting(keyID string) *graphError {
 	return badRequest("Update to existing credential with KeyId '%s' is not allowed.", keyID)
 }
