@@ -472,3 +472,17 @@ func TestInferredRulesSwitchable(t *testing.T) {
 		t.Errorf("PATCH with end before start = %d, want 400", resp.StatusCode)
 	}
 }
+
+// TestPatchBodyLimit: a request body larger than 4 MB is refused with 413 before it is read
+// as JSON.
+func TestPatchBodyLimit(t *testing.T) {
+	env := newEnv(t)
+	big := []byte(`{"displayName":"` + strings.Repeat("x", maxGraphBody) + `"}`)
+	resp, m := env.patch(env.token("admin"), env.apps["target"].ObjectID, big)
+	if code, _ := graphErr(m); resp.StatusCode != http.StatusRequestEntityTooLarge || code != "Request_EntityTooLarge" {
+		t.Errorf("PATCH of %d bytes = %d %s, want 413 Request_EntityTooLarge", len(big), resp.StatusCode, code)
+	}
+	if env.view("target").DisplayName != "target" {
+		t.Error("the refused PATCH changed the application")
+	}
+}
