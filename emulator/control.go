@@ -259,6 +259,17 @@ type reqInfo struct {
 	appID           string
 	errorCode       string
 	fault           string
+	// replica is the read replica serving the request (-1 until one is picked).
+	replica int
+}
+
+// graphClientRequestID is the client-request-id Graph reports: the client's, or the
+// request id when the client sent none.
+func (ri *reqInfo) graphClientRequestID() string {
+	if ri.clientRequestID != "" {
+		return ri.clientRequestID
+	}
+	return ri.requestID
 }
 
 type reqInfoKey struct{}
@@ -267,7 +278,7 @@ func infoOf(r *http.Request) *reqInfo {
 	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
 		return ri
 	}
-	return &reqInfo{}
+	return &reqInfo{replica: -1}
 }
 
 // statusRecorder remembers the status written.
@@ -300,7 +311,7 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	start := time.Now()
-	ri := &reqInfo{requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id")}
+	ri := &reqInfo{requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id"), replica: -1}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 	rec := &statusRecorder{ResponseWriter: w}
 
@@ -497,9 +508,123 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		default:
 			writeControlError(w, http.StatusMethodNotAllowed, "use GET or DELETE")
 		}
+	case "/_emulator/settings":
+		switch r.Method {
+		case http.MethodGet:
+			writeJSON(w, http.StatusOK, e.Settings())
+		case http.MethodPut:
+			b, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+			if err != nil {
+				writeControlError(w, http.StatusBadRequest, "reading settings: "+err.Error())
+				return
+			}
+			s := e.Settings()
+			if err := json.Unmarshal(b, &s); err != nil {
+				writeControlError(w, http.StatusBadRequest, "decoding settings: "+err.Error())
+				return
+			}
+			if err := e.SetSettings(s); err != nil {
+				writeControlError(w, http.StatusBadRequest, err.Error())
+				return
+			}
+			writeJSON(w, http.StatusOK, e.Settings())
+		default:
+			writeControlError(w, http.StatusMethodNotAllowed, "use GET or PUT")
+		}
+	case "/_emulator/settle":
+		if r.Method != http.MethodPost {
+			writeControlError(w, http.StatusMethodNotAllowed, "use POST")
+			return
+		}
+		e.Settle()
+		w.WriteHeader(http.StatusNoContent)
 	default:
-		writeControlError(w, http.StatusNotFound, "no control route "+r.URL.Path+" (try /_emulator/state, /_emulator/faults, /_emulator/requests, /_emulator/demo)")
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/_emulator/applications/"); ok {
+			e.serveControlKeyCredentials(w, r, rest)
+			return
+		}
+		writeControlError(w, http.StatusNotFound, "no control route "+r.URL.Path+" (try /_emulator/state, /_emulator/faults, /_emulator/requests, /_emulator/demo, /_emulator/settings, /_emulator/settle, /_emulator/applications/{appId}/keyCredentials)")
 	}
+}
+
+// portalKeyCredential is the body of POST /_emulator/applications/{appId}/keyCredentials:
+// what a person uploads in the portal.
+type portalKeyCredential struct {
+	// Certificate is PEM, or base64 of the DER.
+	Certificate   string `json:"certificate"`
+	DisplayName   string `json:"displayName"`
+	KeyID         string `json:"keyId"`
+	StartDateTime string `json:"startDateTime"`
+	EndDateTime   string `json:"endDateTime"`
+}
+
+// serveControlKeyCredentials serves POST /_emulator/applications/{appId}/keyCredentials and
+// DELETE /_emulator/applications/{appId}/keyCredentials/{keyId}: an application's
+// certificates changed the way a person in the portal changes them.
+func (e *Emulator) serveControlKeyCredentials(w http.ResponseWriter, r *http.Request, rest string) {
+	parts := strings.Split(rest, "/")
+	switch {
+	case len(parts) == 2 && parts[1] == "keyCredentials":
+		if r.Method != http.MethodPost {
+			writeControlError(w, http.StatusMethodNotAllowed, "use POST")
+			return
+		}
+		var in portalKeyCredential
+		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&in); err != nil {
+			writeControlError(w, http.StatusBadRequest, "decoding key credential: "+err.Error())
+			return
+		}
+		sk := SeedKeyCredential{Certificate: []byte(in.Certificate), DisplayName: in.DisplayName, KeyID: in.KeyID}
+		for _, d := range []struct {
+			name, in string
+			out      *time.Time
+		}{{"startDateTime", in.StartDateTime, &sk.StartDateTime}, {"endDateTime", in.EndDateTime, &sk.EndDateTime}} {
+			if d.in == "" {
+				continue
+			}
+			t, err := time.Parse(time.RFC3339, d.in)
+			if err != nil {
+				writeControlError(w, http.StatusBadRequest, d.name+": "+err.Error())
+				return
+			}
+			*d.out = t
+		}
+		v, err := e.PortalAddKeyCredential(parts[0], sk)
+		if err != nil {
+			writeControlError(w, controlStatus(err), err.Error())
+			return
+		}
+		writeJSON(w, http.StatusCreated, v)
+	case len(parts) == 3 && parts[1] == "keyCredentials":
+		if r.Method != http.MethodDelete {
+			writeControlError(w, http.StatusMethodNotAllowed, "use DELETE")
+			return
+		}
+		if err := e.RemoveKeyCredential(parts[0], parts[2]); err != nil {
+			writeControlError(w, controlStatus(err), err.Error())
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	default:
+		writeControlError(w, http.StatusNotFound, "no control route "+r.URL.Path+" (try /_emulator/applications/{appId}/keyCredentials)")
+	}
+}
+
+// controlStatus is the status of a control route's error.
+func controlStatus(err error) int {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, ErrObjectSizeExceeded):
+		return http.StatusBadRequest
+	}
+	var pe *persistError
+	if errors.As(err, &pe) {
+		return http.StatusInternalServerError
+	}
+	return http.StatusBadRequest
 }
 
 // decodeFaults reads a JSON array of faults, or a single fault.

@@ -4,9 +4,14 @@
 //
 // It is driven by the real clients (azidentity/MSAL-Go with msgraph-sdk-go, and azure-cli
 // with MSAL-Python) over HTTPS with its own CA, and shares no code with the agent's Graph
-// client, so that it cannot agree with that client's bugs. GRAPH-NOTES.md and AZCLI.md list
-// the facts it implements; where a behaviour is marked *inferred* below, nobody has checked
-// it against a live tenant.
+// client, so that it cannot agree with that client's bugs. docs/graph.md lists, for each
+// behaviour, what Entra and Graph do, where Microsoft documents it or users report it, and
+// the test that proves the emulator does the same; where a behaviour is marked *inferred*
+// below, nobody has checked it against a live tenant.
+//
+// By default it is fast, strict and consistent: every write is visible to the next read and
+// to the next sign-in. Real Entra is slower and eventually consistent; Settings (or
+// WithRealistic, `certagent emulator --realistic`) make it so: see "Delays" below.
 //
 // # Use
 //
@@ -30,12 +35,15 @@
 //	GET  /{tenant}/.well-known/openid-configuration        (v1)
 //	GET  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys
 //	POST /{tenant}/oauth2/v2.0/token, /{tenant}/oauth2/token
-//	GET  /adfs/.well-known/openid-configuration            for azure-cli (AZCLI.md)
+//	GET  /adfs/.well-known/openid-configuration            for azure-cli (docs/graph.md)
 //	POST /adfs/oauth2/token                                tenant = the one holding client_id
 //	GET  /adfs/discovery/keys
 //	GET  /subscriptions, /tenants                          ARM, for az login: {"value":[]}
 //
-// Microsoft Graph (errors in Graph's shape, echoing client-request-id):
+// Microsoft Graph (errors in Graph's shape: {"error":{"code","message","innerError":{"date",
+// "request-id","client-request-id"}}}, client-request-id being the client's, or the request
+// id when the client sent none; every answer carries request-id and client-request-id
+// headers):
 //
 //	GET   /v1.0/applications[?$filter=...&$select=...&$top=...]
 //	GET   /v1.0/applications/{id}[?$select=...]
@@ -52,6 +60,18 @@
 //	DELETE /_emulator/faults
 //	GET    /_emulator/requests   the request log ({"items":[...]})
 //	DELETE /_emulator/requests
+//	GET    /_emulator/settings   the Settings (durations as strings, "5s")
+//	PUT    /_emulator/settings   change the fields given, keep the others
+//	POST   /_emulator/settle     end every pending delay now (Settle)
+//	POST   /_emulator/applications/{appId}/keyCredentials           upload a certificate as
+//	       in the portal: {"certificate" (PEM or base64 DER), "displayName", "keyId",
+//	       "startDateTime", "endDateTime"}; 201 with the credential (PortalAddKeyCredential)
+//	DELETE /_emulator/applications/{appId}/keyCredentials/{keyId}   delete it as in the
+//	       portal; 204 (RemoveKeyCredential)
+//
+// The two portal routes write through the same path as Graph: the change is on the primary
+// at once, reaches Graph's readers with replication lag and the token endpoint with sign-in
+// propagation, and the upload is held to the size limit.
 //
 // # Token endpoint
 //
@@ -69,9 +89,12 @@
 // (700021), exp present and not past, nbf (optional) not future, with 5 minutes' skew;
 // iat/exp/nbf may be floats (700024, whose message says "valid from 1970-01-01" without
 // nbf, as Entra's does); the thumbprint among the app's AsymmetricX509Cert/Verify
-// credentials (700027 "not registered"), one of them inside its start/end window (700027
-// "The key used is expired", or "is not yet valid" *inferred*), an RSA key (5002730), and
-// the signature (PS256: PSS with the salt length detected; 700027 "signature value did not
+// credentials as the token service knows them (700027 "not registered"; see sign-in
+// propagation), one of them inside both its start/end window and its certificate's validity
+// (Settings.ValidityErrorCode: 700027 "The key used is expired", or "is not yet valid"
+// *inferred*, by default; 1000502 or 7000274, codes Microsoft's own client library treats as
+// a certificate outside its validity window, with *unconfirmed* wording), an RSA key
+// (5002730), and the signature (PS256: PSS with the salt length detected; 700027 "signature value did not
 // match"). Last, the resource (500011): Microsoft Graph (https://graph.microsoft.com,
 // 00000003-0000-0000-c000-000000000000, or this emulator's own base URL, which azure-cli's
 // custom cloud makes the Graph resource, "https://127.0.0.1:PORT//.default"), or ARM
@@ -133,9 +156,12 @@
 // WithAnyCredentialDates lifts it); displayName is cut at 90 characters. The same
 // certificate under another keyId is accepted (de-duplication is the client's job).
 // passwordCredentials are kept by keyId; new ones answer "New password credentials must be
-// generated using service actions.". More than the collection cap (key plus password
-// credentials) answers 400 "The size of the manifest has exceeded its limit..." (code
-// *inferred*). Success: 204.
+// generated using service actions.". Entra limits the size of the application object, not the
+// number of its keys: a write that makes the JSON of the app's key (with keys) and password
+// credentials larger than Settings.ObjectSizeLimit (default DefaultObjectSizeLimit, 1 MiB)
+// answers 400 Directory_ResourceSizeExceeded "The size of the object has exceeded its limit.
+// Please reduce the number of values and retry your request." (Settings.SizeLimitStatus 403
+// gives the status Azure AD Graph documented). Success: 204.
 //
 // addKey and removeKey need a proof: a JWT without '=' padding, signed (RS256; PS256
 // accepted) with the key of a certificate currently valid on that app (named by x5t,
@@ -144,26 +170,62 @@
 // id 00000003-... is refused, as users report), iss the app's object id, nbf and exp at most 10
 // minutes apart with now inside (5 minutes' skew); otherwise 401
 // Authentication_MissingOrMalformed "Access Token missing or malformed.". addKey answers 200
-// with the new keyCredential (key null); removeKey answers 204, and 404 for an unknown keyId
-// (*inferred*).
+// with the new keyCredential (key null) and is held to the size limit; removeKey answers 204,
+// and 404 for an unknown keyId (*inferred*).
 //
-// Stale reads (WithStaleReads, or a fault with "stale": true) make a read right after a
-// write return the application's previous version, so that two quick read-modify-write
-// cycles can overwrite each other, as Graph's replication lag allows.
+// # Delays
+//
+// Every write (PATCH, addKey, removeKey, the test helpers, the portal routes) goes through
+// one path, which notes what changed for the three models below. All are off by default;
+// Settings turn them on, and their random choices come from Settings.Seed (math/rand/v2
+// PCG), so the same seed and the same sequence of requests make the same choices. Time is
+// the emulator's clock (WithClock), so tests advance a fake clock instead of sleeping.
+//
+// Sign-in propagation (WithSignInPropagation; SignInAddDelay, SignInAddJitter,
+// SignInRemoveDelay, SignInRemoveJitter): the token endpoint checks credentials against what
+// the token service knows, not what Graph holds. A key credential or secret added to an app
+// is refused as unknown (700027 "not registered", 7000215 for a secret) until its delay has
+// passed; one removed keeps signing in until its own delay has passed. Graph itself (reads,
+// addKey proofs) sees the change at once, subject to replication lag. GET /_emulator/state
+// shows "signInFrom" on a credential still waiting.
+//
+// Replication lag (WithReplicationLag; Replicas, MaxReplicationLag): reads are served by
+// replicas. Each write reaches each replica after its own random lag in [0,
+// MaxReplicationLag]; each request reads from a replica picked at random, so reads after a
+// write can see it, then not, then see it again, for a random time, and lists lag like
+// single reads. Writes always apply to the primary (the latest version): a PATCH built on a
+// stale read replaces the primary's collection with an old one and really loses the
+// credentials the reader missed, as on Graph. GET /_emulator/state shows the primary. A new
+// application (AddApplication, AddTenant) is visible at once.
+//
+// Stale reads (WithStaleReads, or a fault with "stale": true) are the deterministic form: the
+// next n reads (or the faulted ones) after a write return the application's previous
+// version. They take precedence over the replicas. The request log marks every stale read
+// ("stale", or "stale: replica R serves version V of W").
+//
+// WithRealistic(seed) (RealisticSettings) turns on sign-in propagation of 5-20 s after an
+// add and 5-30 s after a remove, and replication lag of up to 2 s over three replicas; the
+// figures are of the order users report (docs/graph.md). Settings, SetSettings and GET/PUT
+// /_emulator/settings read and change them while the emulator runs; Settle (POST
+// /_emulator/settle) ends every pending delay at once. The delays live in memory: a restarted
+// emulator starts with none pending.
 //
 // # Options
 //
 // WithSeed (repeatable: one tenant each), WithLogger, WithClock, WithStaleReads,
-// WithCollectionCap (default 1000), WithRejectGzip, WithCustomKeyIdentifierFormat
-// (CKIThumbprintHex, default, or CKIThumbprintRaw), WithTokenLifetime (default 3599 s),
-// WithOwnedByReadsOwnedOnly, and two switches for *inferred* rules:
-// WithExistingCredentialUpdates (apply changes to an existing keyId instead of refusing
-// them) and WithAnyCredentialDates (accept key credential dates outside the certificate).
+// WithObjectSizeLimit (default DefaultObjectSizeLimit), WithSignInPropagation,
+// WithReplicationLag, WithRealistic, WithValidityErrorCode, WithSettings (all of them at
+// once), WithRejectGzip, WithCustomKeyIdentifierFormat (CKIThumbprintHex, default, or
+// CKIThumbprintRaw), WithTokenLifetime (default 3599 s), WithOwnedByReadsOwnedOnly, and two
+// switches for *inferred* rules: WithExistingCredentialUpdates (apply changes to an existing
+// keyId instead of refusing them) and WithAnyCredentialDates (accept key credential dates
+// outside the certificate).
 //
-// Test helpers change the tenant directly and persist like any write: AddTenant,
-// AddApplication, AddKeyCredential, RemoveKeyCredential, SetOwners, SetGraphRoles,
+// Test helpers change the tenant directly and persist like any write, subject to the delays
+// like any write: AddTenant, AddApplication, AddKeyCredential (no size limit),
+// PortalAddKeyCredential (with it), RemoveKeyCredential, SetOwners, SetGraphRoles,
 // Application, AccessToken (mint a token without signing in), AddFaults, ClearFaults,
-// Faults, Requests, ClearRequests, State, DemoInfo.
+// Faults, Requests, ClearRequests, State, DemoInfo, Settings, SetSettings, Settle.
 //
 // # Faults
 //

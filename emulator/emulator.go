@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -19,9 +20,6 @@ import (
 
 // Defaults.
 const (
-	// DefaultCollectionCap is how many key and password credentials one application may
-	// hold in all (GRAPH-NOTES: "about 1,000-1,200").
-	DefaultCollectionCap = 1000
 	// DefaultTokenLifetime is the lifetime of access tokens (expires_in 3599).
 	DefaultTokenLifetime = 3599 * time.Second
 	// clockSkew is the leeway Entra and Graph allow on token times.
@@ -41,8 +39,7 @@ type config struct {
 	seeds                 []Seed
 	logger                *slog.Logger
 	now                   func() time.Time
-	staleReads            int
-	collectionCap         int
+	settings              Settings
 	rejectGzip            bool
 	cki                   CustomKeyIdentifierFormat
 	tokenLifetime         time.Duration
@@ -65,11 +62,58 @@ func WithClock(now func() time.Time) Option { return func(c *config) { c.now = n
 
 // WithStaleReads makes the next n reads of an application after each write to it return the
 // version before that write, as Graph's replication lag can (default 0: reads are fresh).
-func WithStaleReads(n int) Option { return func(c *config) { c.staleReads = n } }
+// WithReplicationLag models the lag itself.
+func WithStaleReads(n int) Option { return func(c *config) { c.settings.StaleReads = n } }
 
-// WithCollectionCap sets how many key and password credentials one application may hold in
-// all (default DefaultCollectionCap).
-func WithCollectionCap(n int) Option { return func(c *config) { c.collectionCap = n } }
+// WithObjectSizeLimit sets how large an application's credentials may grow, in bytes of their
+// JSON with keys (default DefaultObjectSizeLimit); a write beyond it answers 400
+// Directory_ResourceSizeExceeded.
+func WithObjectSizeLimit(bytes int) Option {
+	return func(c *config) { c.settings.ObjectSizeLimit = bytes }
+}
+
+// WithSignInPropagation makes the token endpoint refuse a key credential (or secret) until
+// addDelay after it was added to its application, as Entra refuses a key it does not know,
+// and accept a removed one for removeDelay after its removal (default 0: at once).
+func WithSignInPropagation(addDelay, removeDelay time.Duration) Option {
+	return func(c *config) { c.settings.SignInAddDelay, c.settings.SignInRemoveDelay = addDelay, removeDelay }
+}
+
+// WithReplicationLag makes reads of an application shortly after a write to it return older
+// versions, at random, as Graph's read replicas do: each write reaches each of
+// DefaultReplicas replicas after its own lag in [0, maxLag], and each request reads from a
+// replica picked at random, the choices drawn from a generator seeded with seed. Writes
+// always apply to the latest version.
+func WithReplicationLag(maxLag time.Duration, seed int64) Option {
+	return func(c *config) {
+		c.settings.MaxReplicationLag, c.settings.Seed = maxLag, seed
+		if c.settings.Replicas == 0 {
+			c.settings.Replicas = DefaultReplicas
+		}
+	}
+}
+
+// WithRealistic turns on RealisticSettings(seed): sign-in propagation delays and replication
+// lag of the order users report for Entra and Graph, drawn from a generator seeded with seed.
+// It keeps the size limit and validity error code set by earlier options.
+func WithRealistic(seed int64) Option {
+	return func(c *config) {
+		r := RealisticSettings(seed)
+		r.ObjectSizeLimit, r.SizeLimitStatus, r.ValidityErrorCode = c.settings.ObjectSizeLimit, c.settings.SizeLimitStatus, c.settings.ValidityErrorCode
+		r.StaleReads = c.settings.StaleReads
+		c.settings = r
+	}
+}
+
+// WithValidityErrorCode sets the AADSTS code the token endpoint answers for a registered
+// certificate outside its validity window: ValidityError700027 (default),
+// ValidityError1000502 or ValidityError7000274.
+func WithValidityErrorCode(code int) Option {
+	return func(c *config) { c.settings.ValidityErrorCode = code }
+}
+
+// WithSettings replaces every setting, including those earlier options set.
+func WithSettings(s Settings) Option { return func(c *config) { c.settings = s } }
 
 // WithRejectGzip answers 415 to gzip-compressed request bodies, so that a client's fallback
 // to an uncompressed body can be tested. By default gzip bodies are accepted, as Graph does.
@@ -92,7 +136,7 @@ func WithOwnedByReadsOwnedOnly() Option { return func(c *config) { c.ownedByRead
 
 // WithExistingCredentialUpdates makes a PATCH that changes properties of an existing keyId
 // apply the change instead of answering 400 "Update to existing credential with KeyId ...
-// is not allowed." (the refusal is *inferred* for Graph: GRAPH-NOTES).
+// is not allowed." (the refusal is *inferred* for Graph: docs/graph.md).
 func WithExistingCredentialUpdates() Option {
 	return func(c *config) { c.applyCredentialUpdate = true }
 }
@@ -120,9 +164,17 @@ type Emulator struct {
 	mu sync.Mutex
 	// st is the persisted tenant state; replaced wholesale by mutate.
 	st *tenantState
+	// settings are the current Settings; rng draws their random choices.
+	settings Settings
+	rng      *rand.Rand
 	// stale holds, per application object id (lower case), the version before the last write
 	// and how many reads should still see it.
-	stale    map[string]*staleEntry
+	stale map[string]*staleEntry
+	// replicas holds, per application object id (lower case), the versions some replica may
+	// still serve (replication lag).
+	replicas map[string]*replicaHistory
+	// signIn holds what the token endpoint has not caught up with yet (sign-in propagation).
+	signIn   signInPropagation
 	faults   []*faultEntry
 	faultSeq int
 	requests []RequestRecord
@@ -151,7 +203,7 @@ func New(dir string, opts ...Option) (*Emulator, error) {
 	}
 	cfg := config{
 		now:           time.Now,
-		collectionCap: DefaultCollectionCap,
+		settings:      defaultSettings(),
 		tokenLifetime: DefaultTokenLifetime,
 	}
 	for _, o := range opts {
@@ -160,12 +212,10 @@ func New(dir string, opts ...Option) (*Emulator, error) {
 	if cfg.logger == nil {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
-	switch {
-	case cfg.collectionCap <= 0:
-		return nil, fmt.Errorf("creating emulator: collection cap %d must be positive", cfg.collectionCap)
-	case cfg.staleReads < 0:
-		return nil, fmt.Errorf("creating emulator: stale reads %d must not be negative", cfg.staleReads)
-	case cfg.tokenLifetime <= 0:
+	if err := cfg.settings.Validate(); err != nil {
+		return nil, fmt.Errorf("creating emulator: %w", err)
+	}
+	if cfg.tokenLifetime <= 0 {
 		return nil, fmt.Errorf("creating emulator: token lifetime %s must be positive", cfg.tokenLifetime)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -176,13 +226,17 @@ func New(dir string, opts ...Option) (*Emulator, error) {
 		return nil, fmt.Errorf("creating emulator: %w", err)
 	}
 	e := &Emulator{
-		dir:     dir,
-		cfg:     cfg,
-		log:     cfg.logger.With("component", "emulator"),
-		pki:     p,
-		pool:    x509.NewCertPool(),
-		stale:   map[string]*staleEntry{},
-		signIns: map[string]*signInStats{},
+		dir:      dir,
+		cfg:      cfg,
+		log:      cfg.logger.With("component", "emulator"),
+		pki:      p,
+		pool:     x509.NewCertPool(),
+		stale:    map[string]*staleEntry{},
+		replicas: map[string]*replicaHistory{},
+		signIn:   newSignInPropagation(),
+		signIns:  map[string]*signInStats{},
+		settings: cfg.settings,
+		rng:      newRand(cfg.settings.Seed),
 	}
 	e.pool.AddCert(p.caCert)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -364,8 +418,10 @@ func (e *Emulator) DemoInfo() (DemoInfo, bool) {
 }
 
 // mutate applies fn to a copy of the state, writes the copy to disk and only then makes it
-// current, so an answer never acknowledges a write that is not on disk. It records the
-// previous version of each changed application for stale reads. The caller holds e.mu.
+// current, so an answer never acknowledges a write that is not on disk. Every write goes
+// through it: it records the previous version of each changed application for stale reads
+// and replication lag, and the credentials added and removed for sign-in propagation. The
+// caller holds e.mu.
 func (e *Emulator) mutate(fn func(st *tenantState) error) error {
 	next := e.st.clone()
 	if err := fn(next); err != nil {
@@ -377,14 +433,21 @@ func (e *Emulator) mutate(fn func(st *tenantState) error) error {
 	if err := saveState(filepath.Join(e.dir, fileState), next); err != nil {
 		return &persistError{err}
 	}
-	for _, t := range e.st.Tenants {
-		for _, old := range t.Apps {
-			nt := next.tenantByName(t.ID)
-			if nt == nil {
-				continue
+	now := e.cfg.now()
+	for _, nt := range next.Tenants {
+		ot := e.st.tenantByName(nt.ID)
+		for _, na := range nt.Apps {
+			var old *app
+			if ot != nil {
+				old = ot.appByObjectID(na.ObjectID)
 			}
-			if na := nt.appByObjectID(old.ObjectID); na != nil && na.Version != old.Version {
-				e.stale[strings.ToLower(old.ObjectID)] = &staleEntry{prev: old, left: e.cfg.staleReads}
+			switch {
+			case old == nil:
+				e.recordSignInLocked(nil, na, now)
+			case old.Version != na.Version:
+				e.stale[strings.ToLower(old.ObjectID)] = &staleEntry{prev: old, left: e.settings.StaleReads}
+				e.recordReplicationLocked(old, na, now)
+				e.recordSignInLocked(old, na, now)
 			}
 		}
 	}
@@ -505,8 +568,13 @@ func (e *Emulator) changeApp(id, op string, fn func(t *tenant, a *app) error) er
 }
 
 // AddKeyCredential adds a certificate credential to the application id (appId or object
-// id) without Graph's checks on the collection (cap, duplicates), and returns it.
+// id) without Graph's checks on the collection (size limit, duplicates), and returns it.
+// Like every write, it is subject to replication lag and sign-in propagation.
 func (e *Emulator) AddKeyCredential(id string, k SeedKeyCredential) (KeyCredentialView, error) {
+	return e.addKeyCredential(id, k, false)
+}
+
+func (e *Emulator) addKeyCredential(id string, k SeedKeyCredential, sizeLimit bool) (KeyCredentialView, error) {
 	var view KeyCredentialView
 	err := e.changeApp(id, "adding key credential", func(_ *tenant, a *app) error {
 		kc, err := k.build(e.cfg.cki)
@@ -517,13 +585,38 @@ func (e *Emulator) AddKeyCredential(id string, k SeedKeyCredential) (KeyCredenti
 			return fmt.Errorf("keyId %s is already used", kc.KeyID)
 		}
 		a.KeyCredentials = append(a.KeyCredentials, kc)
+		if sizeLimit && e.checkSizeLocked(a) != nil {
+			return ErrObjectSizeExceeded
+		}
 		view = e.keyCredView(kc)
 		return nil
 	})
+	if err == nil {
+		e.mu.Lock()
+		if _, a := e.findApp(e.st, id); a != nil {
+			view.SignInFrom = e.signInFromLocked(a, view.KeyID)
+		}
+		e.mu.Unlock()
+	}
 	return view, err
 }
 
-// RemoveKeyCredential removes the key credential keyID from the application id.
+// PortalAddKeyCredential adds a certificate credential to the application id (appId or
+// object id) as a person uploading it in the portal does: through Graph's size limit
+// (ErrObjectSizeExceeded), with the same certificate allowed twice. Like every write, it is
+// subject to replication lag and sign-in propagation. POST
+// /_emulator/applications/{appId}/keyCredentials calls it.
+func (e *Emulator) PortalAddKeyCredential(id string, k SeedKeyCredential) (KeyCredentialView, error) {
+	return e.addKeyCredential(id, k, true)
+}
+
+// ErrObjectSizeExceeded is returned by PortalAddKeyCredential when the application would grow
+// past Settings.ObjectSizeLimit.
+var ErrObjectSizeExceeded = errors.New("the size of the object has exceeded its limit (Directory_ResourceSizeExceeded)")
+
+// RemoveKeyCredential removes the key credential keyID from the application id, as the
+// portal's delete does (DELETE /_emulator/applications/{appId}/keyCredentials/{keyId}). Like
+// every write, it is subject to replication lag and sign-in propagation.
 func (e *Emulator) RemoveKeyCredential(id, keyID string) error {
 	return e.changeApp(id, "removing key credential", func(_ *tenant, a *app) error {
 		i, ok := a.keyCredByID(keyID)

@@ -152,7 +152,7 @@ func (e *Emulator) serveEntra(w http.ResponseWriter, r *http.Request) {
 }
 
 // serveADFS serves the /adfs authority azure-cli uses to skip instance discovery
-// (AZCLI.md). ADFS has no tenant in its URLs: a token request belongs to the tenant that
+// (docs/graph.md). ADFS has no tenant in its URLs: a token request belongs to the tenant that
 // holds the client id (app ids are unique across the emulator).
 func (e *Emulator) serveADFS(w http.ResponseWriter, r *http.Request) {
 	switch r.URL.Path {
@@ -403,12 +403,12 @@ func (e *Emulator) issueToken(r *http.Request, form url.Values, target tokenRequ
 	method, acr, thumbprint := "certificate", "2", ""
 	if assertion != "" {
 		var ee *entraError
-		if thumbprint, ee = e.checkClientAssertion(r, form, target, t, a, now); ee != nil {
+		if thumbprint, ee = e.checkClientAssertion(r, form, target, t, e.signInViewLocked(a, now), now); ee != nil {
 			return nil, ee
 		}
 	} else {
 		method, acr = "secret", "1"
-		matched, valid := a.checkSecret(secret, now)
+		matched, valid := e.signInViewLocked(a, now).checkSecret(secret, now)
 		switch {
 		case !matched:
 			return nil, invalidClient(7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '%s'.", a.AppID)
@@ -575,19 +575,13 @@ func (e *Emulator) checkClientAssertion(r *http.Request, form url.Values, target
 	var k keyCred
 	found := false
 	for _, m := range matches {
-		if !now.Before(m.StartDateTime) && !now.After(m.EndDateTime) {
+		if start, end := keyWindow(m); !now.Before(start) && !now.After(end) {
 			k, found = m, true
 			break
 		}
 	}
 	if !found {
-		m := matches[0]
-		reason := "The key used is expired."
-		if now.Before(m.StartDateTime) {
-			reason = "The key used is not yet valid." // *inferred*
-		}
-		return "", invalidClient(700027, "Client assertion contains an invalid signature. [Reason - %s, Thumbprint of key used by client: '%s', Found key 'Start=%s, End=%s', %s].",
-			reason, tpHex, foundKeyTime(m.StartDateTime), foundKeyTime(m.EndDateTime), see)
+		return "", e.validityError(matches[0], tpHex, see, now)
 	}
 	cert, err := parseCertDER(k.Key)
 	if err != nil {
@@ -603,6 +597,45 @@ func (e *Emulator) checkClientAssertion(r *http.Request, form url.Values, target
 	}
 	s1 := sha1.Sum(k.Key)
 	return strings.ToUpper(hex.EncodeToString(s1[:])), nil
+}
+
+// keyWindow returns when a key credential can sign in: inside both its own dates and its
+// certificate's validity (they differ only with WithAnyCredentialDates).
+func keyWindow(k keyCred) (start, end time.Time) {
+	start, end = k.StartDateTime, k.EndDateTime
+	if c, err := parseCertDER(k.Key); err == nil {
+		if c.NotBefore.After(start) {
+			start = c.NotBefore
+		}
+		if c.NotAfter.Before(end) {
+			end = c.NotAfter
+		}
+	}
+	return start, end
+}
+
+// validityError is the token endpoint's answer for a registered certificate outside its
+// validity window, with the code of Settings.ValidityErrorCode. AADSTS700027 with "The key
+// used is expired." is what Entra has long answered; AADSTS1000502 and AADSTS7000274 are
+// newer codes Microsoft's own client library (microsoft-identity-web) handles as a certificate
+// outside its validity window, whose messages are not published: their wording here is
+// *unconfirmed*, in Entra's shape.
+func (e *Emulator) validityError(k keyCred, tpHex, see string, now time.Time) *entraError {
+	start, end := keyWindow(k)
+	switch e.settings.ValidityErrorCode {
+	case ValidityError1000502:
+		return invalidClient(ValidityError1000502, "The certificate with thumbprint '%s' used to sign the client assertion is not within its validity window. [Found key 'Start=%s, End=%s', Current time: %s]. Review the documentation at %s .",
+			tpHex, foundKeyTime(start), foundKeyTime(end), entraTime(now), certDocsURL)
+	case ValidityError7000274:
+		return invalidClient(ValidityError7000274, "Client assertion contains an invalid signature. [Reason - The certificate used to sign the client assertion is not within its validity period., Thumbprint of key used by client: '%s', Found key 'Start=%s, End=%s', %s].",
+			tpHex, foundKeyTime(start), foundKeyTime(end), see)
+	}
+	reason := "The key used is expired."
+	if now.Before(start) {
+		reason = "The key used is not yet valid." // *inferred*
+	}
+	return invalidClient(700027, "Client assertion contains an invalid signature. [Reason - %s, Thumbprint of key used by client: '%s', Found key 'Start=%s, End=%s', %s].",
+		reason, tpHex, foundKeyTime(start), foundKeyTime(end), see)
 }
 
 // entraTime formats a time as Entra's messages do: 2024-10-02T22:05:03.6755165Z.

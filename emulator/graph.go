@@ -144,23 +144,24 @@ func canWrite(c caller, a *app) bool {
 }
 
 // readViewLocked returns the version of a that a read sees now: the version before the last
-// write while stale reads are pending (WithStaleReads or a stale fault). The caller holds
-// e.mu.
+// write while stale reads are pending (WithStaleReads or a stale fault), otherwise what the
+// request's replica holds (WithReplicationLag). The caller holds e.mu.
 func (e *Emulator) readViewLocked(r *http.Request, a *app) *app {
-	se := e.stale[strings.ToLower(a.ObjectID)]
-	if se == nil || se.prev == nil {
-		return a
+	if se := e.stale[strings.ToLower(a.ObjectID)]; se != nil && se.prev != nil {
+		stale := false
+		if se.left > 0 {
+			se.left--
+			stale = true
+		} else {
+			stale = e.takeStaleFaultLocked(r)
+		}
+		if stale {
+			infoOf(r).noteStale("stale")
+			return se.prev
+		}
 	}
-	if se.left > 0 {
-		se.left--
-	} else if !e.takeStaleFaultLocked(r) {
-		return a
-	}
-	ri := infoOf(r)
-	if !strings.Contains(ri.fault, "stale") {
-		ri.fault = strings.TrimPrefix(ri.fault+", stale", ", ")
-	}
-	return se.prev
+	v, _ := e.replicaViewLocked(r, a)
+	return v
 }
 
 // queryOptions are the OData options of a read.
@@ -321,11 +322,7 @@ func odataContext(host, set string, selected []string, entity bool) string {
 
 // writeGraphJSON writes a Graph answer with Graph's headers.
 func (e *Emulator) writeGraphJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	ri := infoOf(r)
-	w.Header().Set("request-id", ri.requestID)
-	if ri.clientRequestID != "" {
-		w.Header().Set("client-request-id", ri.clientRequestID)
-	}
+	setGraphRequestIDs(w, r)
 	w.Header().Set("OData-Version", "4.0")
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -530,7 +527,7 @@ func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c calle
 			}
 			a.PasswordCredentials = creds
 		}
-		if ge := e.checkCap(a); ge != nil {
+		if ge := e.checkSizeLocked(a); ge != nil {
 			return ge
 		}
 		a.Version++
@@ -539,10 +536,7 @@ func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c calle
 	if ge := asGraphError(err); ge != nil {
 		return ge
 	}
-	w.Header().Set("request-id", infoOf(r).requestID)
-	if id := infoOf(r).clientRequestID; id != "" {
-		w.Header().Set("client-request-id", id)
-	}
+	setGraphRequestIDs(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -560,12 +554,29 @@ func asGraphError(err error) *graphError {
 	return &graphError{status: http.StatusInternalServerError, code: "InternalServerError", message: err.Error()}
 }
 
-func (e *Emulator) checkCap(a *app) *graphError {
-	if len(a.KeyCredentials)+len(a.PasswordCredentials) > e.cfg.collectionCap {
-		// Graph's message; the code is *inferred*.
-		return badRequest("The size of the manifest has exceeded its limit. Please reduce the number of values and retry your request.")
+// checkSizeLocked answers Directory_ResourceSizeExceeded when a's credentials have grown past
+// Settings.ObjectSizeLimit. The caller holds e.mu.
+func (e *Emulator) checkSizeLocked(a *app) *graphError {
+	if objectSize(a) > e.settings.ObjectSizeLimit {
+		return &graphError{status: e.settings.SizeLimitStatus, code: "Directory_ResourceSizeExceeded", message: sizeExceededMessage}
 	}
 	return nil
+}
+
+// objectSize measures what the size limit counts: the bytes of the JSON of the application's
+// key credentials (keys included, base64) and password credentials, as Graph renders them.
+// Entra limits the whole object; the credentials are what grows.
+func objectSize(a *app) int {
+	n := 0
+	for _, k := range a.KeyCredentials {
+		b, _ := json.Marshal(renderKeyCred(k, true))
+		n += len(b) + 1
+	}
+	for _, p := range a.PasswordCredentials {
+		b, _ := json.Marshal(renderPasswordCred(p))
+		n += len(b) + 1
+	}
+	return n
 }
 
 // replaceKeyCredentials computes the new keyCredentials collection from a PATCH value: a
@@ -779,7 +790,7 @@ func (e *Emulator) serveAddKey(w http.ResponseWriter, r *http.Request, c caller,
 			return ge
 		}
 		a.KeyCredentials = append(a.KeyCredentials, k)
-		if ge := e.checkCap(a); ge != nil {
+		if ge := e.checkSizeLocked(a); ge != nil {
 			return ge
 		}
 		a.Version++
@@ -836,7 +847,7 @@ func (e *Emulator) serveRemoveKey(w http.ResponseWriter, r *http.Request, c call
 	if ge := asGraphError(err); ge != nil {
 		return ge
 	}
-	w.Header().Set("request-id", infoOf(r).requestID)
+	setGraphRequestIDs(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

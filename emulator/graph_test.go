@@ -305,3 +305,50 @@ func TestGraphTenantIsolation(t *testing.T) {
 		t.Errorf("list in the other tenant = %v, want its one app", vals)
 	}
 }
+
+// TestGraphRequestIDs: every Graph answer carries request-id and client-request-id, and an
+// error's innerError carries both with its date; without a client-request-id from the client,
+// Graph reports the request id as the client's.
+func TestGraphRequestIDs(t *testing.T) {
+	env := newEnv(t)
+	tok := env.token("reader")
+	good := "/v1.0/applications/" + env.apps["target"].ObjectID
+	missing := "/v1.0/applications/" + newGUID()
+	for _, tc := range []struct {
+		name     string
+		path     string
+		clientID string
+		status   int
+	}{
+		{"error with client id", missing, "abc-123", http.StatusNotFound},
+		{"error without client id", missing, "", http.StatusNotFound},
+		{"success with client id", good, "abc-123", http.StatusOK},
+		{"success without client id", good, "", http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var hdr []string
+			if tc.clientID != "" {
+				hdr = []string{"client-request-id", tc.clientID}
+			}
+			resp, m := env.call(http.MethodGet, tc.path, tok, nil, hdr...)
+			if resp.StatusCode != tc.status {
+				t.Fatalf("GET = %d %v, want %d", resp.StatusCode, m, tc.status)
+			}
+			reqID := resp.Header.Get("request-id")
+			wantClient := tc.clientID
+			if wantClient == "" {
+				wantClient = reqID
+			}
+			if reqID == "" || resp.Header.Get("client-request-id") != wantClient {
+				t.Errorf("headers request-id %q client-request-id %q, want a request id and client-request-id %q", reqID, resp.Header.Get("client-request-id"), wantClient)
+			}
+			if tc.status == http.StatusOK {
+				return
+			}
+			inner, _ := m["error"].(map[string]any)["innerError"].(map[string]any)
+			if inner["request-id"] != reqID || inner["client-request-id"] != wantClient || inner["date"] == "" {
+				t.Errorf("innerError = %v, want date, request-id %q, client-request-id %q", inner, reqID, wantClient)
+			}
+		})
+	}
+}

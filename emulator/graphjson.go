@@ -31,20 +31,26 @@ func notFound(id string) *graphError {
 		message: fmt.Sprintf("Resource '%s' does not exist or one of its queried reference-property objects are not present.", id)}
 }
 
-// writeGraphError answers in Graph's shape, echoing client-request-id.
+// writeGraphError answers in Graph's shape. innerError always carries date, request-id and
+// client-request-id: the client's, or the request id when the client sent none, as Graph does.
 func (e *Emulator) writeGraphError(w http.ResponseWriter, r *http.Request, status int, code, msg string) {
 	ri := infoOf(r)
 	ri.errorCode = code
+	setGraphRequestIDs(w, r)
 	inner := map[string]any{
-		"date":       e.cfg.now().UTC().Format("2006-01-02T15:04:05"),
-		"request-id": ri.requestID,
+		"date":              e.cfg.now().UTC().Format("2006-01-02T15:04:05"),
+		"request-id":        ri.requestID,
+		"client-request-id": ri.graphClientRequestID(),
 	}
-	if ri.clientRequestID != "" {
-		inner["client-request-id"] = ri.clientRequestID
-		w.Header().Set("client-request-id", ri.clientRequestID)
-	}
-	w.Header().Set("request-id", ri.requestID)
 	writeJSON(w, status, map[string]any{"error": map[string]any{"code": code, "message": msg, "innerError": inner}})
+}
+
+// setGraphRequestIDs sets the request-id and client-request-id headers every Graph answer
+// carries.
+func setGraphRequestIDs(w http.ResponseWriter, r *http.Request) {
+	ri := infoOf(r)
+	w.Header().Set("request-id", ri.requestID)
+	w.Header().Set("client-request-id", ri.graphClientRequestID())
 }
 
 // jsonObject is a JSON object that keeps its members in order.
@@ -285,7 +291,7 @@ func truncateForMessage(s string) string {
 }
 
 // errUpdateExisting is the directory's refusal to change an existing credential
-// (*inferred* to hold on Graph: GRAPH-NOTES).
+// (*inferred* to hold on Graph: docs/graph.md).
 func errUpdateExisting(keyID string) *graphError {
 	return badRequest("Update to existing credential with KeyId '%s' is not allowed.", keyID)
 }

@@ -348,6 +348,9 @@ type KeyCredentialView struct {
 	Usage               string `json:"usage"`
 	// Key is the certificate's DER (base64 in JSON).
 	Key []byte `json:"key"`
+	// SignInFrom is when the token endpoint starts accepting the credential, while it does
+	// not yet (sign-in propagation); absent once it does.
+	SignInFrom *time.Time `json:"signInFrom,omitempty"`
 }
 
 // PasswordCredentialView describes one password credential (never its secret).
@@ -357,6 +360,9 @@ type PasswordCredentialView struct {
 	Hint          string    `json:"hint"`
 	StartDateTime time.Time `json:"startDateTime"`
 	EndDateTime   time.Time `json:"endDateTime"`
+	// SignInFrom is when the token endpoint starts accepting the secret, while it does not
+	// yet; absent once it does.
+	SignInFrom *time.Time `json:"signInFrom,omitempty"`
 }
 
 // ClientView describes a service principal as a client of the token endpoint.
@@ -407,12 +413,15 @@ func (e *Emulator) appView(t *tenant, a *app) ApplicationView {
 		v.Owners = append(v.Owners, ov)
 	}
 	for _, k := range a.KeyCredentials {
-		v.KeyCredentials = append(v.KeyCredentials, e.keyCredView(k))
+		kv := e.keyCredView(k)
+		kv.SignInFrom = e.signInFromLocked(a, k.KeyID)
+		v.KeyCredentials = append(v.KeyCredentials, kv)
 	}
 	for _, p := range a.PasswordCredentials {
 		v.PasswordCredentials = append(v.PasswordCredentials, PasswordCredentialView{
 			KeyID: p.KeyID, DisplayName: p.DisplayName, Hint: p.Hint,
 			StartDateTime: p.StartDateTime, EndDateTime: p.EndDateTime,
+			SignInFrom: e.signInFromLocked(a, p.KeyID),
 		})
 	}
 	return v

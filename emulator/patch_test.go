@@ -282,30 +282,93 @@ func TestPatchGzip(t *testing.T) {
 	}
 }
 
-func TestPatchCollectionCap(t *testing.T) {
-	env := newEnv(t, WithCollectionCap(3))
-	tok := env.token("admin")
-	target := env.apps["target"]
-	entries := []any{map[string]any{"keyId": target.KeyCredentials[0].KeyID}}
-	for i := 0; i < 2; i++ {
-		c := certtest.New(env.clk.Now(), certtest.CommonName("cap"))
-		entries = append(entries, map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(c.DER)})
+// credentialSize is what one key credential of the named app counts toward the size limit.
+func (env *testEnv) credentialSize(name string) int {
+	env.t.Helper()
+	env.e.mu.Lock()
+	defer env.e.mu.Unlock()
+	_, a := env.e.findApp(env.e.st, env.apps[name].AppID)
+	return objectSize(a) / len(a.KeyCredentials)
+}
+
+// setSettings changes the emulator's settings, failing the test on error.
+func (env *testEnv) setSettings(change func(*Settings)) {
+	env.t.Helper()
+	s := env.e.Settings()
+	change(&s)
+	if err := env.e.SetSettings(s); err != nil {
+		env.t.Fatal(err)
 	}
-	if resp, m := env.patch(tok, target.ObjectID, map[string]any{"keyCredentials": entries}); resp.StatusCode != 204 {
-		t.Fatalf("PATCH to the cap = %d %v", resp.StatusCode, m)
+}
+
+// TestObjectSizeLimit: Entra limits the application object's size, not the number of keys.
+// A PATCH or an addKey that grows the credentials past the limit answers
+// Directory_ResourceSizeExceeded with Graph's message, in the configured status, and changes
+// nothing; writes that stay within it pass, whatever the number of keys.
+func TestObjectSizeLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		status int
+	}{
+		{"default 400", http.StatusBadRequest},
+		{"403 as Azure AD Graph documented", http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := newEnv(t)
+			one := env.credentialSize("target")
+			// Room for three certificates of about the target's size, not four.
+			env.setSettings(func(s *Settings) { s.ObjectSizeLimit, s.SizeLimitStatus = one*3+one/2, tc.status })
+			tok := env.token("admin")
+			target := env.apps["target"]
+			entries := []any{map[string]any{"keyId": target.KeyCredentials[0].KeyID}}
+			for i := 0; i < 2; i++ {
+				c := certtest.New(env.clk.Now(), certtest.CommonName("size"))
+				entries = append(entries, map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(c.DER)})
+			}
+			if resp, m := env.patch(tok, target.ObjectID, map[string]any{"keyCredentials": entries}); resp.StatusCode != 204 {
+				t.Fatalf("PATCH within the limit = %d %v", resp.StatusCode, m)
+			}
+			c := certtest.New(env.clk.Now(), certtest.CommonName("one too many"))
+			var keep []any
+			for _, k := range env.view("target").KeyCredentials {
+				keep = append(keep, map[string]any{"keyId": k.KeyID})
+			}
+			keep = append(keep, map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(c.DER)})
+			resp, m := env.patch(tok, target.ObjectID, map[string]any{"keyCredentials": keep})
+			code, msg := graphErr(m)
+			if resp.StatusCode != tc.status || code != "Directory_ResourceSizeExceeded" || msg != sizeExceededMessage {
+				t.Errorf("PATCH past the limit = %d %s %q, want %d Directory_ResourceSizeExceeded %q", resp.StatusCode, code, msg, tc.status, sizeExceededMessage)
+			}
+			if n := len(env.view("target").KeyCredentials); n != 3 {
+				t.Errorf("after the refused PATCH: %d credentials, want 3", n)
+			}
+
+			// addKey is held to the same limit.
+			agent := env.apps["agent"]
+			env.setSettings(func(s *Settings) { s.ObjectSizeLimit = env.credentialSize("agent") + one/2 })
+			newCert := certtest.New(env.clk.Now(), certtest.CommonName("agent next"))
+			resp, m = env.call(http.MethodPost, "/v1.0/applications/"+agent.ObjectID+"/addKey", env.token("agent"), map[string]any{
+				"keyCredential": map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(newCert.DER)},
+				"proof":         env.proof(env.certs["agent"], agent.ObjectID).sign(t),
+			})
+			if code, _ := graphErr(m); resp.StatusCode != tc.status || code != "Directory_ResourceSizeExceeded" {
+				t.Errorf("addKey past the limit = %d %s, want %d Directory_ResourceSizeExceeded", resp.StatusCode, code, tc.status)
+			}
+			if n := len(env.view("agent").KeyCredentials); n != 1 {
+				t.Errorf("after the refused addKey: %d credentials, want 1", n)
+			}
+		})
 	}
-	c := certtest.New(env.clk.Now(), certtest.CommonName("one too many"))
-	var keep []any
-	for _, k := range env.view("target").KeyCredentials {
-		keep = append(keep, map[string]any{"keyId": k.KeyID})
-	}
-	keep = append(keep, map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(c.DER)})
-	resp, m := env.patch(tok, target.ObjectID, map[string]any{"keyCredentials": keep})
-	if code, msg := graphErr(m); resp.StatusCode != 400 || !strings.Contains(msg, "The size of the manifest has exceeded its limit") {
-		t.Errorf("PATCH over the cap = %d %s %q, want 400 manifest size", resp.StatusCode, code, msg)
-	}
-	if n := len(env.view("target").KeyCredentials); n != 3 {
-		t.Errorf("after the refused PATCH: %d credentials, want 3", n)
+}
+
+// TestDefaultObjectSizeLimit: the default limit is of the order users report (hundreds of
+// certificates), far above the few an app normally holds.
+func TestDefaultObjectSizeLimit(t *testing.T) {
+	env := newEnv(t)
+	one := env.credentialSize("target")
+	t.Logf("one 2048-bit test certificate counts %d bytes; the default limit holds %d", one, DefaultObjectSizeLimit/one)
+	if n := DefaultObjectSizeLimit / one; n < 400 || n > 1200 {
+		t.Errorf("the default limit holds %d certificates of %d bytes, want 400 to 1200", n, one)
 	}
 }
 
@@ -407,5 +470,19 @@ func TestInferredRulesSwitchable(t *testing.T) {
 	}})
 	if resp.StatusCode != 400 {
 		t.Errorf("PATCH with end before start = %d, want 400", resp.StatusCode)
+	}
+}
+
+// TestPatchBodyLimit: a request body larger than 4 MB is refused with 413 before it is read
+// as JSON.
+func TestPatchBodyLimit(t *testing.T) {
+	env := newEnv(t)
+	big := []byte(`{"displayName":"` + strings.Repeat("x", maxGraphBody) + `"}`)
+	resp, m := env.patch(env.token("admin"), env.apps["target"].ObjectID, big)
+	if code, _ := graphErr(m); resp.StatusCode != http.StatusRequestEntityTooLarge || code != "Request_EntityTooLarge" {
+		t.Errorf("PATCH of %d bytes = %d %s, want 413 Request_EntityTooLarge", len(big), resp.StatusCode, code)
+	}
+	if env.view("target").DisplayName != "target" {
+		t.Error("the refused PATCH changed the application")
 	}
 }

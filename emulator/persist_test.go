@@ -264,7 +264,10 @@ func TestNewErrors(t *testing.T) {
 		}})}, "already used"},
 		{"end after the certificate", []Option{WithSeed(Seed{Applications: []SeedApplication{{DisplayName: "a", KeyCredentials: []SeedKeyCredential{{Certificate: c.DER, EndDateTime: c.Cert.NotAfter.Add(time.Hour)}}}}})}, "keyCredentials[0].endDateTime"},
 		{"not a certificate", []Option{WithSeed(Seed{Applications: []SeedApplication{{DisplayName: "a", KeyCredentials: []SeedKeyCredential{{Certificate: []byte("nope")}}}}})}, "not a certificate"},
-		{"cap", []Option{WithCollectionCap(0)}, "collection cap"},
+		{"size limit", []Option{WithObjectSizeLimit(0)}, "objectSizeLimit"},
+		{"size limit status", []Option{WithSettings(Settings{ObjectSizeLimit: 1, SizeLimitStatus: 500, ValidityErrorCode: ValidityError700027})}, "sizeLimitStatus"},
+		{"validity code", []Option{WithValidityErrorCode(50012)}, "validityErrorCode"},
+		{"negative delay", []Option{WithSignInPropagation(-time.Second, 0)}, "signInAddDelay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(t.TempDir(), append(tc.opts, quiet())...)

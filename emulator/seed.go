@@ -77,7 +77,7 @@ type SeedPasswordCredential struct {
 }
 
 // CustomKeyIdentifierFormat says what Graph stores as customKeyIdentifier when a client
-// leaves it out (GRAPH-NOTES: *inferred*; docs examples show the hex thumbprint).
+// leaves it out (*inferred*, docs/graph.md; docs examples show the hex thumbprint).
 type CustomKeyIdentifierFormat int
 
 const (

@@ -11,15 +11,17 @@ import (
 )
 
 func runDev(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "dev", "dev [--dir DIR]")
+	fs := newFlags(env, "dev", "dev [--dir DIR] [--listen ADDR] [--realistic] [--realistic-seed N]")
 	dir := fs.String("dir", ".certagent-dev", "folder for the emulated tenant, the agent's state, config and drop folder (kept between runs)")
 	listen := fs.String("listen", "127.0.0.1:8471", "the agent API's address (a free port is used when it is taken)")
+	realistic := addRealisticFlags(fs)
 	verbose := fs.Bool("v", false, "debug logging")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log := consoleLogger(env, *verbose)
-	e, err := devenv.Setup(devenv.Options{Dir: *dir, APIListen: *listen, Logger: log})
+	on, seed := realistic.resolve(fs)
+	e, err := devenv.Setup(devenv.Options{Dir: *dir, APIListen: *listen, Logger: log, Realistic: on, RealisticSeed: seed})
 	if err != nil {
 		return err
 	}

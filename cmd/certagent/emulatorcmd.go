@@ -2,17 +2,20 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 
 	"github.com/aucloud/certagent/emulator"
 )
 
 func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "emulator", "emulator [--listen ADDR] [--dir DIR] [--seed FILE]")
+	fs := newFlags(env, "emulator", "emulator [--listen ADDR] [--dir DIR] [--seed FILE] [--realistic] [--realistic-seed N]")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on (loopback)")
 	dir := fs.String("dir", ".certagent-emulator", "folder for the CA and the tenant's state (kept between runs)")
 	seedFile := fs.String("seed", "", "YAML file describing the tenant to create (default: a demo tenant); ignored when DIR already holds a tenant")
+	realistic := addRealisticFlags(fs)
 	verbose := fs.Bool("v", false, "log every request")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -25,6 +28,9 @@ func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
 		}
 		opts = append(opts, emulator.WithSeed(seed))
 	}
+	if on, seed := realistic.resolve(fs); on {
+		opts = append(opts, emulator.WithRealistic(seed))
+	}
 	emu, err := emulator.New(*dir, opts...)
 	if err != nil {
 		return err
@@ -35,6 +41,9 @@ func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	abs, _ := filepath.Abs(*dir)
 	fmt.Fprintf(env.stdout, "emulated Entra ID tenant and Microsoft Graph at %s\n  CA certificate  %s\n  state           %s\n", emu.URL(), emu.CAFile(), abs)
+	if s := emu.Settings(); s.Realistic() {
+		fmt.Fprintf(env.stdout, "  realistic mode  %s\n                  repeat with --realistic-seed %d\n", s, s.Seed)
+	}
 	for _, t := range emu.State().Tenants {
 		fmt.Fprintf(env.stdout, "  tenant          %s (%s)\n", t.ID, t.Domain)
 		for _, a := range t.Applications {
@@ -48,4 +57,32 @@ func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
 	fmt.Fprintf(env.stdout, "\ncontrol: curl --cacert %s %s/_emulator/state\nStop with Ctrl-C.\n", emu.CAFile(), emu.URL())
 	<-ctx.Done()
 	return nil
+}
+
+// realisticFlags are the flags of `certagent emulator` and `certagent dev` that turn on the
+// emulator's realistic mode (emulator.WithRealistic). --seed is taken by the tenant seed
+// file, hence --realistic-seed.
+type realisticFlags struct {
+	on   *bool
+	seed *int64
+}
+
+func addRealisticFlags(fs *flag.FlagSet) *realisticFlags {
+	return &realisticFlags{
+		on:   fs.Bool("realistic", false, "make the emulated tenant as slow and inconsistent as Entra: new keys sign in after 5-20 s, removed ones keep working 5-30 s, reads lag writes by up to 2 s; the random seed is printed"),
+		seed: fs.Int64("realistic-seed", 0, "seed of --realistic's random delays, to repeat a run (implies --realistic; default: a fresh seed)"),
+	}
+}
+
+// resolve reports whether realistic mode is on and its seed: the one given, or a fresh one.
+func (r *realisticFlags) resolve(fs *flag.FlagSet) (bool, int64) {
+	seedGiven := false
+	fs.Visit(func(f *flag.Flag) { seedGiven = seedGiven || f.Name == "realistic-seed" })
+	switch {
+	case seedGiven:
+		return true, *r.seed
+	case *r.on:
+		return true, rand.Int64N(1 << 31)
+	}
+	return false, 0
 }

@@ -40,6 +40,8 @@ type Info struct {
 	SampleCertificate string `json:"sampleCertificate"`
 	StateDir          string `json:"stateDir"`
 	PID               int    `json:"pid"`
+	// RealisticSeed is the seed of the emulator's realistic mode, when it is on.
+	RealisticSeed *int64 `json:"realisticSeed,omitempty"`
 }
 
 // Options shape the environment.
@@ -52,6 +54,10 @@ type Options struct {
 	// EmulatorListen is the emulator's address (default 127.0.0.1:0).
 	EmulatorListen string
 	Logger         *slog.Logger
+	// Realistic turns on the emulator's realistic mode (emulator.WithRealistic) with
+	// RealisticSeed: sign-in propagation delays and replication lag.
+	Realistic     bool
+	RealisticSeed int64
 	// Edit, if set, may change the generated config before it is written (tests shorten
 	// intervals with it; `certagent dev` does not).
 	Edit func(*config.Config)
@@ -90,7 +96,11 @@ func Setup(o Options) (*Env, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	emu, err := emulator.New(filepath.Join(dir, "emulator"), emulator.WithLogger(o.Logger))
+	emuOpts := []emulator.Option{emulator.WithLogger(o.Logger)}
+	if o.Realistic {
+		emuOpts = append(emuOpts, emulator.WithRealistic(o.RealisticSeed))
+	}
+	emu, err := emulator.New(filepath.Join(dir, "emulator"), emuOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -148,6 +158,9 @@ func Setup(o Options) (*Env, error) {
 	if err := register(emu, demo.AgentAppID, c); err != nil {
 		return nil, err
 	}
+	// An admin registers the agent's credential before the agent first starts, not a moment
+	// before: in realistic mode, only what happens from now on waits for propagation.
+	emu.Settle()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("devenv: generated config: %w", err)
 	}
@@ -173,6 +186,10 @@ func Setup(o Options) (*Env, error) {
 		SampleCertificate:   demo.NextProviderCertFile,
 		StateDir:            cfg.StateDir,
 		PID:                 os.Getpid(),
+	}
+	if o.Realistic {
+		seed := o.RealisticSeed
+		env.Info.RealisticSeed = &seed
 	}
 	ok = true
 	return env, nil
@@ -216,9 +233,13 @@ func (env *Env) Close() error {
 // (os.Args[0]).
 func (env *Env) Banner(dir, self string) string {
 	i := env.Info
+	realistic := ""
+	if s := env.Emulator.Settings(); s.Realistic() {
+		realistic = fmt.Sprintf("  realistic mode  %s\n                  repeat with: %s dev --realistic-seed %d\n", s, self, s.Seed)
+	}
 	return fmt.Sprintf(`certagent dev is running: the real agent against an emulated Entra ID tenant.
 
-  tenant          %s
+%s  tenant          %s
   target app      %s  (holds a provider certificate that expires soon)
   drop folder     %s
   API             %s   token: %s
@@ -233,7 +254,7 @@ Try it:
 
 The certificate appears on the emulated app a moment after the file settles (%s), the file
 moves to %s, and the audit log records each step. Stop with Ctrl-C; state is kept in %s.
-`, i.TenantID, i.TargetAppID, i.DropFolder, i.APIURL, i.TokenFile, i.EmulatorURL, i.EmulatorCAFile,
+`, realistic, i.TenantID, i.TargetAppID, i.DropFolder, i.APIURL, i.TokenFile, i.EmulatorURL, i.EmulatorCAFile,
 		filepath.Join(dir, "dev.json"),
 		i.SampleCertificate, i.DropFolder, self, i.ConfigFile, i.TokenFile, i.APIURL,
 		i.EmulatorCAFile, i.EmulatorURL, env.Config.Intake.Settle.Duration(), filepath.Join(i.DropFolder, "processed"), dir)
