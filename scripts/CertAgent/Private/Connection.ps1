@@ -5,6 +5,7 @@
 # The product defaults (CONTRACT: API listen default, state folder, config path).
 $script:CertAgentDefaultListen = '127.0.0.1:8471'
 $script:CertAgentRegistryKey = 'HKLM:\SOFTWARE\CertAgent'
+$script:CertAgentRegistrySubKey = 'SOFTWARE\CertAgent'
 
 function Get-CertAgentRegistry {
     <#
@@ -20,17 +21,28 @@ function Get-CertAgentRegistry {
     if (-not (Test-CertAgentWindows)) {
         return $values
     }
-    $item = Get-ItemProperty -Path $script:CertAgentRegistryKey -ErrorAction SilentlyContinue
-    if ($null -eq $item) {
+    # The 64-bit view, where the x64 MSI writes, even from a 32-bit PowerShell.
+    $key = $null
+    try {
+        $hive = [Microsoft.Win32.RegistryKey]::OpenBaseKey([Microsoft.Win32.RegistryHive]::LocalMachine, [Microsoft.Win32.RegistryView]::Registry64)
+        $key = $hive.OpenSubKey($script:CertAgentRegistrySubKey)
+    } catch {
+        Write-Verbose ('CertAgent: cannot open {0}: {1}' -f $script:CertAgentRegistryKey, $_.Exception.Message)
+    }
+    if ($null -eq $key) {
         return $values
     }
-    # Registry value names are case-insensitive: the MSI's CONFIGFILE and APIPORT properties
-    # are the ConfigFile and ApiPort values.
-    foreach ($name in @('InstallDir', 'ConfigFile', 'ApiUrl', 'ApiPort', 'TokenFile')) {
-        $value = Get-CertAgentValue $item $name
-        if ($null -ne $value -and -not [string]::IsNullOrWhiteSpace([string] $value)) {
-            $values[$name] = ([string] $value).Trim()
+    try {
+        # Registry value names are case-insensitive: the MSI's CONFIGFILE and APIPORT
+        # properties are the ConfigFile and ApiPort values.
+        foreach ($name in @('InstallDir', 'ConfigFile', 'ApiUrl', 'ApiPort', 'TokenFile')) {
+            $value = $key.GetValue($name)
+            if ($null -ne $value -and -not [string]::IsNullOrWhiteSpace([string] $value)) {
+                $values[$name] = ([string] $value).Trim()
+            }
         }
+    } finally {
+        $key.Dispose()
     }
     return $values
 }
@@ -320,6 +332,11 @@ function Resolve-CertAgentConnection {
 
     $secret = $Token
     $path = $TokenPath
+    if (-not [string]::IsNullOrEmpty($path)) {
+        # [System.IO.File] resolves relative paths against .NET's current directory, not
+        # PowerShell's location.
+        $path = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($path)
+    }
     if ($null -eq $secret -and [string]::IsNullOrEmpty($path) -and $null -ne $session) {
         $secret = $session.Token
         $path = $session.TokenPath

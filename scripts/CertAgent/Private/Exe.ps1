@@ -48,7 +48,7 @@ function Find-CertAgentExe {
     }
     $command = Get-Command -Name 'certagent' -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
     if ($null -ne $command) {
-        return $command.Source
+        return $command.Path
     }
     throw (New-CertAgentErrorRecord -ErrorId 'certagent_not_found' -Category ObjectNotFound -TargetObject $name `
             -Message ('cannot find {0}: looked in {1} and on PATH; pass -ExePath' -f $name, ($candidates -join ', ')))
@@ -122,6 +122,11 @@ function Invoke-CertAgentExe {
     $info.FileName = $FilePath
     $info.Arguments = ConvertTo-CertAgentArgumentString -ArgumentList $ArgumentList
     $info.UseShellExecute = $false
+    # .NET's current directory is not PowerShell's location: relative paths mean the latter.
+    $location = Get-Location -PSProvider FileSystem
+    if ($null -ne $location) {
+        $info.WorkingDirectory = $location.ProviderPath
+    }
     if (-not $Interactive) {
         $info.RedirectStandardOutput = $true
         $info.RedirectStandardError = $true

@@ -111,7 +111,7 @@ function Connect-CertAgent {
         if (-not [string]::IsNullOrEmpty($TokenPath)) {
             $path = (Resolve-Path -LiteralPath $TokenPath -ErrorAction SilentlyContinue).ProviderPath
             if ([string]::IsNullOrEmpty($path)) {
-                $path = $TokenPath
+                $path = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($TokenPath)
             }
         }
         $tokenSource = 'file'

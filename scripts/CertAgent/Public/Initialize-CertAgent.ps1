@@ -80,7 +80,7 @@ function Initialize-CertAgent {
         $exe = Find-CertAgentExe -ExePath $ExePath
         $arguments = @('setup')
         if ($ConfigFile) {
-            $arguments += @('-c', $ConfigFile)
+            $arguments += @('-c', $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($ConfigFile))
         }
         if ($Tenant) {
             $arguments += @('--tenant', $Tenant)

@@ -101,6 +101,7 @@ function Test-CertAgentCertificate {
                 if ([string]::IsNullOrEmpty($config)) {
                     $config = (Get-CertAgentInstalledConnection).ConfigFile
                 }
+                $config = $ExecutionContext.SessionState.Path.GetUnresolvedProviderPathFromPSPath($config)
                 $readable = $false
                 try {
                     $stream = [System.IO.File]::OpenRead($config)
