@@ -23,7 +23,7 @@ HEAVY_PKGS  := ./agent ./agent/graph/... ./cmd/...
 LIGHT_PKGS   = $(shell $(GO) list ./... | grep -v -E '/agent$$|/agent/graph|/cmd/')
 
 .PHONY: build build-windows test check fmt-check vet test-light test-heavy test-windows \
-        fuzz fuzz-short bench dev clean tidy-check
+        fuzz fuzz-short bench dev clean tidy-check ps-module test-powershell
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent ./cmd/certagent
@@ -32,7 +32,7 @@ build-windows:
 	GOOS=windows GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent.exe ./cmd/certagent
 
 ## test: everything CI runs. Fails on the first failing step.
-test: check test-light test-heavy fuzz-short test-windows
+test: check test-powershell test-light test-heavy fuzz-short test-windows
 	@echo "make test: all passed"
 
 ## check: formatting, vet for both OSes, the Windows cross-build, go.mod tidiness.
@@ -57,6 +57,31 @@ test-heavy:
 ## test-windows: the Windows-only code (ACLs, no-replace rename, service glue) under Wine.
 test-windows:
 	scripts/wine-test.sh
+
+# The PowerShell module (scripts/CertAgent). pwsh does not run on these machines: the module is
+# checked statically by scripts/pscheck (node and npm; .ci/run installs them), and its Pester
+# tests (scripts/CertAgent/Tests) run on Windows.
+DIST          := dist
+PSCHECK       := scripts/pscheck
+NODE          ?= node
+# ModuleVersion is numeric (major.minor[.build[.revision]]): a tag v1.2.3 gives 1.2.3; a build
+# without a version tag gives 0.0.1. ReleaseNotes keeps the whole $(VERSION).
+PS_VERSION    ?= $(or $(shell echo '$(VERSION)' | sed -nE 's/^v?([0-9]+(\.[0-9]+){1,3}).*/\1/p'),0.0.1)
+
+## ps-module: the module as shipped, with the build's version stamped in, in dist/CertAgent.
+ps-module:
+	rm -rf $(DIST)/CertAgent && mkdir -p $(DIST)
+	cp -R scripts/CertAgent $(DIST)/CertAgent && rm -rf $(DIST)/CertAgent/Tests
+	sed -i -E "s/^(\s*ModuleVersion\s*=\s*)'0\.0\.0'/\1'$(PS_VERSION)'/; s/^(\s*ReleaseNotes\s*=\s*)'[^']*'/\1'certagent $(VERSION)'/" $(DIST)/CertAgent/CertAgent.psd1
+	grep -q "ModuleVersion *= *'$(PS_VERSION)'" $(DIST)/CertAgent/CertAgent.psd1
+
+$(PSCHECK)/node_modules/.installed: $(PSCHECK)/package.json $(PSCHECK)/package-lock.json
+	cd $(PSCHECK) && npm ci --ignore-scripts --no-audit --no-fund
+	touch $@
+
+## test-powershell: parse and check the module (and the checker's self-test); no network.
+test-powershell: ps-module $(PSCHECK)/node_modules/.installed
+	$(NODE) --liftoff-only $(PSCHECK)/check.mjs --dist $(DIST)/CertAgent
 
 # fuzz-short: a brief run for CI; minimizing a new input is capped so that the seconds go to
 # fuzzing (minimizing the 64 KiB seeds alone can take the whole budget).
