@@ -1,4 +1,4 @@
-// Package api serves certagent's local REST API (CONTRACT, "Local REST API"): loopback only,
+// Package api serves certagent's local REST API (docs/contract.md, "Local REST API"): loopback only,
 // bearer-token protected, problem+json errors, with the handlers calling a Backend that the
 // agent implements.
 //

@@ -7,7 +7,7 @@ import (
 	"github.com/aucloud/certagent/api/apitype"
 )
 
-// toRotation gives the API's view of a rotation: the CONTRACT's fields, without the DER and
+// toRotation gives the API's view of a rotation: the fields of docs/contract.md, without the DER and
 // the engine's internal bookkeeping (intent keyId, attempts). Times are in UTC.
 func toRotation(r rotation.Rotation) apitype.Rotation {
 	cert := r.Certificate

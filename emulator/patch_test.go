@@ -37,7 +37,7 @@ func (env *testEnv) view(name string) ApplicationView {
 	return v
 }
 
-// TestPatchAzureCLIAppend replays azure-cli's `credential reset --append` (AZCLI.md): read
+// TestPatchAzureCLIAppend replays azure-cli's `credential reset --append` (docs/graph.md, "azure-cli against the emulator"): read
 // without $select, echo every credential as read with key null, add the new one with
 // displayName null, no customKeyIdentifier, second-precision dates and a PEM body with line
 // breaks.

@@ -97,7 +97,7 @@ func TestTokenMSALGo(t *testing.T) {
 	}
 }
 
-// TestTokenAzureCLI signs in as azure-cli does (AZCLI.md): ADFS authority, RS256 with x5t,
+// TestTokenAzureCLI signs in as azure-cli does (docs/graph.md, "azure-cli against the emulator"): ADFS authority, RS256 with x5t,
 // float iat/exp and no nbf, the custom cloud's double-slash scope, then the ARM scope.
 func TestTokenAzureCLI(t *testing.T) {
 	env := newEnv(t)

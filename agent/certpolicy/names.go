@@ -6,7 +6,7 @@ import (
 )
 
 // NameKind says what the drop folder does with a file, judged by its name alone
-// (CONTRACT, "Drop folder").
+// (docs/contract.md, "Drop folder").
 type NameKind int
 
 const (

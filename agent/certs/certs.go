@@ -18,7 +18,7 @@ import (
 )
 
 // Certificate is what certagent tells a person about one X.509 certificate. The JSON form is
-// the one the CONTRACT gives for the API, `inspect --json` and the audit log.
+// the one docs/contract.md gives for the API, `inspect --json` and the audit log.
 type Certificate struct {
 	// Thumbprint is the SHA-1 of the DER, upper-case hex, as the Azure portal shows it.
 	Thumbprint string `json:"thumbprint"`

@@ -4,7 +4,7 @@ package certs
 // change one once released.
 type Code string
 
-// Verdict codes: why a file or a certificate is refused (CONTRACT, "Certificate verdicts").
+// Verdict codes: why a file or a certificate is refused (docs/contract.md, "Certificate verdicts").
 const (
 	// NotACertificate: nothing in the input parses as a certificate.
 	NotACertificate Code = "not_a_certificate"
@@ -42,7 +42,7 @@ type Reason struct {
 
 func (r Reason) Error() string { return string(r.Code) + ": " + r.Message }
 
-// VerdictCodes lists every verdict code, in the CONTRACT's order.
+// VerdictCodes lists every verdict code, in the order of docs/contract.md.
 var VerdictCodes = []Code{
 	NotACertificate, ContainsPrivateKey, MultipleCertificates, Expired, ExpiresTooSoon,
 	WeakKey, UnsupportedKeyType, NotAllowed, TooLarge, UnsupportedFile,

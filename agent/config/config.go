@@ -35,7 +35,7 @@ const (
 	LogJSON = "json"
 )
 
-// DefaultListen is the default api.listen (CONTRACT, "Names and places").
+// DefaultListen is the default api.listen (docs/contract.md, "Names and places").
 const DefaultListen = "127.0.0.1:8471"
 
 // Config is certagent's configuration. Load and Parse return it with every default applied

@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// osPaths are the default locations on one operating system (CONTRACT, "Names and places").
+// osPaths are the default locations on one operating system (docs/contract.md, "Names and places").
 type osPaths struct {
 	configFile string
 	stateDir   string

@@ -14,7 +14,7 @@ import (
 	"github.com/kardianos/service"
 )
 
-// Service identity (CONTRACT "Names and places").
+// Service identity (docs/contract.md, "Names and places").
 const (
 	Name        = "CertAgent"
 	DisplayName = "Certificate Agent for Microsoft 365 Backup"

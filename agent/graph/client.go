@@ -148,7 +148,7 @@ func New(cfg Config) (*Client, error) {
 	c.cred = &sourceCredential{c: c}
 
 	// The valid-hosts list must name the Graph host: for any other host the provider adds
-	// no Authorization header, without an error (GRAPH-NOTES).
+	// no Authorization header, without an error (docs/graph.md).
 	auth, err := graphauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(
 		c.cred, []string{c.scope}, []string{graphURL.Hostname()})
 	if err != nil {

@@ -7,7 +7,7 @@
 //
 // # What the client guards against
 //
-// These are the hazards of GRAPH-NOTES.md and of the SDKs themselves, as of msgraph-sdk-go
+// These are the hazards of docs/graph.md and of the SDKs themselves, as of msgraph-sdk-go
 // v1.89.0, kiota-http-go v1.5.4, kiota-abstractions-go v1.9.3, azidentity v1.15.0 and MSAL-Go
 // v1.10.1:
 //

@@ -11,7 +11,7 @@ import (
 	"github.com/aucloud/certagent/agent/certs"
 )
 
-// State is where a rotation stands. The values are part of the CONTRACT.
+// State is where a rotation stands. The values are part of the contract (docs/contract.md).
 type State string
 
 const (

@@ -165,7 +165,7 @@ type CertificateList struct {
 	SyncedAt *time.Time `json:"syncedAt,omitempty"`
 }
 
-// Rotation is the life of one provider certificate (CONTRACT, "Rotations").
+// Rotation is the life of one provider certificate (docs/contract.md, "Rotations").
 type Rotation struct {
 	ID          string            `json:"id"`
 	State       string            `json:"state"`

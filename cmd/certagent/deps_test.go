@@ -36,7 +36,7 @@ func TestDeps(t *testing.T) {
 }
 
 // TestHeavyImportsConfined holds each heavy third-party module to the one package that may
-// import it (STYLE.md §1): upgrades stay local, and msgraph's build cost stays in agent/graph.
+// import it (docs/architecture.md): upgrades stay local, and msgraph's build cost stays in agent/graph.
 func TestHeavyImportsConfined(t *testing.T) {
 	owners := map[string]string{
 		"github.com/microsoftgraph/":          "github.com/aucloud/certagent/agent/graph",

@@ -11,7 +11,7 @@ import (
 	"github.com/aucloud/certagent/agent/certs"
 )
 
-// inspectResult is one line of `inspect --json` (CONTRACT "Command line").
+// inspectResult is one line of `inspect --json` (docs/contract.md, "Command line").
 type inspectResult struct {
 	File        string             `json:"file"`
 	Verdict     string             `json:"verdict"`

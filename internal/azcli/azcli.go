@@ -7,7 +7,7 @@
 // through: a call az would make to the internet fails at once and is remembered, instead of
 // leaking or hanging. The emulator's own address (127.0.0.1) bypasses the proxy.
 //
-// The custom cloud follows AZCLI.md: activeDirectory is the emulator's /adfs (MSAL-Python
+// The custom cloud follows docs/graph.md: activeDirectory is the emulator's /adfs (MSAL-Python
 // then skips instance discovery on login.microsoftonline.com), microsoftGraphResourceId is
 // the emulator's base URL with a trailing slash (Graph's base and the token scope),
 // resourceManager is the emulator's base URL (az login lists subscriptions there). The two

@@ -175,7 +175,7 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 			t.Errorf("az login account = tenant %s user %s (%s) cloud %s; want %s, %s (servicePrincipal), %s",
 				a.TenantID, a.User.Name, a.User.Type, a.CloudName, info.TenantID, info.AgentAppID, az.CloudName())
 		}
-		// az went the ADFS way of AZCLI.md: discovery, a token, the ARM subscriptions list.
+		// az went the ADFS way of docs/graph.md: discovery, a token, the ARM subscriptions list.
 		var got []string
 		for _, r := range emu.Requests()[mark:] {
 			got = append(got, fmt.Sprintf("%s %s %d", r.Method, r.Path, r.Status))
@@ -389,7 +389,7 @@ func TestAzureCLIAndAgentAgree(t *testing.T) {
 	})
 }
 
-// checkAzPatch checks the PATCH az logged against AZCLI.md: one PATCH of the app answered
+// checkAzPatch checks the PATCH az logged against docs/graph.md: one PATCH of the app answered
 // 204, echoing every credential that was there by keyId with "key": null, and adding the
 // certificate der as base64 with line breaks, without customKeyIdentifier, under the keyId
 // the emulator then holds (Graph keeps a keyId the client chose).
@@ -426,7 +426,7 @@ func checkAzPatch(t *testing.T, res Result, before emulator.ApplicationView, der
 		}
 		sent[id] = true
 		if v, ok := k["key"]; !ok || v != nil {
-			t.Errorf("az echoed credential %s with key %v; AZCLI.md says it sends \"key\": null", id, v)
+			t.Errorf("az echoed credential %s with key %v; docs/graph.md says it sends \"key\": null", id, v)
 		}
 	}
 	for id := range old {
@@ -440,13 +440,13 @@ func checkAzPatch(t *testing.T, res Result, before emulator.ApplicationView, der
 	n := added[0]
 	key, _ := n["key"].(string)
 	if !strings.Contains(key, "\n") {
-		t.Errorf("az sent the new key without line breaks; AZCLI.md says it breaks the base64 every 64 characters (the emulator's path for that is then untested)")
+		t.Errorf("az sent the new key without line breaks; docs/graph.md says it breaks the base64 every 64 characters (the emulator's path for that is then untested)")
 	}
 	if b, err := base64.StdEncoding.DecodeString(strings.NewReplacer("\n", "", "\r", "").Replace(key)); err != nil || !slices.Equal(b, der) {
 		t.Errorf("the key az sent is not the certificate's DER in base64 (err %v)", err)
 	}
 	if v, ok := n["customKeyIdentifier"]; ok && v != nil {
-		t.Errorf("az sent customKeyIdentifier %v; AZCLI.md says it leaves it to Graph", v)
+		t.Errorf("az sent customKeyIdentifier %v; docs/graph.md says it leaves it to Graph", v)
 	}
 	if id, _ := n["keyId"].(string); id != "" && id != storedKeyID {
 		t.Errorf("az sent keyId %s for the new credential, the emulator stored it as %s; Graph keeps the client's keyId", id, storedKeyID)

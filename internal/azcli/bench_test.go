@@ -23,7 +23,7 @@ const minRounds = 10
 // rotation until it is applied: the client's wall time, and the time between the first and
 // the applied entry of the rotation's history). It reports the medians and their ratio.
 //
-// az's time is mostly Python start-up (AZCLI.md); that is what a person or a script using
+// az's time is mostly Python start-up (docs/graph.md, "azure-cli against the emulator"); that is what a person or a script using
 // az pays for each certificate, and what the agent does not.
 func BenchmarkAzVersusAgent(b *testing.B) {
 	e2e.BuildInBackground() // overlaps az's set-up; startAgent waits for it

@@ -20,7 +20,7 @@ import (
 	"github.com/aucloud/certagent/emulator"
 )
 
-// Info is dev.json (CONTRACT "Command line": at least apiUrl, tokenFile, dropFolder,
+// Info is dev.json (docs/contract.md, "Command line": at least apiUrl, tokenFile, dropFolder,
 // emulatorUrl, emulatorCaFile, tenantId, targetAppId, configFile).
 type Info struct {
 	APIURL         string `json:"apiUrl"`

@@ -73,7 +73,7 @@ func AppNotFound(id string) *FakeError {
 }
 
 // FakeApps is an in-memory rotation.KeyCredentials: a tenant of applications that behaves
-// like Graph does for reading and replacing keyCredentials (GRAPH-NOTES.md):
+// like Graph does for reading and replacing keyCredentials (docs/graph.md):
 //
 //   - Get returns the application with every credential and its key bytes, as deep copies.
 //     An unknown appId fails with AppNotFound (permanent).

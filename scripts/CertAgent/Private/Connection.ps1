@@ -2,7 +2,7 @@
 # Connect-CertAgent, then the installed agent's config file, then the registry values the MSI
 # writes (Windows), then the product defaults. See about_CertAgent, "CONNECTION".
 
-# The product defaults (CONTRACT: API listen default, state folder, config path).
+# The product defaults (docs/contract.md: API listen default, state folder, config path).
 $script:CertAgentDefaultListen = '127.0.0.1:8471'
 $script:CertAgentRegistryKey = 'HKLM:\SOFTWARE\CertAgent'
 $script:CertAgentRegistrySubKey = 'SOFTWARE\CertAgent'

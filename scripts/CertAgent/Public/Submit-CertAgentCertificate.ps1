@@ -88,7 +88,7 @@ function Submit-CertAgentCertificate {
         } catch {
             $PSCmdlet.ThrowTerminatingError($_)
         }
-        # The agent's limit for one certificate file (CONTRACT: too_large).
+        # The agent's limit for one certificate file (docs/contract.md: too_large).
         $maxBytes = 1048576
     }
 
