@@ -231,3 +231,85 @@ func orDash(s string) string {
 	}
 	return s
 }
+
+// FormatRotations prints rotations as a table, one per line: id, state, certificate subject
+// (common name), thumbprint, expiry, and when it last changed.
+func FormatRotations(w io.Writer, rs []apitype.Rotation, now time.Time) error {
+	p := &printer{w: w}
+	if len(rs) == 0 {
+		p.line("no rotations")
+		return p.err
+	}
+	p.line("%-36s  %-16s  %-40s  %-10s  %s", "ID", "STATE", "THUMBPRINT", "EXPIRES", "CERTIFICATE")
+	for _, r := range rs {
+		p.line("%-36s  %-16s  %-40s  %-10s  %s", r.ID, r.State, r.Certificate.Thumbprint, day(r.Certificate.NotAfter), commonName(r.Certificate.Subject))
+	}
+	return p.err
+}
+
+// FormatRotation prints one rotation in full, with its history and what to do next.
+func FormatRotation(w io.Writer, r apitype.Rotation, now time.Time) error {
+	p := &printer{w: w}
+	p.field("Rotation", "%s", r.ID)
+	p.field("State", "%s%s", r.State, nextStep(r.State))
+	c := r.Certificate
+	p.field("Certificate", "%s", c.Subject)
+	p.field("Issuer", "%s", c.Issuer)
+	p.field("Thumbprint", "%s", c.Thumbprint)
+	p.field("Valid", "%s to %s (%s)", day(c.NotBefore), day(c.NotAfter), daysLeft(now, c.NotAfter))
+	src := r.Source.Kind
+	if r.Source.FileName != "" {
+		src += ", " + r.Source.FileName
+	}
+	if r.Source.ArchivedAs != "" {
+		src += ", filed as processed/" + r.Source.ArchivedAs
+	}
+	p.field("Source", "%s", src)
+	tgt := r.Target.AppID
+	if r.Target.DisplayName != "" {
+		tgt = r.Target.DisplayName + " (" + r.Target.AppID + ")"
+	}
+	p.field("Target app", "%s", tgt)
+	if r.KeyID != "" {
+		k := r.KeyID
+		if r.AlreadyPresent {
+			k += " (was already on the app; nothing written)"
+		}
+		p.field("keyId", "%s", k)
+	}
+	if r.Reason != nil {
+		p.field("Reason", "%s (%s)", r.Reason.Message, r.Reason.Code)
+	}
+	p.line("History:")
+	for _, h := range r.History {
+		line := fmt.Sprintf("  %s  %-16s  %s", stamp(h.At), h.State, h.Actor)
+		if h.Note != "" {
+			line += ": " + h.Note
+		}
+		p.line("%s", line)
+	}
+	return p.err
+}
+
+// nextStep says what a person may do in state.
+func nextStep(state string) string {
+	switch rotation.State(state) {
+	case rotation.StatePendingApproval:
+		return " (approve or reject it)"
+	case rotation.StateApplied:
+		return " (tell the provider, then confirm it)"
+	case rotation.StateFailed:
+		return " (fix the cause, then retry it, or reject it)"
+	}
+	return ""
+}
+
+// commonName returns the CN of an RFC 2253 subject, or the subject itself.
+func commonName(subject string) string {
+	for part := range strings.SplitSeq(subject, ",") {
+		if cn, ok := strings.CutPrefix(strings.TrimSpace(part), "CN="); ok {
+			return cn
+		}
+	}
+	return subject
+}

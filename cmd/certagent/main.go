@@ -54,7 +54,9 @@ var commands []command
 func init() {
 	commands = []command{
 		{"run", "run the agent in the foreground (the service runs exactly this)", runRun},
-		{"status", "ask the running agent for its status", runStatus},
+		{"status", "ask the running agent for its status (exit 0 healthy, 1 problems, 2 unreachable)", runStatus},
+		{"rotations", "list, show, approve, reject, confirm or retry rotations of the running agent", runRotations},
+		{"submit", "send certificate files to the running agent, as the drop folder would take them", runSubmit},
 		{"inspect", "print the verdict the agent would give each certificate file", runInspect},
 		{"config", "validate a config file: config check [-c FILE]", runConfig},
 		{"credential", "the agent's own sign-in credential: credential init|show|rotate", runCredential},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/config"
+	"github.com/aucloud/certagent/api/apitype"
 	"github.com/aucloud/certagent/api/client"
 )
 
@@ -30,7 +31,7 @@ func notRunning(cfg *config.Config, err error) error {
 }
 
 func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "status", "status [-c FILE] [--json]")
+	fs := newFlags(env, "status", "status [-c FILE] [--json]  (exit 0 healthy, 1 a warning or critical problem, 2 agent unreachable)")
 	configFile := fs.String("c", "", "config file of the agent to ask (default "+config.DefaultPath()+")")
 	asJSON := fs.Bool("json", false, "print the API's status JSON")
 	if _, err := parseFlags(fs, args); err != nil {
@@ -42,18 +43,31 @@ func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	c, err := apiClient(cfg)
 	if err != nil {
-		return err
+		// No token (an agent that never started) or no right to read it: either way this
+		// status cannot reach the agent.
+		return &exitError{code: 2, msg: err.Error()}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	s, err := c.Status(ctx)
 	if err != nil {
-		return notRunning(cfg, err)
+		// Monitoring scripts tell "cannot reach the agent" (2) from "the agent reports a
+		// problem" (1).
+		return &exitError{code: 2, msg: notRunning(cfg, err).Error()}
 	}
 	if *asJSON {
 		enc := json.NewEncoder(env.stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		if err := enc.Encode(s); err != nil {
+			return err
+		}
+	} else if err := client.FormatStatus(env.stdout, s, time.Now()); err != nil {
+		return err
 	}
-	return client.FormatStatus(env.stdout, s, time.Now())
+	for _, p := range s.Problems {
+		if p.Severity == apitype.SeverityCritical || p.Severity == apitype.SeverityWarning {
+			return &exitError{code: 1}
+		}
+	}
+	return nil
 }
