@@ -39,12 +39,27 @@ type harness struct {
 
 func start(t testing.TB, edit func(*config.Config)) *harness {
 	t.Helper()
-	env, err := devenv.Setup(devenv.Options{Dir: t.TempDir(), APIListen: "127.0.0.1:0", Edit: func(c *config.Config) {
+	return startIn(t, devenv.Options{}, edit)
+}
+
+// startRealistic starts the agent against an emulated tenant as slow and inconsistent as
+// Entra: new keys sign in only after a while, reads lag writes (emulator.WithRealistic).
+func startRealistic(t testing.TB, seed int64, edit func(*config.Config)) *harness {
+	t.Helper()
+	t.Logf("realistic emulator, seed %d", seed)
+	return startIn(t, devenv.Options{Realistic: true, RealisticSeed: seed}, edit)
+}
+
+func startIn(t testing.TB, o devenv.Options, edit func(*config.Config)) *harness {
+	t.Helper()
+	o.Dir, o.APIListen = t.TempDir(), "127.0.0.1:0"
+	o.Edit = func(c *config.Config) {
 		c.Intake.Settle = config.Duration(100 * time.Millisecond)
 		if edit != nil {
 			edit(c)
 		}
-	}})
+	}
+	env, err := devenv.Setup(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +123,7 @@ func (h *harness) restart() {
 
 func (h *harness) waitFor(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(90 * time.Second) // realistic sign-in propagation takes up to 20 s
 	for !cond() {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s", what)
@@ -557,4 +572,79 @@ func TestWebhookConfirms(t *testing.T) {
 	if got[0]["event"] != "certificate.applied" || got[0]["rotationId"] != r.ID || auth != "Bearer provider-secret" {
 		t.Errorf("delivery = %v, auth %q", got[0], auth)
 	}
+}
+
+// TestRealisticRotation: with the emulator's replication lag on, a dropped certificate and an
+// API submission are applied once each, read back through lagging replicas, and no
+// credential is lost.
+func TestRealisticRotation(t *testing.T) {
+	t.Parallel()
+	h := startRealistic(t, 11, nil)
+	ctx := context.Background()
+	before := h.creds()
+	dropped := certtest.New(time.Now(), certtest.CommonName("realistic dropped"))
+	if err := os.WriteFile(filepath.Join(h.env.Config.DropFolder, "next.cer"), dropped.PEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	posted := certtest.New(time.Now(), certtest.CommonName("realistic posted"))
+	r, _, err := h.client.Submit(ctx, posted.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r.ID, "applied")
+	h.waitFor("the dropped certificate applied", func() bool {
+		rs, err := h.client.Rotations(ctx, "applied")
+		return err == nil && len(rs) == 2
+	})
+	creds := h.creds()
+	for _, c := range before {
+		if countThumb(creds, c.Thumbprint) != 1 {
+			t.Errorf("credential %s (%s) lost or doubled: %d", c.KeyID, c.Thumbprint, countThumb(creds, c.Thumbprint))
+		}
+	}
+	for _, c := range []certtest.Cert{dropped, posted} {
+		if n := countThumb(creds, certs.ThumbprintSHA1(c.DER)); n != 1 {
+			t.Errorf("%s on the app %d times, want 1", c.Cert.Subject.CommonName, n)
+		}
+	}
+}
+
+// TestRealisticRenewal: with sign-in propagation on, the agent's renewal adds its new key,
+// says in status that it waits for the key to become usable, keeps working with the old key
+// meanwhile, and then switches.
+func TestRealisticRenewal(t *testing.T) {
+	t.Parallel()
+	h := startRealistic(t, 12, nil)
+	ctx := context.Background()
+	before, err := h.client.Credential(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.client.RotateCredential(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("status to say the renewal waits for the new key", func() bool {
+		s, err := h.client.Status(ctx)
+		return err == nil && hasProblem(s, "credential_renewal_waiting")
+	})
+	// Meanwhile the agent still works with its old key.
+	c := certtest.New(time.Now(), certtest.CommonName("during renewal"))
+	r, _, err := h.client.Submit(ctx, c.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r.ID, "applied")
+	h.waitFor("the renewal to finish", func() bool {
+		cur, err := h.client.Credential(ctx)
+		return err == nil && cur.Thumbprint != before.Thumbprint
+	})
+	if s, _ := h.client.Status(ctx); hasProblem(s, "credential_renewal_waiting") {
+		t.Errorf("status still says the renewal waits: %+v", s.Problems)
+	}
+	c2 := certtest.New(time.Now(), certtest.CommonName("after renewal"))
+	r2, _, err := h.client.Submit(ctx, c2.PEM(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.rotation(r2.ID, "applied")
 }

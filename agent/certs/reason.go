@@ -59,6 +59,9 @@ const (
 	AppNotFound Code = "app_not_found"
 	// GraphBadRequest: 400: Graph refused the request body (for example the manifest size cap).
 	GraphBadRequest Code = "graph_bad_request"
+	// AppFull: Directory_ResourceSizeExceeded: the app registration holds as many
+	// credentials as Entra allows; old certificates must be retired first. Never retried.
+	AppFull Code = "app_full"
 	// GraphUnavailable: throttling, 5xx or network failures, through every retry.
 	GraphUnavailable Code = "graph_unavailable"
 	// AuthFailed: the token endpoint refused the agent's own credential (AADSTS...).

@@ -205,7 +205,17 @@ func (c *Client) classify(op, object string, err error, last *answer, ctxErr err
 // classifyStatus sets reason, transient, detail and hint from a Graph error answer.
 func (c *Client) classifyStatus(e *Error) {
 	s := e.StatusCode
+	switch {
+	case e.Code == "Directory_ResourceSizeExceeded":
+		// The application object is full: Entra limits its size (about a thousand values
+		// across its collections, fewer for large certificates), 400 on Graph, 403 on the
+		// older directory API. Retrying never helps (docs/graph.md, "Size limit").
+		e.reason = certs.AppFull
+		e.hint = "The app registration holds as many credentials as Entra allows: remove (retire) old, expired certificates from it, then retry the rotation"
+		s = -1 // skip the switch on the status below
+	}
 	switch s {
+	case -1:
 	case http.StatusBadRequest:
 		e.reason = certs.GraphBadRequest
 	case http.StatusUnauthorized:
@@ -282,10 +292,14 @@ func (c *Client) signInError(ctx context.Context, err error, tp string) *Error {
 			e.transient = true
 			e.reason = certs.GraphUnavailable
 			e.detail = fmt.Sprintf("%s: the token endpoint is unavailable: %s", who, summary)
-		case e.AADSTS == 700027 && strings.Contains(strings.ToLower(te.Description), "expired"):
+		case e.AADSTS == 700027 && strings.Contains(strings.ToLower(te.Description), "expired"),
+			e.AADSTS == 1000502, e.AADSTS == 7000274:
+			// A key outside its validity window: AADSTS700027 "The key used is expired" for
+			// long, and newer codes for a certificate outside its validity period
+			// (docs/graph.md, "Validity errors"). Whatever the code, the fix is the same.
 			e.reason = certs.AuthFailed
-			e.detail = fmt.Sprintf("the agent's certificate (thumbprint %s) has expired on app %s: %s", tp, c.clientID, summary)
-			e.hint = "Register a current certificate for the agent's app"
+			e.detail = fmt.Sprintf("the agent's own certificate (thumbprint %s) is outside its validity period (expired or not yet valid) for app %s: %s", tp, c.clientID, summary)
+			e.hint = "The agent cannot renew an expired credential itself: move agent.pem and agent.key aside, run `certagent credential init` and upload the new certificate to the agent's app registration (or run `certagent setup`)"
 		case e.AADSTS == 700027 && (strings.Contains(te.Description, "not registered") || strings.Contains(te.Description, "key was not found")):
 			e.reason = certs.AuthFailed
 			e.detail = fmt.Sprintf("the agent's certificate (thumbprint %s) is not registered on app %s: %s", tp, c.clientID, summary)

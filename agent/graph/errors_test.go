@@ -3,6 +3,7 @@ package graph_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -399,5 +400,66 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := graph.ParseRetryAfter(tt.in, now); got != tt.want {
 			t.Errorf("parseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestAppFull: Entra limits the size of the application object; a write past it answers
+// Directory_ResourceSizeExceeded (400 on Graph, 403 on the older API). Either way it is
+// app_full, never retried, and the message says to retire old certificates.
+func TestAppFull(t *testing.T) {
+	for _, status := range []int{400, 403} {
+		t.Run(fmt.Sprint(status), func(t *testing.T) {
+			env := newEnv(t)
+			s := env.e.Settings()
+			s.ObjectSizeLimit, s.SizeLimitStatus = 3000, status // room for about two certificates
+			if err := env.e.SetSettings(s); err != nil {
+				t.Fatal(err)
+			}
+			c := env.client(t)
+			ctx := context.Background()
+			app, err := c.Get(ctx, env.apps["target"].AppID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			creds := app.KeyCredentials
+			for i := range 3 {
+				n := certtest.New(env.now, certtest.CommonName(fmt.Sprintf("more %d", i)))
+				creds = append(creds, certs.KeyCredential{KeyID: rotation.NewGUID(), Type: certs.KeyTypeX509Cert, Usage: certs.KeyUsageVerify, Key: n.DER})
+			}
+			err = c.Replace(ctx, app.ObjectID, creds)
+			ge := checkErr(t, "Replace", err, certs.AppFull, false)
+			if ge.Code != "Directory_ResourceSizeExceeded" || ge.StatusCode != status {
+				t.Errorf("error = %d %s, want %d Directory_ResourceSizeExceeded", ge.StatusCode, ge.Code, status)
+			}
+			if msg := ge.Reason().Message; !strings.Contains(msg, "retire") {
+				t.Errorf("reason message %q does not say what to do", msg)
+			}
+		})
+	}
+}
+
+// TestExpiredAgentCredential: whatever AADSTS code Entra uses for a certificate outside its
+// validity window, the agent's message says in words what happened and what to do.
+func TestExpiredAgentCredential(t *testing.T) {
+	for _, code := range []int{emulator.ValidityError700027, emulator.ValidityError1000502, emulator.ValidityError7000274} {
+		t.Run(fmt.Sprint(code), func(t *testing.T) {
+			env := newEnv(t, emulator.WithValidityErrorCode(code))
+			old := certtest.New(env.now, certtest.CommonName("expired agent"), certtest.Validity(env.now.Add(-400*24*time.Hour), env.now.Add(-time.Hour)))
+			if _, err := env.e.AddKeyCredential(env.apps["agent"].ObjectID, emulator.SeedKeyCredential{Certificate: old.DER}); err != nil {
+				t.Fatal(err)
+			}
+			c := env.client(t, func(cfg *graph.Config) { cfg.Credential = newSource(old) })
+			_, err := c.Get(context.Background(), env.apps["target"].AppID)
+			ge := checkErr(t, "Get", err, certs.AuthFailed, false)
+			if ge.AADSTS != code {
+				t.Errorf("AADSTS = %d, want %d", ge.AADSTS, code)
+			}
+			msg := ge.Reason().Message
+			for _, want := range []string{"outside its validity period", thumb(old), "certagent credential init"} {
+				if !strings.Contains(msg, want) {
+					t.Errorf("reason message %q does not say %q", msg, want)
+				}
+			}
+		})
 	}
 }

@@ -45,6 +45,9 @@ const (
 	CertificateExpired = "certificate_expired"
 	// NoCertificates: the target app holds no certificate at all.
 	NoCertificates = "no_certificates"
+	// AppFull: the target app holds as many credentials as Entra allows; a rotation failed
+	// for it.
+	AppFull = "app_full"
 	// AgentCredentialExpiring: the agent's own sign-in credential expires soon and was not
 	// renewed.
 	AgentCredentialExpiring = "agent_credential_expiring"

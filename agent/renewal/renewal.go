@@ -252,6 +252,9 @@ func (r *Renewer) prove(ctx context.Context, nc *credential.Credential) error {
 	for attempt := 1; ; attempt++ {
 		err := r.cfg.Graph.TrySignIn(ctx, nc.Cert, nc.Key)
 		if err == nil {
+			r.mu.Lock()
+			r.waiting = nil
+			r.mu.Unlock()
 			if attempt > 1 {
 				r.log.Info("the new certificate signs in", "thumbprint", thumb, "after", r.cfg.Now().Sub(start).Round(time.Second), "attempts", attempt)
 			}
@@ -270,7 +273,10 @@ func (r *Renewer) prove(ctx context.Context, nc *credential.Credential) error {
 		if r.waiting == nil {
 			r.waiting = &waitState{thumbprint: thumb, since: start}
 		}
-		r.waiting.attempts, r.waiting.lastErr = attempt, rotation.ErrorReason(err).Message
+		r.waiting.attempts, r.waiting.lastErr = attempt, "not accepted yet (AADSTS700027)"
+		if !notAcceptedYet(err) {
+			r.waiting.lastErr = string(rotation.ErrorReason(err).Code)
+		}
 		r.mu.Unlock()
 		if attempt == 1 {
 			r.log.Info("renewal waiting for the new certificate to become usable at sign-in", "thumbprint", thumb, "err", err)

@@ -135,6 +135,11 @@ func (t *Target) problems(now time.Time, snap rotation.Snapshot, rs []rotation.R
 			if r.Reason != nil {
 				msg, code = r.Reason.Message, r.Reason.Code
 			}
+			if code == certs.AppFull {
+				add(health.AppFull, health.Critical,
+					"app %s is full: Entra allows no more credentials on it, so rotation %s for %s cannot be written; remove (retire) old, expired certificates from the app, then retry the rotation", app, r.ID, who)
+				continue
+			}
 			add(health.RotationFailed, health.Critical,
 				"rotation %s for %s failed (%s): %s; fix the cause, then retry it, or reject it", r.ID, who, code, msg)
 		case rotation.StatePendingApproval:

@@ -1,0 +1,208 @@
+package renewal
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"errors"
+	"log/slog"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/credential"
+	"github.com/aucloud/certagent/agent/health"
+	"github.com/aucloud/certagent/agent/rotation"
+)
+
+// fakeGraph is the agent's own app: addKey records keys, and a key signs in only after
+// acceptAfter failed tries (sign-in propagation).
+type fakeGraph struct {
+	mu          sync.Mutex
+	app         certs.Application
+	acceptAfter int
+	tries       map[string]int
+	signInErr   error // when set, every TrySignIn fails with it
+}
+
+type notYet struct{}
+
+func (notYet) Error() string   { return "AADSTS700027: not registered" }
+func (notYet) AADSTSCode() int { return 700027 }
+func (notYet) Transient() bool { return false }
+func (notYet) Reason() certs.Reason {
+	return certs.Reason{Code: certs.AuthFailed, Message: "not registered"}
+}
+
+func (g *fakeGraph) Get(context.Context, string) (certs.Application, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	a := g.app
+	a.KeyCredentials = append([]certs.KeyCredential(nil), a.KeyCredentials...)
+	return a, nil
+}
+
+func (g *fakeGraph) AddKey(_ context.Context, _ string, c *x509.Certificate, name string) (certs.KeyCredential, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	k := certs.KeyCredential{KeyID: rotation.NewGUID(), Key: c.Raw, DisplayName: name}
+	g.app.KeyCredentials = append(g.app.KeyCredentials, k)
+	return k, nil
+}
+
+func (g *fakeGraph) TrySignIn(_ context.Context, c *x509.Certificate, _ crypto.Signer) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.signInErr != nil {
+		return g.signInErr
+	}
+	tp := certs.ThumbprintSHA1(c.Raw)
+	g.tries[tp]++
+	if g.tries[tp] <= g.acceptAfter {
+		return notYet{}
+	}
+	return nil
+}
+
+type fixture struct {
+	g       *fakeGraph
+	r       *Renewer
+	src     *credential.Source
+	files   credential.Files
+	mu      sync.Mutex
+	audit   []rotation.AuditEntry
+	slept   time.Duration
+	now     time.Time
+	onSleep func()
+}
+
+func newFixture(t *testing.T, acceptAfter int) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{files: credential.Files{Cert: filepath.Join(dir, "agent.pem"), Key: filepath.Join(dir, "agent.key")}, now: time.Now()}
+	c, err := credential.Generate(credential.Options{Bits: 2048})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := credential.Save(f.files, c); err != nil {
+		t.Fatal(err)
+	}
+	f.src = credential.NewSource(c)
+	f.g = &fakeGraph{app: certs.Application{ObjectID: "obj", AppID: "app", KeyCredentials: []certs.KeyCredential{{KeyID: "k1", Key: c.Cert.Raw}}}, acceptAfter: acceptAfter, tries: map[string]int{}}
+	f.r, err = New(Config{
+		Graph: f.g, ClientID: "app", Source: f.src, Files: f.files, KeyBits: 2048, Validity: 365 * 24 * time.Hour,
+		RenewBefore: 30 * 24 * time.Hour, ProveWindow: 10 * time.Minute,
+		Audit: func(_ context.Context, e rotation.AuditEntry) {
+			f.mu.Lock()
+			f.audit = append(f.audit, e)
+			f.mu.Unlock()
+		},
+		Logger: slog.New(slog.DiscardHandler),
+		Now: func() time.Time {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			return f.now.Add(f.slept)
+		},
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			f.mu.Lock()
+			f.slept += d
+			hook := f.onSleep
+			f.mu.Unlock()
+			if hook != nil {
+				hook()
+			}
+			return ctx.Err()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// TestRenewWaitsForPropagation: a new key Entra does not accept yet is retried with growing
+// pauses; the old key stays in use (and status says the renewal waits) until the new one
+// signs in.
+func TestRenewWaitsForPropagation(t *testing.T) {
+	f := newFixture(t, 4)
+	old := f.src.Credential()
+	sawWaiting := false
+	f.onSleep = func() {
+		if f.src.Credential() != old {
+			t.Error("switched to the new key before it signed in")
+		}
+		for _, p := range f.r.Problems(f.now) {
+			if p.Code == health.CredentialRenewalWaiting {
+				sawWaiting = true
+			}
+		}
+	}
+	if err := f.r.renew(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if f.src.Credential() == old {
+		t.Fatal("still the old credential after a proven renewal")
+	}
+	if !sawWaiting {
+		t.Error("status never said the renewal waits for the new key")
+	}
+	for _, p := range f.r.Problems(f.now) {
+		if p.Code == health.CredentialRenewalWaiting {
+			t.Error("still waiting after the renewal")
+		}
+	}
+	if len(f.g.app.KeyCredentials) != 2 {
+		t.Errorf("agent app holds %d keys, want the old and the new", len(f.g.app.KeyCredentials))
+	}
+	got, err := credential.Load(f.files)
+	if err != nil || got.Cert.Equal(old.Cert) {
+		t.Errorf("files hold the old credential after the renewal (%v)", err)
+	}
+}
+
+// TestRenewGivesUpAfterTheWindow: a key that never becomes usable fails the renewal after
+// ProveWindow, keeps the old key, and a later run resumes with the same new key (no second
+// addKey).
+func TestRenewGivesUpAfterTheWindow(t *testing.T) {
+	f := newFixture(t, 1000)
+	old := f.src.Credential()
+	err := f.r.renew(context.Background(), "test")
+	if err == nil || !strings.Contains(err.Error(), "not accepted after") {
+		t.Fatalf("renew = %v, want a failure after the window", err)
+	}
+	if f.src.Credential() != old {
+		t.Error("switched to a key that never signed in")
+	}
+	f.g.acceptAfter = 0
+	f.g.tries = map[string]int{}
+	if err := f.r.renew(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(f.g.app.KeyCredentials); n != 2 {
+		t.Errorf("agent app holds %d keys after a resumed renewal, want 2 (one new key, added once)", n)
+	}
+}
+
+// TestRenewStopsOnOtherErrors: an error that is not "not accepted yet" ends the wait.
+func TestRenewStopsOnOtherErrors(t *testing.T) {
+	f := newFixture(t, 0)
+	f.g.signInErr = errors.New("tenant not found")
+	if err := f.r.renew(context.Background(), "test"); err == nil || f.slept != 0 {
+		t.Errorf("renew = %v after sleeping %s; want an error at once", err, f.slept)
+	}
+}
+
+// TestStartBusy: a second request while one waits is a *health.BusyError.
+func TestStartBusy(t *testing.T) {
+	f := newFixture(t, 0)
+	if err := f.r.Start("a"); err != nil {
+		t.Fatal(err)
+	}
+	var be *health.BusyError
+	if err := f.r.Start("b"); !errors.As(err, &be) {
+		t.Errorf("second Start = %v, want a *health.BusyError", err)
+	}
+}
