@@ -437,8 +437,18 @@ func TestCredentialRotate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if countThumb(app.KeyCredentials, after.Thumbprint) != 1 || countThumb(app.KeyCredentials, before.Thumbprint) != 1 {
-		t.Errorf("agent app credentials = %+v; want the new one added and the old one kept", app.KeyCredentials)
+	// The previous certificate is removed from the agent's app once the new one is proven
+	// ([I]: no stale credential of its own).
+	h.waitFor("the previous certificate removed", func() bool {
+		app, err := h.env.Emulator.Application(h.env.Info.AgentAppID)
+		return err == nil && countThumb(app.KeyCredentials, before.Thumbprint) == 0
+	})
+	app, err = h.env.Emulator.Application(h.env.Info.AgentAppID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if countThumb(app.KeyCredentials, after.Thumbprint) != 1 {
+		t.Errorf("agent app credentials = %+v; want the new one added once", app.KeyCredentials)
 	}
 	// The new credential is on disk, so a restart signs in with it.
 	h.restart()

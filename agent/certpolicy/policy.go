@@ -390,3 +390,14 @@ func date(t time.Time) string { return t.UTC().Format(time.DateOnly) }
 func reason(code certs.Code, format string, args ...any) *certs.Reason {
 	return &certs.Reason{Code: code, Message: fmt.Sprintf(format, args...)}
 }
+
+// Names reports whether the policy's allow-lists name c: at least one of allowed_subjects,
+// allowed_issuers or allowed_thumbprints is set, and every one that is set matches. Retiring
+// old certificates from an app uses it: the agent removes only certificates the policy
+// names as the provider's, never whatever else is on the app.
+func (p Policy) Names(c *x509.Certificate) bool {
+	if len(p.AllowedSubjects)+len(p.AllowedIssuers)+len(p.AllowedThumbprints) == 0 {
+		return false
+	}
+	return checkSubject(p, c, time.Time{}) == nil && checkIssuer(p, c, time.Time{}) == nil && checkThumbprint(p, c, time.Time{}) == nil
+}

@@ -54,6 +54,9 @@ const (
 	// CredentialRenewalWaiting: the agent added its new certificate to its app and waits for
 	// Entra ID to accept it at sign-in.
 	CredentialRenewalWaiting = "credential_renewal_waiting"
+	// AgentCredentialSuperseded: the agent's previous certificate is still on its app after a
+	// renewal, because removing it failed.
+	AgentCredentialSuperseded = "agent_credential_superseded"
 	// AgentCredentialMissing: the agent has no sign-in credential yet.
 	AgentCredentialMissing = "agent_credential_missing"
 	// GraphUnreachable: the last read of the target app from Graph failed.

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/aucloud/certagent/agent/credential"
 	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/rotation"
+	"github.com/aucloud/certagent/agent/securefile"
 )
 
 // Graph is what a renewal needs of Microsoft Graph and the token endpoint.
@@ -32,8 +34,25 @@ type Graph interface {
 	Get(ctx context.Context, appID string) (certs.Application, error)
 	// AddKey adds cert to the application objectID with addKey, proven by the current key.
 	AddKey(ctx context.Context, objectID string, cert *x509.Certificate, displayName string) (certs.KeyCredential, error)
+	// RemoveKey removes keyID from the application objectID with removeKey, proven by the
+	// current key.
+	RemoveKey(ctx context.Context, objectID, keyID string) error
 	// TrySignIn asks for a token with cert and key, without switching to them.
 	TrySignIn(ctx context.Context, cert *x509.Certificate, key crypto.Signer) error
+}
+
+// retireFile is where a renewal records the previous certificate it still has to remove from
+// the agent's app, so that a crash between the switch and the removal resumes it.
+func retireFile(main credential.Files) string {
+	return filepath.Join(filepath.Dir(main.Cert), "agent.previous.json")
+}
+
+// previous is the content of the retire file.
+type previous struct {
+	Thumbprint string    `json:"thumbprint"`
+	NotAfter   time.Time `json:"notAfter"`
+	// LastError is why the last attempt to remove it failed.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // NextFiles returns where a renewal keeps the new pair until it is proven.
@@ -142,6 +161,10 @@ func (r *Renewer) Run(ctx context.Context) error {
 	defer t.Stop()
 	actor := ""
 	for {
+		// A previous certificate whose removal a crash or a failure cut short.
+		if err := r.removePrevious(ctx, rotation.ActorAgent); err != nil && ctx.Err() == nil {
+			r.log.Warn("removing the agent's previous certificate failed; will try again", "retry_in", r.cfg.CheckEvery, "err", err)
+		}
 		c := r.cfg.Source.Credential()
 		_, err := os.Stat(NextFiles(r.cfg.Files).Key)
 		pending := err == nil
@@ -226,6 +249,11 @@ func (r *Renewer) renew(ctx context.Context, actor string) error {
 	if err := r.prove(ctx, nc); err != nil {
 		return fail(fmt.Sprintf("signing in with the new certificate %s (kept the old one)", newThumb), err)
 	}
+	// Recorded before the switch, so that a crash at any instant after it still removes the
+	// previous certificate; removePrevious never removes the one in use.
+	if err := writePrevious(retireFile(main), previous{Thumbprint: curThumb, NotAfter: cur.Cert.NotAfter}); err != nil {
+		return fail("recording the previous certificate to remove", err)
+	}
 	if err := credential.Promote(main, next, nc); err != nil {
 		// The new key works and is registered; the files still hold the old pair, which is
 		// still registered too. The next start resumes from the next files.
@@ -236,11 +264,88 @@ func (r *Renewer) renew(ctx context.Context, actor string) error {
 		Message: fmt.Sprintf("the agent now signs in with certificate %s (valid until %s)", newThumb, nc.Cert.NotAfter.UTC().Format(time.DateOnly))})
 	r.log.Info("agent credential renewed", "credential", nc)
 
-	// The old certificate stays on the app until it expires: certagent never removes a
-	// credential that no person asked it to remove.
-	r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK,
-		Message: fmt.Sprintf("the agent's previous certificate %s stays on its app until it expires on %s; remove it in the portal if you wish", curThumb, cur.Cert.NotAfter.UTC().Format(time.DateOnly))})
-	return nil
+	// The previous certificate is superseded: left on the app it would stay valid for up to a
+	// year after its key was discarded. Remove it with removeKey, proven by the new key.
+	return r.removePrevious(ctx, actor)
+}
+
+// removePrevious removes the agent's previous certificate, recorded by a renewal, from its
+// app, reads the app back until it is gone, and forgets it. Nothing recorded: nothing to do.
+func (r *Renewer) removePrevious(ctx context.Context, actor string) error {
+	path := retireFile(r.cfg.Files)
+	prev, err := readPrevious(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c := r.cfg.Source.Credential(); c != nil && certs.ThumbprintSHA1(c.Cert.Raw) == prev.Thumbprint {
+		// The recorded certificate is the one in use (a renewal cut short before the
+		// switch): never remove it.
+		return os.Remove(path)
+	}
+	fail := func(step string, err error) error {
+		prev.LastError = rotation.ErrorReason(err).Message
+		writePrevious(path, prev)
+		r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeError, Code: rotation.ErrorReason(err).Code,
+			Message: fmt.Sprintf("removing the agent's previous certificate %s from its app: %s: %s", prev.Thumbprint, step, rotation.ErrorReason(err).Message)})
+		return fmt.Errorf("removing the previous certificate %s: %s: %w", prev.Thumbprint, step, err)
+	}
+	own, err := r.cfg.Graph.Get(ctx, r.cfg.ClientID)
+	if err != nil {
+		return fail("reading the agent's app", err)
+	}
+	for _, k := range own.KeyCredentials {
+		if k.Thumbprint() != prev.Thumbprint {
+			continue
+		}
+		if err := r.cfg.Graph.RemoveKey(ctx, own.ObjectID, k.KeyID); err != nil && rotation.ErrorReason(err).Code != certs.AppNotFound {
+			return fail("removeKey", err)
+		}
+		r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK, KeyID: k.KeyID,
+			Message: fmt.Sprintf("removed the agent's previous certificate %s (keyId %s) from its app %s: superseded by the renewal", prev.Thumbprint, k.KeyID, r.cfg.ClientID)})
+	}
+	// Read back until it is gone (Graph's reads lag its writes).
+	delay := time.Second
+	for attempt := 1; ; attempt++ {
+		own, err = r.cfg.Graph.Get(ctx, r.cfg.ClientID)
+		if err == nil && !hasThumb(own.KeyCredentials, prev.Thumbprint) {
+			break
+		}
+		if attempt >= 6 {
+			if err == nil {
+				err = errors.New("still on the app")
+			}
+			return fail("reading back", err)
+		}
+		if r.cfg.Sleep(ctx, delay) != nil {
+			return ctx.Err()
+		}
+		delay *= 2
+	}
+	r.log.Info("previous agent certificate removed", "thumbprint", prev.Thumbprint)
+	return os.Remove(path)
+}
+
+func readPrevious(path string) (previous, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return previous{}, err
+	}
+	var p previous
+	if err := json.Unmarshal(b, &p); err != nil || p.Thumbprint == "" {
+		return previous{}, fmt.Errorf("reading %s: not a record of a previous certificate: %v", path, err)
+	}
+	return p, nil
+}
+
+func writePrevious(path string, p previous) error {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return securefile.WriteFile(path, b)
 }
 
 // prove signs in with nc until it works, a permanent error other than "not accepted yet"
@@ -308,6 +413,15 @@ func (r *Renewer) Problems(now time.Time) []health.Problem {
 		ps = append(ps, health.Problem{Code: health.CredentialRenewalWaiting, Severity: health.Info,
 			Message: fmt.Sprintf("renewal waiting for the new key %s to become usable: Entra ID accepts a new certificate at sign-in only after a while; waiting since %s (%d tries, last: %s); the agent keeps signing in with its current certificate meanwhile",
 				w.thumbprint, w.since.UTC().Format(time.RFC3339), w.attempts, w.lastErr)})
+	}
+	if p, err := readPrevious(retireFile(r.cfg.Files)); err == nil && p.LastError != "" {
+		sev := health.Warning
+		if !p.NotAfter.After(now) {
+			sev = health.Info // expired: it cannot sign in any more, only clutters the app
+		}
+		ps = append(ps, health.Problem{Code: health.AgentCredentialSuperseded, Severity: sev,
+			Message: fmt.Sprintf("the agent's previous certificate %s (valid until %s) is still on its app %s: removing it failed (%s); the agent retries every %s, or remove it in the portal under Certificates & secrets",
+				p.Thumbprint, p.NotAfter.UTC().Format(time.DateOnly), r.cfg.ClientID, p.LastError, r.cfg.CheckEvery)})
 	}
 	c := r.cfg.Source.Credential()
 	if c == nil {

@@ -53,6 +53,18 @@ func (g *fakeGraph) AddKey(_ context.Context, _ string, c *x509.Certificate, nam
 	return k, nil
 }
 
+func (g *fakeGraph) RemoveKey(_ context.Context, _ string, keyID string) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for i, k := range g.app.KeyCredentials {
+		if k.KeyID == keyID {
+			g.app.KeyCredentials = append(g.app.KeyCredentials[:i], g.app.KeyCredentials[i+1:]...)
+			return nil
+		}
+	}
+	return errors.New("404 no such key")
+}
+
 func (g *fakeGraph) TrySignIn(_ context.Context, c *x509.Certificate, _ crypto.Signer) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -154,8 +166,8 @@ func TestRenewWaitsForPropagation(t *testing.T) {
 			t.Error("still waiting after the renewal")
 		}
 	}
-	if len(f.g.app.KeyCredentials) != 2 {
-		t.Errorf("agent app holds %d keys, want the old and the new", len(f.g.app.KeyCredentials))
+	if len(f.g.app.KeyCredentials) != 1 || f.g.app.KeyCredentials[0].Thumbprint() != certs.ThumbprintSHA1(f.src.Credential().Cert.Raw) {
+		t.Errorf("agent app holds %d keys, want only the new one (the previous one removed)", len(f.g.app.KeyCredentials))
 	}
 	got, err := credential.Load(f.files)
 	if err != nil || got.Cert.Equal(old.Cert) {
@@ -181,8 +193,8 @@ func TestRenewGivesUpAfterTheWindow(t *testing.T) {
 	if err := f.r.renew(context.Background(), "test"); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(f.g.app.KeyCredentials); n != 2 {
-		t.Errorf("agent app holds %d keys after a resumed renewal, want 2 (one new key, added once)", n)
+	if n := len(f.g.app.KeyCredentials); n != 1 {
+		t.Errorf("agent app holds %d keys after a resumed renewal, want 1 (one new key, added once; the previous removed)", n)
 	}
 }
 
@@ -206,3 +218,48 @@ func TestStartBusy(t *testing.T) {
 		t.Errorf("second Start = %v, want a *health.BusyError", err)
 	}
 }
+
+// TestPreviousRemovedAfterCrash: a crash after the switch but before the previous certificate
+// was removed resumes the removal at the next check; a record that names the certificate in
+// use (a crash before the switch) never removes it.
+func TestPreviousRemovedAfterCrash(t *testing.T) {
+	f := newFixture(t, 0)
+	old := f.src.Credential()
+	f.r.cfg.Graph = &failingRemove{fakeGraph: f.g, err: errors.New("503 unavailable")}
+	if err := f.r.renew(context.Background(), "test"); err == nil {
+		t.Fatal("renew succeeded although removeKey failed")
+	}
+	if !hasThumb(f.g.app.KeyCredentials, certs.ThumbprintSHA1(old.Cert.Raw)) {
+		t.Fatal("previous removed although removeKey failed")
+	}
+	var sawProblem bool
+	for _, p := range f.r.Problems(f.now) {
+		sawProblem = sawProblem || p.Code == health.AgentCredentialSuperseded
+	}
+	if !sawProblem {
+		t.Error("status does not say the previous certificate is left behind")
+	}
+	f.r.cfg.Graph = f.g // the next check works
+	if err := f.r.removePrevious(context.Background(), "agent"); err != nil {
+		t.Fatal(err)
+	}
+	if hasThumb(f.g.app.KeyCredentials, certs.ThumbprintSHA1(old.Cert.Raw)) {
+		t.Error("previous still on the app")
+	}
+	// A record naming the certificate in use is dropped, never acted on.
+	cur := f.src.Credential()
+	writePrevious(retireFile(f.files), previous{Thumbprint: certs.ThumbprintSHA1(cur.Cert.Raw)})
+	if err := f.r.removePrevious(context.Background(), "agent"); err != nil {
+		t.Fatal(err)
+	}
+	if !hasThumb(f.g.app.KeyCredentials, certs.ThumbprintSHA1(cur.Cert.Raw)) {
+		t.Error("removed the certificate in use")
+	}
+}
+
+type failingRemove struct {
+	*fakeGraph
+	err error
+}
+
+func (f *failingRemove) RemoveKey(context.Context, string, string) error { return f.err }

@@ -49,6 +49,8 @@ type Config struct {
 	// behind from a change made outside the agent (see ReadOptions). Its Sleep and Now
 	// default to the engine's.
 	Read ReadOptions
+	// Retire says whether and when old certificates are removed from the app.
+	Retire RetirePolicy
 	// OnWrite, if set, is called after each write of the target app's keyCredentials with
 	// the time between the answer of the read the write was built on and the write. It must
 	// not block.
@@ -137,6 +139,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.NewID == nil {
 		cfg.NewID = NewGUID
+	}
+	if cfg.Retire.After <= 0 {
+		cfg.Retire.After = 14 * 24 * time.Hour
 	}
 	if cfg.Read.Sleep == nil {
 		cfg.Read.Sleep = cfg.Sleep

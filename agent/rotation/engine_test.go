@@ -724,3 +724,141 @@ func (f *fixture) audited(action rotation.Action, s string) bool {
 	}
 	return false
 }
+
+// retireFixture is an engine with retiring on, a policy naming the provider's certificates
+// by subject ("provider *"), and a clock the test moves.
+func retireFixture(t *testing.T, enabled, dryRun bool) (*fixture, *time.Time) {
+	clock := now
+	f := newFixture(t, func(c *rotation.Config) {
+		c.Now = func() time.Time { return clock }
+		p := certpolicy.Default()
+		p.AllowedSubjects = []string{"provider *"}
+		c.Retire = rotation.RetirePolicy{Enabled: enabled, DryRun: dryRun, After: 14 * 24 * time.Hour, Names: p.Names}
+	})
+	return f, &clock
+}
+
+// TestRetireSupersededCertificate: once a newer certificate of the provider has been
+// confirmed for retire.after, the older one the policy names is removed by read-modify-write,
+// with every other credential kept and the audit entry written first; one the policy does
+// not name stays.
+func TestRetireSupersededCertificate(t *testing.T) {
+	f, clock := retireFixture(t, true, false)
+	ctx := context.Background()
+	stranger := newCert("someone else's integration")
+	f.apps.Edit(appID, func(cs []certs.KeyCredential) []certs.KeyCredential {
+		return append(cs, credentialFor(stranger, "77777777-7777-4777-8777-777777777777", "other"))
+	})
+	if _, err := f.engine.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	next := certtest.New(now, certtest.CommonName("provider 2027"))
+	r := f.submit(next)
+	f.run()
+	// Too early: nothing is retired before the new one is confirmed, or before retire.after.
+	f.engine.RetireDue(ctx)
+	if _, err := f.engine.Execute(ctx, r.ID, rotation.CommandConfirm, "api:alice", "told the provider"); err != nil {
+		t.Fatal(err)
+	}
+	*clock = clock.Add(13 * 24 * time.Hour)
+	f.engine.RetireDue(ctx)
+	if f.count(f.old.DER) != 1 {
+		t.Fatal("retired before retire.after")
+	}
+	*clock = clock.Add(2 * 24 * time.Hour)
+	if _, err := f.engine.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.engine.RetireDue(ctx)
+	if f.count(f.old.DER) != 0 || f.count(next.DER) != 1 || f.count(stranger.DER) != 1 {
+		t.Errorf("app = old %d, new %d, stranger %d; want 0, 1, 1", f.count(f.old.DER), f.count(next.DER), f.count(stranger.DER))
+	}
+	if !f.audited(rotation.ActionRetire, "retiring keyId 33333333-3333-4333-8333-333333333333") || !f.audited(rotation.ActionRetire, "retired keyId 33333333") {
+		t.Error("the audit log lacks the retire entries")
+	}
+	// A read that still shows the retired credential is behind: the next rotation does not
+	// write it back.
+	f.apps.StaleReads = 1
+	later := certtest.New(now, certtest.CommonName("provider 2028"))
+	f.submit(later)
+	f.run()
+	if f.count(f.old.DER) != 0 {
+		t.Error("a stale read put the retired certificate back")
+	}
+}
+
+// TestRetireGuards: by hand or not, the agent never retires the last valid certificate, one
+// the policy does not name, one it first saw less than retire.after ago, or an unfinished
+// rotation's; a dry run removes nothing.
+func TestRetireGuards(t *testing.T) {
+	ctx := context.Background()
+	t.Run("last valid", func(t *testing.T) {
+		f, clock := retireFixture(t, true, false)
+		f.apps.SetCredentials(appID, nil)
+		only := certtest.New(now, certtest.CommonName("provider only"))
+		f.apps.SetCredentials(appID, []certs.KeyCredential{credentialFor(only, "88888888-8888-4888-8888-888888888888", "only")})
+		f.engine.Sync(ctx)
+		*clock = clock.Add(30 * 24 * time.Hour)
+		_, err := f.engine.Retire(ctx, "88888888-8888-4888-8888-888888888888", "api:bob", "by hand")
+		if !errors.Is(err, rotation.ErrRetireRefused) || !strings.Contains(err.Error(), "without a valid certificate") {
+			t.Errorf("Retire(last) = %v", err)
+		}
+		if f.count(only.DER) != 1 {
+			t.Error("the last certificate was removed")
+		}
+	})
+	t.Run("not named by the policy", func(t *testing.T) {
+		f, clock := retireFixture(t, true, false)
+		other := newCert("someone else")
+		f.apps.Edit(appID, func(cs []certs.KeyCredential) []certs.KeyCredential {
+			return append(cs, credentialFor(other, "99999999-9999-4999-8999-999999999999", "other"))
+		})
+		f.engine.Sync(ctx)
+		*clock = clock.Add(30 * 24 * time.Hour)
+		_, err := f.engine.Retire(ctx, "99999999-9999-4999-8999-999999999999", "api:bob", "by hand")
+		if !errors.Is(err, rotation.ErrRetireRefused) || !strings.Contains(err.Error(), "policy does not name") {
+			t.Errorf("Retire(unnamed) = %v", err)
+		}
+	})
+	t.Run("seen too recently", func(t *testing.T) {
+		f, _ := retireFixture(t, true, false)
+		f.engine.Sync(ctx)
+		_, err := f.engine.Retire(ctx, "33333333-3333-4333-8333-333333333333", "api:bob", "by hand")
+		if !errors.Is(err, rotation.ErrRetireRefused) || !strings.Contains(err.Error(), "first seen") {
+			t.Errorf("Retire(recent) = %v", err)
+		}
+	})
+	t.Run("by hand", func(t *testing.T) {
+		f, clock := retireFixture(t, false, false)
+		extra := certtest.New(now, certtest.CommonName("provider extra"))
+		f.apps.Edit(appID, func(cs []certs.KeyCredential) []certs.KeyCredential {
+			return append(cs, credentialFor(extra, "aaaaaaaa-9999-4999-8999-999999999999", "extra"))
+		})
+		f.engine.Sync(ctx)
+		*clock = clock.Add(15 * 24 * time.Hour)
+		if _, err := f.engine.Retire(ctx, "aaaaaaaa-9999-4999-8999-999999999999", "api:bob", "by hand"); err != nil {
+			t.Fatal(err)
+		}
+		if f.count(extra.DER) != 0 || f.count(f.old.DER) != 1 {
+			t.Errorf("after retiring by hand: extra %d, old %d", f.count(extra.DER), f.count(f.old.DER))
+		}
+	})
+	t.Run("dry run", func(t *testing.T) {
+		f, clock := retireFixture(t, true, true)
+		f.engine.Sync(ctx)
+		next := certtest.New(now, certtest.CommonName("provider 2027"))
+		r := f.submit(next)
+		f.run()
+		f.engine.Execute(ctx, r.ID, rotation.CommandConfirm, "api:alice", "")
+		*clock = clock.Add(30 * 24 * time.Hour)
+		f.engine.Sync(ctx)
+		f.engine.RetireDue(ctx)
+		if f.count(f.old.DER) != 1 {
+			t.Error("a dry run removed a certificate")
+		}
+		c, err := f.engine.RetireCandidates(ctx, f.engine.Snapshot().App, *clock)
+		if err != nil || len(c) != 1 || c[0].Credential.KeyID != "33333333-3333-4333-8333-333333333333" {
+			t.Errorf("RetireCandidates = %+v, %v; want the old certificate", c, err)
+		}
+	})
+}

@@ -33,6 +33,9 @@ const (
 	KeyGone KeyState = "gone"
 	// KeyWritten: sent by this agent in a write Graph acknowledged, not yet seen by a read.
 	KeyWritten KeyState = "written"
+	// KeyRetiring: being removed by this agent (retire); a read may show it or not until the
+	// removal is read back.
+	KeyRetiring KeyState = "retiring"
 )
 
 // LedgerEntry is the ledger's knowledge of one credential.
@@ -82,6 +85,7 @@ func (l *Ledger) Judge(app certs.Application) Verdict {
 			v.Behind = append(v.Behind, id)
 		}
 	}
+	// A retiring credential may or may not show: neither makes the read behind.
 	for id, e := range l.Keys {
 		if present[id] {
 			continue
@@ -130,6 +134,13 @@ func (l *Ledger) Gone(keyID string, now time.Time) {
 func (l *Ledger) Revive(keyID string, now time.Time) {
 	e := l.Keys[lower(keyID)]
 	e.State, e.Since = KeyLive, now
+	l.set(keyID, e)
+}
+
+// Retiring records that the agent is about to remove keyID itself.
+func (l *Ledger) Retiring(keyID string, now time.Time) {
+	e := l.Keys[lower(keyID)]
+	e.State, e.Since = KeyRetiring, now
 	l.set(keyID, e)
 }
 

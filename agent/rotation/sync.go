@@ -65,6 +65,19 @@ func (e *Engine) ledger() Ledger {
 	return e.snap.Ledger.Clone()
 }
 
+// persistLedger stores l and saves the snapshot with it at once (OnSnapshot), so that a
+// crash right after cannot forget what the ledger now expects. Callers hold graphMu.
+func (e *Engine) persistLedger(l Ledger) {
+	e.setLedger(l)
+	if e.cfg.OnSnapshot != nil {
+		e.cfg.OnSnapshot(e.Snapshot())
+	}
+}
+
+// RetireDue retires what automatic retiring allows now (nothing unless RetirePolicy.Enabled
+// and not DryRun). The target calls it after each read of the app.
+func (e *Engine) RetireDue(ctx context.Context) { e.retireDue(ctx) }
+
 // setLedger stores l as the engine's ledger. Callers hold graphMu.
 func (e *Engine) setLedger(l Ledger) {
 	e.snapMu.Lock()

@@ -143,6 +143,7 @@ const (
 	ActionRotationState  Action = "rotation.state"     // a rotation changed state
 	ActionRotationDup    Action = "rotation.duplicate" // a certificate with a rotation already was submitted again
 	ActionGraphWrite     Action = "graph.write"        // a PATCH of keyCredentials was sent (or failed)
+	ActionRetire         Action = "graph.retire"       // an old certificate was (or is being) removed from the app
 	ActionCredential     Action = "credential"         // the agent's own sign-in credential changed
 	ActionNotify         Action = "notify"             // the provider notification was sent (or failed)
 	ActionAgentStart     Action = "agent.start"        // the agent started
