@@ -28,6 +28,12 @@ const (
 	TooLarge Code = "too_large"
 	// UnsupportedFile: not a regular file, or an extension the agent does not take.
 	UnsupportedFile Code = "unsupported_file"
+	// NoTarget: with several targets, no target's policy names the certificate (it was
+	// dropped at the top of the drop folder, or posted without a target).
+	NoTarget Code = "no_target"
+	// AmbiguousTarget: with several targets, the policies of more than one name the
+	// certificate, and the config does not send it to all of them.
+	AmbiguousTarget Code = "ambiguous_target"
 )
 
 // MaxFileSize is the largest input certagent reads (1 MiB). A certificate is a few KiB.
@@ -45,7 +51,7 @@ func (r Reason) Error() string { return string(r.Code) + ": " + r.Message }
 // VerdictCodes lists every verdict code, in the order of docs/contract.md.
 var VerdictCodes = []Code{
 	NotACertificate, ContainsPrivateKey, MultipleCertificates, Expired, ExpiresTooSoon,
-	WeakKey, UnsupportedKeyType, NotAllowed, TooLarge, UnsupportedFile,
+	WeakKey, UnsupportedKeyType, NotAllowed, TooLarge, UnsupportedFile, NoTarget, AmbiguousTarget,
 }
 
 // Failure codes: why a rotation failed or was rejected after it was accepted.

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"github.com/aucloud/certagent/agent/certs"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -129,8 +130,8 @@ func TestCounters(t *testing.T) {
 	if got := testutil.ToFloat64(m.intake.WithLabelValues("rejected", "weak_key")); got != 0 {
 		t.Errorf("intake rejected weak_key = %v, want 0", got)
 	}
-	if n := testutil.CollectAndCount(m.intake); n != 11 {
-		t.Errorf("intake series = %d, want 11 (accepted + 10 verdict codes)", n)
+	if n, want := testutil.CollectAndCount(m.intake), 1+len(certs.VerdictCodes); n != want {
+		t.Errorf("intake series = %d, want %d (accepted + every verdict code)", n, want)
 	}
 	if n := testutil.CollectAndCount(m.graph); n != 3 {
 		t.Errorf("graph series = %d, want 3", n)

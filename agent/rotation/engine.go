@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"math"
 	mathrand "math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -183,7 +184,7 @@ func (e *Engine) poke() {
 // cancelled.
 func (e *Engine) Run(ctx context.Context) error {
 	for {
-		rs, err := e.cfg.Store.List(ctx, Filter{State: StateApplying})
+		rs, err := e.List(ctx, Filter{State: StateApplying})
 		if err != nil && ctx.Err() == nil {
 			e.log.Error("listing rotations to apply", "err", err)
 		}
@@ -285,8 +286,21 @@ func (e *Engine) Get(ctx context.Context, id string) (Rotation, error) {
 }
 
 // List returns rotations, oldest first.
+//
+// Several engines (one per target app) may share a store: an engine lists only the rotations
+// of its own app.
 func (e *Engine) List(ctx context.Context, f Filter) ([]Rotation, error) {
-	return e.cfg.Store.List(ctx, f)
+	rs, err := e.cfg.Store.List(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	return slices.DeleteFunc(rs, func(r Rotation) bool { return !e.owns(r) }), nil
+}
+
+// owns reports whether r is a rotation of this engine's app. A rotation stored without a
+// target (never written by this version) belongs to every engine, as the one app of old.
+func (e *Engine) owns(r Rotation) bool {
+	return r.Target.AppID == "" || strings.EqualFold(r.Target.AppID, e.cfg.AppID)
 }
 
 // Command is what a person does to a rotation (the API's POST /rotations/{id}/<command>).

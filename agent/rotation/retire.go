@@ -106,16 +106,13 @@ func (e *Engine) RetireCandidates(ctx context.Context, app certs.Application, no
 	if p.Names == nil || len(app.KeyCredentials) == 0 {
 		return nil, nil
 	}
-	rs, err := e.cfg.Store.List(ctx, Filter{State: StateConfirmed})
+	rs, err := e.List(ctx, Filter{State: StateConfirmed})
 	if err != nil {
 		return nil, err
 	}
 	// The newest certificate confirmed long enough ago that is still on the app.
 	var newer *Rotation
 	for i, r := range rs {
-		if r.Target.AppID != "" && !strings.EqualFold(r.Target.AppID, e.cfg.AppID) {
-			continue
-		}
 		if indexKeyID(app.KeyCredentials, r.KeyID) < 0 || now.Sub(confirmedAt(r)) < p.After {
 			continue
 		}
@@ -126,7 +123,7 @@ func (e *Engine) RetireCandidates(ctx context.Context, app certs.Application, no
 	if newer == nil {
 		return nil, nil
 	}
-	all, err := e.cfg.Store.List(ctx, Filter{})
+	all, err := e.List(ctx, Filter{})
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +163,7 @@ func (e *Engine) Retire(ctx context.Context, keyID, actor, why string) (certs.Ke
 	defer e.graphMu.Unlock()
 	ledger := e.ledger()
 	defer func() { e.setLedger(ledger) }()
-	rs, err := e.cfg.Store.List(ctx, Filter{})
+	rs, err := e.List(ctx, Filter{})
 	if err != nil {
 		return certs.KeyCredential{}, err
 	}

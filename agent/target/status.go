@@ -32,7 +32,7 @@ func (t *Target) Status(ctx context.Context, now time.Time) Status {
 		Rotations:  map[string]int{},
 		LastSync:   syncStatus(snap),
 	}
-	rs, err := t.cfg.Store.List(ctx, rotation.Filter{})
+	rs, err := t.engine.List(ctx, rotation.Filter{})
 	if err != nil {
 		s.Problems = append(s.Problems, health.Problem{Code: health.StoreError, Severity: health.Critical,
 			Message: "the agent cannot read its store: " + err.Error()})
@@ -159,7 +159,7 @@ func (t *Target) RotationCounts() map[string]int {
 	for _, st := range rotation.States {
 		m[string(st)] = 0
 	}
-	rs, err := t.cfg.Store.List(context.Background(), rotation.Filter{})
+	rs, err := t.engine.List(context.Background(), rotation.Filter{})
 	if err != nil {
 		return m
 	}

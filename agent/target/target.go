@@ -38,6 +38,11 @@ type Store interface {
 
 // Config holds a target's settings and dependencies; all are required unless marked.
 type Config struct {
+	// Name names the target in the config, the API and the status ("default" for the
+	// single target: of an older config).
+	Name string
+	// TenantID is the tenant the app registration is in.
+	TenantID string
 	// AppID is the app registration's client id.
 	AppID string
 	// Policy judges certificates; Names renders a new credential's description.
@@ -156,6 +161,15 @@ func (t *Target) syncLoop(ctx context.Context) error {
 		}
 	}
 }
+
+// Name returns the target's name.
+func (t *Target) Name() string { return t.cfg.Name }
+
+// AppID returns the target's app registration (client) id.
+func (t *Target) AppID() string { return t.cfg.AppID }
+
+// TenantID returns the target's tenant.
+func (t *Target) TenantID() string { return t.cfg.TenantID }
 
 // Engine returns the target's rotation engine.
 func (t *Target) Engine() *rotation.Engine { return t.engine }
@@ -328,7 +342,7 @@ func (t *Target) Certificates(ctx context.Context, refresh bool) (apitype.Certif
 
 // agentKeyIDs maps the keyIds certagent wrote (lower case) to their rotation.
 func (t *Target) agentKeyIDs(ctx context.Context) map[string]string {
-	rs, err := t.cfg.Store.List(ctx, rotation.Filter{})
+	rs, err := t.engine.List(ctx, rotation.Filter{})
 	if err != nil {
 		return nil
 	}
