@@ -241,29 +241,9 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
 	line := n.Line
 	switch {
 	case v.Type() == durationType:
-		if n.Kind != yaml.ScalarNode {
-			d.fail(line, key, `must be a duration such as "30s" or "1d", not %s`, describe(n))
-			return
+		if err := n.Decode(v.Addr().Interface()); err != nil {
+			d.fail(line, key, "%v", err) // Duration.UnmarshalYAML says what is wrong
 		}
-		switch n.ShortTag() {
-		case "!!int", "!!float":
-			if n.Value == "0" {
-				v.SetInt(0)
-				return
-			}
-			d.fail(line, key, `must be a duration with a unit, such as "%ss" or "%sd", not the number %s`, n.Value, n.Value, n.Value)
-			return
-		case "!!str":
-		default:
-			d.fail(line, key, `must be a duration such as "30s" or "1d", not %s`, describe(n))
-			return
-		}
-		dur, err := ParseDuration(n.Value)
-		if err != nil {
-			d.fail(line, key, "%v", err)
-			return
-		}
-		v.SetInt(int64(dur))
 
 	case v.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
