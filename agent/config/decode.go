@@ -11,7 +11,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf16"
 
@@ -113,7 +112,12 @@ func parse(file string, data []byte) (c *Config, errs Errors, decoded bool) {
 	return c, append(d.errs, c.validate(d.failed)...), !d.failed[""]
 }
 
-// decoder walks a YAML node tree against the Config struct, collecting every problem.
+// decoder walks a YAML node tree against the Config struct, collecting every problem with its
+// line and key path, and recording the line of every key for Validate. yaml.v3 alone
+// (Decoder.KnownFields and Decode) words problems in Go types ("field nmae not found in type
+// config.Cloud"), gives up on a whole mapping that holds a duplicate key, and takes values
+// the config refuses (2.5 for a whole number, yes for true, a null list item as ""). Each
+// value is still converted by yaml.v3: Node.Decode, and Duration's yaml.Unmarshaler.
 type decoder struct {
 	file  string
 	errs  Errors
@@ -179,6 +183,7 @@ func toUTF8(data []byte) ([]byte, error) {
 	return []byte(string(utf16.Decode(u))), nil
 }
 
+// decodeDocument decodes the document's root mapping into c.
 func (d *decoder) decodeDocument(doc *yaml.Node, c *Config) {
 	if doc == nil || len(doc.Content) == 0 {
 		return
@@ -194,175 +199,178 @@ func (d *decoder) decodeDocument(doc *yaml.Node, c *Config) {
 	d.decodeStruct(root, reflect.ValueOf(c).Elem(), "")
 }
 
-// decodeStruct decodes a mapping into the struct v, whose yaml tags are the allowed keys.
+// decodeStruct decodes a mapping into the struct v, whose yaml tags are the allowed keys. It
+// does what yaml.v3's Decoder.KnownFields does, but goes on after an unknown key. A key
+// written with nothing after the colon keeps its default, and so does "" for a string (as
+// the example file writes it).
 func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
-	fields := schemaFields(v.Type())
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, val := deref(n.Content[i]), n.Content[i+1]
+		k, val := deref(n.Content[i]), deref(n.Content[i+1])
 		if k.Kind != yaml.ScalarNode || isNull(k) {
 			d.add(k.Line, path, "a key must be a plain name, not %s", describe(k))
 			continue
 		}
-		name := k.Value
-		key := joinKey(path, name)
+		key := joinKey(path, k.Value)
 		if k.ShortTag() == "!!merge" {
 			d.add(k.Line, key, "merge keys (<<) are not supported; write the keys out")
 			continue
 		}
-		if first, dup := seen[name]; dup {
+		if first, dup := seen[k.Value]; dup {
 			d.add(k.Line, key, "duplicate key (first at line %d)", first)
 			continue
 		}
-		seen[name] = k.Line
-		f, ok := fields[name]
+		seen[k.Value] = k.Line
+		f, ok := fieldIndex(v.Type(), k.Value)
 		if !ok {
 			msg := "unknown key"
-			if s := suggest(name, path, v.Type()); s != "" {
+			if s := suggest(k.Value, path, v.Type()); s != "" {
 				msg += " (did you mean " + s + "?)"
 			}
 			d.add(k.Line, key, "%s", msg)
 			continue
 		}
 		d.lines[key] = k.Line
-		d.decodeValue(val, v.Field(f), key)
+		fv := v.Field(f)
+		if isNull(val) || fv.Kind() == reflect.String && val.Kind == yaml.ScalarNode && val.Value == "" {
+			continue
+		}
+		d.decodeValue(val, fv, key)
 	}
 }
 
-var durationType = reflect.TypeFor[Duration]()
+var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
-// decodeValue decodes n into v, the field of key. A null value (key: or key: ~) keeps the
-// default, and so does "" for a string.
-func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
+// decodeValue decodes n into v, the value of key, and reports whether it could. It checks
+// that n is what v holds, in the words of the messages, and leaves the conversion to
+// Node.Decode. Lists and mappings are walked item by item, each with its line.
+func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) bool {
 	n = deref(n)
-	if isNull(n) {
-		return
-	}
-	line := n.Line
-	switch {
-	case v.Type() == durationType:
+	scalar := n.Kind == yaml.ScalarNode
+	var want string // what n must be
+	ok := false     // whether n looks like it, to be decoded
+	switch t := v.Type(); {
+	case reflect.PointerTo(t).Implements(unmarshalerType):
+		// Duration: its UnmarshalYAML says what is wrong.
 		if err := n.Decode(v.Addr().Interface()); err != nil {
-			d.fail(line, key, "%v", err) // Duration.UnmarshalYAML says what is wrong
+			d.fail(n.Line, key, "%v", err)
+			return false
 		}
-
-	case v.Kind() == reflect.Struct:
-		if n.Kind != yaml.MappingNode {
-			d.fail(line, key, "must be a section of keys, not %s", describe(n))
-			return
+		return true
+	case t.Kind() == reflect.Struct:
+		if n.Kind == yaml.MappingNode {
+			d.decodeStruct(n, v, key)
+			return true
 		}
-		d.decodeStruct(n, v, key)
-
-	case v.Kind() == reflect.String:
-		if n.Kind != yaml.ScalarNode {
-			d.fail(line, key, "must be a string, not %s", describe(n))
-			return
+		want = "a section of keys"
+	case t.Kind() == reflect.Slice:
+		if n.Kind == yaml.SequenceNode {
+			d.decodeList(n, v, key)
+			return !d.failed[key]
 		}
-		if n.Value == "" {
-			return // "" keeps the default, as the example file writes it
+		if scalar {
+			d.fail(n.Line, key, "must be a list, not %s; for one item write [%s]", describe(n), strconv.Quote(n.Value))
+			return false
 		}
-		v.SetString(n.Value)
-
-	case v.Kind() == reflect.Int:
-		d.decodeInt(n, v, key)
-
-	case v.Kind() == reflect.Bool:
-		var b bool
-		if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!bool" || n.Decode(&b) != nil {
-			d.fail(line, key, "must be true or false, not %s", describe(n))
-			return
+		want = "a list"
+	case t.Kind() == reflect.Map:
+		if n.Kind == yaml.MappingNode {
+			d.decodeMap(n, v, key)
+			return !d.failed[key]
 		}
-		v.SetBool(b)
-
-	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
-		if n.Kind != yaml.SequenceNode {
-			hint := ""
-			if n.Kind == yaml.ScalarNode {
-				hint = fmt.Sprintf("; for one item write [%s]", strconv.Quote(n.Value))
-			}
-			d.fail(line, key, "must be a list, not %s%s", describe(n), hint)
-			return
-		}
-		var items []string
-		for i, item := range n.Content {
-			ik := key + "[" + strconv.Itoa(i) + "]"
-			item = deref(item)
-			d.lines[ik] = item.Line
-			if item.Kind != yaml.ScalarNode || isNull(item) {
-				d.fail(item.Line, ik, "must be a string, not %s", describe(item))
-				d.failed[key] = true
-				continue
-			}
-			items = append(items, item.Value)
-		}
-		v.Set(reflect.ValueOf(items))
-
-	case v.Kind() == reflect.Map && v.Type().Key().Kind() == reflect.String && v.Type().Elem().Kind() == reflect.String:
-		if n.Kind != yaml.MappingNode {
-			d.fail(line, key, "must be a mapping of names to values, not %s", describe(n))
-			return
-		}
-		m := map[string]string{}
-		seen := map[string]int{} // HTTP header names do not care about case
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := deref(n.Content[i]), deref(n.Content[i+1])
-			if k.Kind != yaml.ScalarNode || isNull(k) {
-				d.fail(k.Line, key, "a name must be a plain string, not %s", describe(k))
-				continue
-			}
-			ik := mapKey(key, k.Value)
-			if first, dup := seen[strings.ToLower(k.Value)]; dup {
-				d.add(k.Line, ik, "duplicate name (first at line %d; case does not matter)", first)
-				continue
-			}
-			seen[strings.ToLower(k.Value)] = k.Line
-			d.lines[ik] = k.Line
-			if val.Kind != yaml.ScalarNode || isNull(val) {
-				d.fail(val.Line, ik, "must be a string, not %s", describe(val))
-				d.failed[key] = true
-				continue
-			}
-			m[k.Value] = val.Value
-		}
-		if len(m) == 0 {
-			m = nil
-		}
-		v.Set(reflect.ValueOf(m))
-
+		want = "a mapping of names to values"
+	case t.Kind() == reflect.String:
+		want, ok = "a string", scalar && !isNull(n)
+	case t.Kind() == reflect.Int && strings.HasSuffix(key, "_days") && scalar && n.ShortTag() == "!!str":
+		return d.decodeDays(n, v, key)
+	case t.Kind() == reflect.Int:
+		// Only !!int: yaml.v3 would truncate 2.5 to 2.
+		want, ok = "a whole number", scalar && n.ShortTag() == "!!int"
+	case t.Kind() == reflect.Bool:
+		// Only !!bool: yaml.v3 would take YAML 1.1's yes, no, on and off too.
+		want, ok = "true or false", scalar && n.ShortTag() == "!!bool"
 	default:
 		// A Config field of a kind this decoder does not know: a bug, caught by the tests.
-		panic(fmt.Sprintf("config: no decoder for %s (%s)", key, v.Type()))
+		panic(fmt.Sprintf("config: no decoder for %s (%s)", key, t))
 	}
+	if ok {
+		err := n.Decode(v.Addr().Interface())
+		if err == nil {
+			return true
+		}
+		if v.Kind() == reflect.Int {
+			d.fail(n.Line, key, "%s is out of range", n.Value)
+			return false
+		}
+	}
+	d.fail(n.Line, key, "must be %s, not %s", want, describe(n))
+	return false
+}
+
+// decodeList decodes a sequence into the slice v, item by item. An item that fails fails the
+// list too, which keeps what decoded.
+func (d *decoder) decodeList(n *yaml.Node, v reflect.Value, key string) {
+	items := reflect.Zero(v.Type())
+	for i, item := range n.Content {
+		ik := key + "[" + strconv.Itoa(i) + "]"
+		d.lines[ik] = deref(item).Line
+		e := reflect.New(v.Type().Elem()).Elem()
+		if !d.decodeValue(item, e, ik) {
+			d.failed[key] = true
+			continue
+		}
+		items = reflect.Append(items, e)
+	}
+	v.Set(items)
+}
+
+// decodeMap decodes a mapping into the map v (notify.headers), entry by entry, like
+// decodeList. Names differing only in case are duplicates, as HTTP header names are.
+func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, key string) {
+	m := reflect.MakeMap(v.Type())
+	seen := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := deref(n.Content[i])
+		if k.Kind != yaml.ScalarNode || isNull(k) {
+			d.fail(k.Line, key, "a name must be a plain string, not %s", describe(k))
+			continue
+		}
+		ik := mapKey(key, k.Value)
+		if first, dup := seen[strings.ToLower(k.Value)]; dup {
+			d.add(k.Line, ik, "duplicate name (first at line %d; case does not matter)", first)
+			continue
+		}
+		seen[strings.ToLower(k.Value)] = k.Line
+		d.lines[ik] = k.Line
+		e := reflect.New(v.Type().Elem()).Elem()
+		if !d.decodeValue(n.Content[i+1], e, ik) {
+			d.failed[key] = true
+			continue
+		}
+		m.SetMapIndex(reflect.ValueOf(k.Value), e)
+	}
+	if m.Len() == 0 {
+		m = reflect.Zero(v.Type())
+	}
+	v.Set(m)
 }
 
 const day = 24 * time.Hour
 
-// decodeInt decodes a whole number. A key ending in _days also takes a duration string of
-// whole days ("30d", "720h").
-func (d *decoder) decodeInt(n *yaml.Node, v reflect.Value, key string) {
-	line := n.Line
-	days := strings.HasSuffix(key, "_days")
-	if days && n.Kind == yaml.ScalarNode && n.ShortTag() == "!!str" {
-		dur, err := ParseDuration(n.Value)
-		switch {
-		case err != nil:
-			d.fail(line, key, `must be a number of days (30) or a duration in whole days ("30d"), not %s`, describe(n))
-		case dur%day != 0:
-			d.fail(line, key, "must be whole days, not %s", Duration(dur))
-		default:
-			v.SetInt(int64(dur / day))
-		}
-		return
+// decodeDays decodes a duration string of whole days ("30d", "720h") into v, the number of
+// days of a key ending in _days, which otherwise takes a whole number.
+func (d *decoder) decodeDays(n *yaml.Node, v reflect.Value, key string) bool {
+	var dur Duration
+	switch err := n.Decode(&dur); {
+	case err != nil:
+		d.fail(n.Line, key, `must be a number of days (30) or a duration in whole days ("30d"), not %s`, describe(n))
+		return false
+	case dur%Duration(day) != 0:
+		d.fail(n.Line, key, "must be whole days, not %s", dur)
+		return false
 	}
-	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" {
-		d.fail(line, key, "must be a whole number, not %s", describe(n))
-		return
-	}
-	var i int64
-	if err := n.Decode(&i); err != nil || v.OverflowInt(i) {
-		d.fail(line, key, "%s is out of range", n.Value)
-		return
-	}
-	v.SetInt(i)
+	v.SetInt(int64(dur / Duration(day)))
+	return true
 }
 
 // resolvePaths makes the paths given in the file absolute against the file's directory.
@@ -448,22 +456,21 @@ func mapKey(path, name string) string {
 	return path + "[" + strconv.Quote(name) + "]"
 }
 
-// schemaFields maps each yaml key of the struct type t to its field index.
-func schemaFields(t reflect.Type) map[string]int {
-	if m, ok := fieldCache.Load(t); ok {
-		return m.(map[string]int)
-	}
-	m := map[string]int{}
+// fieldIndex returns the index of the field of the struct type t whose key is name.
+func fieldIndex(t reflect.Type, name string) (int, bool) {
 	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-		if !f.IsExported() || name == "" || name == "-" {
-			continue
+		if name != "" && yamlKey(t.Field(i)) == name {
+			return i, true
 		}
-		m[name] = i
 	}
-	fieldCache.Store(t, m)
-	return m
+	return 0, false
 }
 
-var fieldCache sync.Map // reflect.Type → map[string]int
+// yamlKey returns the key of a Config field (its yaml tag), or "" for a field that is not one.
+func yamlKey(f reflect.StructField) string {
+	name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+	if !f.IsExported() || name == "-" {
+		return ""
+	}
+	return name
+}

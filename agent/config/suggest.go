@@ -7,10 +7,9 @@ import (
 	"strings"
 )
 
-// schemaKey is one key of the schema: its full path and whether it is a section.
+// schemaKey is one key of the schema.
 type schemaKey struct {
-	path    string
-	section bool
+	path string // the full path, such as "policy.min_rsa_bits"
 }
 
 // schemaKeys returns the full path of every key of the config file, sections included
@@ -21,14 +20,13 @@ func schemaKeys() []schemaKey {
 	walk = func(t reflect.Type, path string) {
 		for i := range t.NumField() {
 			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
-			if !f.IsExported() || name == "" || name == "-" {
+			name := yamlKey(f)
+			if name == "" {
 				continue
 			}
 			key := joinKey(path, name)
-			isSection := f.Type.Kind() == reflect.Struct && f.Type != durationType
-			keys = append(keys, schemaKey{path: key, section: isSection})
-			if isSection {
+			keys = append(keys, schemaKey{path: key})
+			if f.Type.Kind() == reflect.Struct {
 				walk(f.Type, key)
 			}
 		}
@@ -39,10 +37,11 @@ func schemaKeys() []schemaKey {
 
 // suggest returns the key a mistyped name under path was probably meant to be, quoted, or "".
 func suggest(name, path string, t reflect.Type) string {
-	fields := schemaFields(t)
-	siblings := make([]string, 0, len(fields))
-	for f := range fields {
-		siblings = append(siblings, f)
+	var siblings []string
+	for i := range t.NumField() {
+		if s := yamlKey(t.Field(i)); s != "" {
+			siblings = append(siblings, s)
+		}
 	}
 	// The right name in the wrong case.
 	for _, s := range siblings {
