@@ -1,116 +1,14 @@
 package config
 
 import (
-	"bytes"
-	"encoding/binary"
-	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf16"
 
 	"gopkg.in/yaml.v3"
 )
-
-// maxFileSize bounds a config file; a real one is a few kilobytes.
-const maxFileSize = 1 << 20
-
-// Load reads the config file at path, decodes it strictly, applies the defaults, resolves
-// relative paths against the file's directory and runs Validate. When the file is bad the
-// error is Errors, holding every problem found, each with the file, line and key. When the
-// file cannot be read the error wraps the os error (errors.Is(err, fs.ErrNotExist) tells a
-// missing file). Config.File is the absolute path.
-func Load(path string) (*Config, error) {
-	abs, data, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	return Parse(abs, data)
-}
-
-// Check is Load followed by CheckFiles, for `certagent config check`: it returns every
-// problem of both at once, as one Errors in line order. The files are checked even when
-// values are wrong (but not after a syntax error), and a key with a wrong value is not
-// checked on disk too. The Config is returned only when it has no problem at all.
-func Check(path string) (*Config, error) {
-	abs, data, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	c, errs, decoded := parse(abs, data)
-	if !decoded {
-		return nil, errs.err()
-	}
-	skip := map[string]bool{}
-	for _, e := range errs {
-		skip[e.Key] = true
-	}
-	errs = append(errs, c.checkFiles(skip)...)
-	if err := errs.err(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// readFile reads the config file at path, up to maxFileSize, and returns its absolute path.
-func readFile(path string) (string, []byte, error) {
-	abs, err := filepath.Abs(path)
-	if err != nil {
-		return "", nil, fmt.Errorf("reading config file %s: %w", path, err)
-	}
-	f, err := os.Open(abs)
-	if err != nil {
-		return "", nil, fmt.Errorf("reading config file: %w", err)
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return "", nil, fmt.Errorf("reading config file: %w", err)
-	}
-	if len(data) > maxFileSize {
-		return "", nil, Errors{{File: abs, Msg: "is larger than 1 MiB, which no certagent config is"}}
-	}
-	return abs, data, nil
-}
-
-// Parse does what Load does with the contents of a file already read. file names the file in
-// errors and in Config.File, and its directory is the base of relative paths (the current
-// directory when file is "").
-func Parse(file string, data []byte) (*Config, error) {
-	c, errs, _ := parse(file, data)
-	if err := errs.err(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
-
-// parse decodes, applies the defaults and validates. decoded reports whether the file could
-// be decoded at all (no syntax error); c is then the Config with every value that decoded,
-// and errs its problems.
-func parse(file string, data []byte) (c *Config, errs Errors, decoded bool) {
-	d := &decoder{file: file, lines: map[string]int{}, failed: map[string]bool{}}
-	data, err := toUTF8(data)
-	if err != nil {
-		return nil, Errors{{File: file, Line: 1, Msg: err.Error()}}, false
-	}
-	root := d.parse(data)
-	if len(d.errs) > 0 {
-		return nil, d.errs, false // a syntax error: nothing else can be trusted
-	}
-	c = base()
-	c.File = file
-	d.decodeDocument(root, c)
-	c.lines = d.lines
-	c.normalize()
-	d.resolvePaths(c)
-	c.applyDefaults()
-	return c, append(d.errs, c.validate(d.failed)...), !d.failed[""]
-}
 
 // decoder walks a YAML node tree against the Config struct, collecting every problem with its
 // line and key path, and recording the line of every key for Validate. yaml.v3 alone
@@ -135,52 +33,6 @@ func (d *decoder) add(line int, key, format string, args ...any) {
 func (d *decoder) fail(line int, key, format string, args ...any) {
 	d.add(line, key, format, args...)
 	d.failed[key] = true
-}
-
-// parse decodes data into a YAML node tree. It returns nil for an empty file and reports
-// syntax errors and a second document.
-func (d *decoder) parse(data []byte) *yaml.Node {
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if !errors.Is(err, io.EOF) {
-			d.syntax(err, data)
-		}
-		return nil
-	}
-	var extra yaml.Node
-	switch err := dec.Decode(&extra); {
-	case errors.Is(err, io.EOF):
-	case err != nil:
-		d.syntax(err, data)
-	default:
-		d.add(extra.Line, "", "a second YAML document starts at this ---; a config file holds one")
-	}
-	return &doc
-}
-
-// toUTF8 converts UTF-16 with a byte order mark (what Windows PowerShell 5.1's Out-File
-// writes) to UTF-8, so that line numbers are counted on one encoding. Other input is
-// returned as it is.
-func toUTF8(data []byte) ([]byte, error) {
-	var order binary.ByteOrder
-	switch {
-	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
-		order = binary.LittleEndian
-	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
-		order = binary.BigEndian
-	default:
-		return data, nil
-	}
-	data = data[2:]
-	if len(data)%2 != 0 {
-		return nil, errors.New("the file starts with a UTF-16 byte order mark but is not UTF-16 (odd length)")
-	}
-	u := make([]uint16, len(data)/2)
-	for i := range u {
-		u[i] = order.Uint16(data[2*i:])
-	}
-	return []byte(string(utf16.Decode(u))), nil
 }
 
 // decodeDocument decodes the document's root mapping into c.
@@ -371,35 +223,6 @@ func (d *decoder) decodeDays(n *yaml.Node, v reflect.Value, key string) bool {
 	}
 	v.SetInt(int64(dur / Duration(day)))
 	return true
-}
-
-// resolvePaths makes the paths given in the file absolute against the file's directory.
-func (d *decoder) resolvePaths(c *Config) {
-	dir := "."
-	if c.File != "" {
-		dir = filepath.Dir(c.File)
-	}
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		d.add(0, "", "finding the config file's directory: %v", err)
-		return
-	}
-	for _, f := range c.pathFields() {
-		p, msg := resolvePath(dir, *f.p)
-		if msg != "" {
-			d.fail(c.lines[f.key], f.key, "%s", msg)
-		}
-		*f.p = p
-	}
-}
-
-// normalize lower-cases the GUIDs, as Entra ID and Graph write them.
-func (c *Config) normalize() {
-	for _, p := range []*string{&c.TenantID, &c.Auth.ClientID, &c.Target.AppID} {
-		if isGUID(*p) {
-			*p = strings.ToLower(*p)
-		}
-	}
 }
 
 // deref follows aliases to the node they name.

@@ -2,13 +2,63 @@ package config
 
 import (
 	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
 	"regexp"
 	"strconv"
 	"strings"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
+
+// parse decodes data into a YAML node tree. It returns nil for an empty file and reports
+// syntax errors and a second document.
+func (d *decoder) parse(data []byte) *yaml.Node {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if !errors.Is(err, io.EOF) {
+			d.syntax(err, data)
+		}
+		return nil
+	}
+	var extra yaml.Node
+	switch err := dec.Decode(&extra); {
+	case errors.Is(err, io.EOF):
+	case err != nil:
+		d.syntax(err, data)
+	default:
+		d.add(extra.Line, "", "a second YAML document starts at this ---; a config file holds one")
+	}
+	return &doc
+}
+
+// toUTF8 converts UTF-16 with a byte order mark (what Windows PowerShell 5.1's Out-File
+// writes) to UTF-8, so that line numbers are counted on one encoding. Other input is
+// returned as it is.
+func toUTF8(data []byte) ([]byte, error) {
+	var order binary.ByteOrder
+	switch {
+	case bytes.HasPrefix(data, []byte{0xFF, 0xFE}):
+		order = binary.LittleEndian
+	case bytes.HasPrefix(data, []byte{0xFE, 0xFF}):
+		order = binary.BigEndian
+	default:
+		return data, nil
+	}
+	data = data[2:]
+	if len(data)%2 != 0 {
+		return nil, errors.New("the file starts with a UTF-16 byte order mark but is not UTF-16 (odd length)")
+	}
+	u := make([]uint16, len(data)/2)
+	for i := range u {
+		u[i] = order.Uint16(data[2*i:])
+	}
+	return []byte(string(utf16.Decode(u))), nil
+}
 
 // yaml.v3 places a syntax error only in part: a scanner error carries its line, a parser
 // error the line before the construct it broke off, and a reader error (a control
