@@ -3,7 +3,6 @@ package certpolicy
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/userfile"
 )
 
 // ReadFile judges a file by its path, as the drop folder does:
@@ -22,8 +22,10 @@ import (
 //     are not read; a temporary name is unsupported_file (the agent waits for the copy to
 //     finish); other extensions than .cer, .crt, .pem and .der are unsupported_file.
 //   - A file over certs.MaxFileSize is too_large without being opened. Otherwise it opens the
-//     file without following links, checks that it is still the file it looked at, and reads
-//     at most certs.MaxFileSize+1 bytes: more is too_large.
+//     file without following links (userfile.OpenNoFollow, as the drop folder does: on
+//     Windows a file another process is still writing cannot be read), checks that it is
+//     still the file it looked at, and reads at most certs.MaxFileSize+1 bytes: more is
+//     too_large.
 //   - Then it runs Check on the contents, and zeroes its copy of them.
 //
 // When the file cannot be read, Verdict.Err says why (naming the file) and the verdict is
@@ -42,7 +44,7 @@ func (p Policy) ReadFile(path string, now time.Time) Verdict {
 	if r := SizeReason(fi.Size()); r != nil {
 		return rejected(r)
 	}
-	f, err := openNoFollow(path)
+	f, err := userfile.OpenNoFollow(path)
 	if err != nil {
 		if fi2, lerr := os.Lstat(path); lerr == nil && !fi2.Mode().IsRegular() {
 			// Replaced by a link or a FIFO after Lstat, which O_NOFOLLOW refused.
@@ -55,50 +57,20 @@ func (p Policy) ReadFile(path string, now time.Time) Verdict {
 	if err != nil {
 		return readFailed(path, err)
 	}
-	if !st.Mode().IsRegular() || !os.SameFile(fi, st) {
+	if !st.Mode().IsRegular() || !userfile.SameFile(fi, st) {
 		return rejected(reason(certs.UnsupportedFile, "was replaced by another file while being opened; the agent reads only regular files and never follows links"))
 	}
-	data, err := readLimited(f, st.Size())
+	// Room for the size Stat gave and one byte more, to see the end without growing.
+	buf := make([]byte, 0, min(max(st.Size(), 0), certs.MaxFileSize)+1)
+	data, err := userfile.ReadLimited(f, buf, certs.MaxFileSize)
 	defer clear(data)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, userfile.ErrTooLarge):
 		return rejected(reason(certs.TooLarge, "file is larger than %s (it grew while being read); the limit is %s", sizeText(certs.MaxFileSize), sizeText(certs.MaxFileSize)))
 	case err != nil:
 		return readFailed(path, err)
 	}
 	return p.check(data, now, "file", new(scan))
-}
-
-var errTooLarge = errors.New("larger than the limit")
-
-// readLimited reads r to its end, but never more than certs.MaxFileSize+1 bytes: more is
-// errTooLarge. size is the expected size. When the buffer has to grow, the old one is zeroed
-// (it may hold key material), so the caller has one buffer to clear.
-func readLimited(r io.Reader, size int64) ([]byte, error) {
-	const limit = certs.MaxFileSize + 1
-	buf := make([]byte, 0, min(max(size, 0)+512, limit))
-	for {
-		if len(buf) == cap(buf) {
-			if len(buf) >= limit {
-				return buf, errTooLarge
-			}
-			bigger := make([]byte, len(buf), min(2*cap(buf), limit))
-			copy(bigger, buf)
-			clear(buf)
-			buf = bigger
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > certs.MaxFileSize {
-			return buf, errTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
 }
 
 // readFailed is the verdict on a file that could not be read.

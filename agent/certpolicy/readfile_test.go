@@ -3,7 +3,6 @@ package certpolicy
 import (
 	"bytes"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -126,69 +125,6 @@ func TestReadFileTooLarge(t *testing.T) {
 	v := Default().ReadFile(p, testNow)
 	if codeOf(v) != certs.TooLarge || !strings.Contains(v.Reason.Message, "; the limit is 1 MiB") {
 		t.Fatalf("ReadFile(huge) = %s, want %s", describe(v), certs.TooLarge)
-	}
-}
-
-// endless is a reader that never ends, counting what it hands out and remembering the buffers
-// it was given.
-type endless struct {
-	n    int64
-	bufs [][]byte
-}
-
-func (r *endless) Read(p []byte) (int, error) {
-	for i := range p {
-		p[i] = 0xa5
-	}
-	r.n += int64(len(p))
-	r.bufs = append(r.bufs, p)
-	return len(p), nil
-}
-
-// TestReadLimited proves the bound on reading: however long the input and whatever size was
-// announced, no more than certs.MaxFileSize+1 bytes are read.
-func TestReadLimited(t *testing.T) {
-	for _, hint := range []int64{0, 100, certs.MaxFileSize, 1 << 40, -1} {
-		r := &endless{}
-		buf, err := readLimited(r, hint)
-		if !errors.Is(err, errTooLarge) {
-			t.Errorf("readLimited(endless, %d) error = %v, want errTooLarge", hint, err)
-		}
-		if r.n > certs.MaxFileSize+1 {
-			t.Errorf("readLimited(endless, %d) read %d bytes, want at most %d", hint, r.n, certs.MaxFileSize+1)
-		}
-		// Every buffer it grew out of was zeroed.
-		last := &buf[:cap(buf)][cap(buf)-1]
-		for i, b := range r.bufs {
-			if len(b) == 0 || &b[:cap(b)][cap(b)-1] == last {
-				continue
-			}
-			if bytes.IndexByte(b, 0xa5) >= 0 {
-				t.Errorf("readLimited(endless, %d): buffer %d was left holding data", hint, i)
-				break
-			}
-		}
-	}
-}
-
-type failing struct{ after int }
-
-func (r *failing) Read(p []byte) (int, error) {
-	if r.after <= 0 {
-		return 0, io.ErrUnexpectedEOF
-	}
-	n := min(len(p), r.after)
-	r.after -= n
-	return n, nil
-}
-
-func TestReadLimitedError(t *testing.T) {
-	if _, err := readLimited(&failing{after: 10}, 10); !errors.Is(err, io.ErrUnexpectedEOF) {
-		t.Errorf("readLimited(failing) error = %v, want io.ErrUnexpectedEOF", err)
-	}
-	b, err := readLimited(strings.NewReader("abc"), 0)
-	if err != nil || string(b) != "abc" {
-		t.Errorf("readLimited(abc) = %q, %v; want abc", b, err)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Duration is a length of time written as a string with units, days included: "30d",
@@ -75,6 +77,25 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler: a duration is a string for ParseDuration, or
+// the number 0. Any other number is refused rather than given a unit, since "30" could mean
+// seconds or days. The error says what the value must be, for the config's messages.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		switch n.ShortTag() {
+		case "!!int", "!!float":
+			if n.Value == "0" {
+				*d = 0
+				return nil
+			}
+			return fmt.Errorf(`must be a duration with a unit, such as "%ss" or "%sd", not the number %s`, n.Value, n.Value, n.Value)
+		case "!!str":
+			return d.UnmarshalText([]byte(n.Value))
+		}
+	}
+	return fmt.Errorf(`must be a duration such as "30s" or "1d", not %s`, describe(n))
 }
 
 // unitNanos maps the units ParseDuration takes to their length in nanoseconds.

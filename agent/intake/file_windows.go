@@ -1,49 +1,13 @@
 package intake
 
 import (
-	"errors"
-	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/aucloud/certagent/agent/userfile"
 )
-
-// openFile opens a drop file for reading without following a reparse point.
-//
-// Windows: FILE_FLAG_OPEN_REPARSE_POINT opens a symlink or junction swapped in after Lstat
-// as itself (the caller's Stat check then refuses it) rather than its target. The share mode
-// is FILE_SHARE_READ only, so the open fails with ERROR_SHARING_VIOLATION while any process
-// still holds the file for writing (a copy in progress), and nobody can write, rename or
-// delete it while it is read.
-func openFile(p string) (*os.File, error) {
-	name, err := windows.UTF16PtrFromString(longPath(p))
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	h, err := windows.CreateFile(name, windows.GENERIC_READ, windows.FILE_SHARE_READ, nil,
-		windows.OPEN_EXISTING, windows.FILE_ATTRIBUTE_NORMAL|windows.FILE_FLAG_OPEN_REPARSE_POINT, 0)
-	if err != nil {
-		return nil, &os.PathError{Op: "open", Path: p, Err: err}
-	}
-	return os.NewFile(uintptr(h), p), nil
-}
-
-// isBusy reports whether err says another process holds the file: a copy in progress keeps
-// a sharing lock on Windows.
-func isBusy(err error) bool {
-	return errors.Is(err, windows.ERROR_SHARING_VIOLATION) || errors.Is(err, windows.ERROR_LOCK_VIOLATION)
-}
-
-// sameFile reports whether the Lstat before the open and the Stat of the open file describe
-// the same file.
-//
-// Windows: always true. os.SameFile would reopen the file by name to read its ID (so it
-// cannot see a swap anyway) and file IDs over SMB are not always stable; the open itself
-// (no reparse point following, a regular-file check, the size and time check, a share mode
-// that keeps writers out) covers what the Unix inode check does.
-func sameFile(a, b fs.FileInfo) bool { return true }
 
 // syncDir does nothing on Windows: a folder cannot be flushed through a file handle, and
 // NTFS journals its metadata, so a rename is not reordered before the note written earlier.
@@ -62,7 +26,7 @@ func eventName(p string) string {
 	if !strings.Contains(filepath.Base(p), "~") {
 		return p
 	}
-	u, err := windows.UTF16FromString(longPath(p))
+	u, err := windows.UTF16FromString(userfile.LongPath(p))
 	if err != nil {
 		return p
 	}

@@ -309,33 +309,6 @@ func TestTooLarge(t *testing.T) {
 	})
 }
 
-// endless is a reader that never ends and counts what it gave.
-type endless struct{ n int }
-
-func (e *endless) Read(p []byte) (int, error) {
-	clear(p)
-	e.n += len(p)
-	return len(p), nil
-}
-
-func TestReadLimitedStopsAtLimit(t *testing.T) {
-	for _, limit := range []int{0, 1, 511, 512, 4096, certs.MaxFileSize} {
-		r := &endless{}
-		got, err := readLimited(r, nil, limit)
-		if err != errTooLarge {
-			t.Errorf("readLimited(endless, %d) error = %v, want errTooLarge", limit, err)
-		}
-		if r.n != limit+1 || len(got) != limit+1 {
-			t.Errorf("readLimited(endless, %d) read %d bytes (returned %d), want %d", limit, r.n, len(got), limit+1)
-		}
-	}
-	data := bytes.Repeat([]byte("c"), 5000)
-	got, err := readLimited(bytes.NewReader(data), make([]byte, 0, 16), 5000)
-	if err != nil || !bytes.Equal(got, data) {
-		t.Errorf("readLimited(5000 bytes, limit 5000) = %d bytes, %v; want all, nil", len(got), err)
-	}
-}
-
 func TestNameClashKeepsBoth(t *testing.T) {
 	fixed := time.Date(2026, 11, 25, 19, 30, 0, 0, time.UTC)
 	synctest.Test(t, func(t *testing.T) {

@@ -93,34 +93,6 @@ func unjamFIFOs(h *harness) {
 	}
 }
 
-func TestOpenFileRefusesSwappedInLinkAndFIFO(t *testing.T) {
-	dir := t.TempDir()
-	target := filepath.Join(dir, "target")
-	if err := os.WriteFile(target, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	link := filepath.Join(dir, "link.cer")
-	if err := os.Symlink(target, link); err != nil {
-		t.Fatal(err)
-	}
-	if f, err := openFile(link); err == nil {
-		f.Close()
-		t.Error("openFile followed a symlink")
-	}
-	fifo := filepath.Join(dir, "pipe.cer")
-	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	f, err := openFile(fifo) // must not block waiting for a writer
-	if err != nil {
-		t.Fatalf("openFile(FIFO) = %v", err)
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err != nil || st.Mode().IsRegular() {
-		t.Errorf("Stat of the opened FIFO = %v, %v; the caller relies on it to refuse the FIFO", st.Mode(), err)
-	}
-}
-
 func TestReadNoticesSwap(t *testing.T) {
 	h := newHarness(t, pollCfg())
 	p := filepath.Join(h.dir, "a.cer")

@@ -3,7 +3,6 @@ package intake
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -35,19 +34,4 @@ func TestSharingViolationWaitsQuietly(t *testing.T) {
 			t.Fatalf("processed/ = %v, want a.cer once released", got)
 		}
 	})
-}
-
-func TestLongPath(t *testing.T) {
-	long := `C:\` + filepath.Join("ProgramData", "CertAgent", "drop", strings.Repeat("x", 250))
-	tests := []struct{ in, want string }{
-		{`C:\short\a.cer`, `C:\short\a.cer`},
-		{long, `\\?\` + long},
-		{`\\?\` + long, `\\?\` + long},
-		{`\\server\share\` + strings.Repeat("y", 250), `\\?\UNC\server\share\` + strings.Repeat("y", 250)},
-	}
-	for _, tt := range tests {
-		if got := longPath(tt.in); got != tt.want {
-			t.Errorf("longPath(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
 }

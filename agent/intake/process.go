@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -13,15 +12,12 @@ import (
 
 	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/userfile"
 )
 
-var (
-	// errChanged: the file changed, or another file took its name, between the checks
-	// around reading it: it has not settled.
-	errChanged = errors.New("file changed while being read")
-	// errTooLarge: more than certs.MaxFileSize bytes.
-	errTooLarge = errors.New("file larger than the limit")
-)
+// errChanged: the file changed, or another file took its name, between the checks around
+// reading it: it has not settled.
+var errChanged = errors.New("file changed while being read")
 
 // keepBuf is the largest read buffer kept between files; larger ones (up to 1 MiB) are
 // dropped after use, zeroed, so a single large file does not pin its buffer forever.
@@ -79,7 +75,7 @@ func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) 
 	now := time.Now()
 	switch {
 	case err == nil:
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, userfile.ErrTooLarge):
 		in.refuse(ctx, e, f, certpolicy.SizeReason(max(f.Size, certs.MaxFileSize+1)))
 		return
 	case errors.Is(err, errChanged):
@@ -95,7 +91,7 @@ func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) 
 	case errors.Is(err, fs.ErrNotExist):
 		in.forget(f.Name)
 		return
-	case isBusy(err):
+	case userfile.IsBusy(err):
 		// Another process holds the file (on Windows, a copy in progress keeps a sharing
 		// lock): look again later, quietly.
 		e.notAfter = now.Add(max(busyDelay, in.cfg.Settle))
@@ -121,12 +117,12 @@ func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) 
 }
 
 // read opens the file without following links, checks it is the file fi describes, reads at
-// most certs.MaxFileSize+1 bytes, closes it, and checks that nothing changed meanwhile. The
-// returned data lives in in.buf: call releaseBuf when done.
+// most certs.MaxFileSize+1 bytes, closes it, and checks that nothing changed meanwhile (the
+// steps of agent/userfile). The returned data lives in in.buf: call releaseBuf when done.
 func (in *Intake) read(p string, fi fs.FileInfo) ([]byte, fs.FileInfo, error) {
-	f, err := openFile(p)
+	f, err := userfile.OpenNoFollow(p)
 	if err != nil {
-		if isBusy(err) || errors.Is(err, fs.ErrNotExist) {
+		if userfile.IsBusy(err) || errors.Is(err, fs.ErrNotExist) {
 			return nil, nil, err
 		}
 		// A link or FIFO swapped in after Lstat refuses to open: report it as a change.
@@ -140,21 +136,21 @@ func (in *Intake) read(p string, fi fs.FileInfo) ([]byte, fs.FileInfo, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
 	}
-	if !st.Mode().IsRegular() || !sameFacts(fi, st) || !sameFile(fi, st) {
+	if !st.Mode().IsRegular() || !sameFacts(fi, st) || !userfile.SameFile(fi, st) {
 		return nil, nil, errChanged
 	}
 	if st.Size() > certs.MaxFileSize {
-		return nil, nil, errTooLarge
+		return nil, nil, userfile.ErrTooLarge
 	}
 	want := int(min(st.Size()+1, certs.MaxFileSize+1)) // +1: see a file that grew
 	if cap(in.buf) < want {
 		in.buf = make([]byte, 0, max(want, 512)) // the old buffer was zeroed after its last use
 	}
-	data, err := readLimited(f, in.buf[:0], certs.MaxFileSize)
+	data, err := userfile.ReadLimited(f, in.buf[:0], certs.MaxFileSize)
 	in.buf = data[:0]
 	if err != nil {
 		in.releaseBuf(data)
-		if errors.Is(err, errTooLarge) {
+		if errors.Is(err, userfile.ErrTooLarge) {
 			return nil, nil, err
 		}
 		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
@@ -190,33 +186,6 @@ func (in *Intake) releaseBuf(data []byte) {
 	}
 }
 
-// readLimited appends r's contents to buf until EOF, reading no more than limit+1 bytes: past
-// limit it stops and returns errTooLarge. Buffers it outgrows are zeroed.
-func readLimited(r io.Reader, buf []byte, limit int) ([]byte, error) {
-	for {
-		if len(buf) == cap(buf) {
-			if len(buf) > limit {
-				return buf, errTooLarge
-			}
-			nb := make([]byte, len(buf), min(max(2*cap(buf), 512), limit+1))
-			copy(nb, buf)
-			clear(buf)
-			buf = nb
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if len(buf) > limit {
-			return buf, errTooLarge
-		}
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
-	}
-}
-
 // sameFacts reports whether a and b show the same type, size and modification time.
 func sameFacts(a, b fs.FileInfo) bool {
 	return a.Mode().Type() == b.Mode().Type() && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
@@ -243,7 +212,7 @@ func (in *Intake) file(ctx context.Context, e *entry, f File, d Decision, byInta
 		}
 		d.Retry = false
 		e.decided = &decided{Decision: d, byIntake: byIntake}
-		if isBusy(err) {
+		if userfile.IsBusy(err) {
 			e.notAfter = time.Now().Add(max(busyDelay, in.cfg.Settle))
 			return
 		}

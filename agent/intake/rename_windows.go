@@ -2,9 +2,10 @@ package intake
 
 import (
 	"os"
-	"strings"
 
 	"golang.org/x/sys/windows"
+
+	"github.com/aucloud/certagent/agent/userfile"
 )
 
 // renameNoReplace renames from to to atomically, failing with an error that matches
@@ -14,13 +15,13 @@ import (
 // ERROR_FILE_EXISTS) when to exists, on NTFS and over SMB alike, so no Lstat is needed; and
 // without MOVEFILE_COPY_ALLOWED it never turns into a copy and delete. It fails with
 // ERROR_SHARING_VIOLATION while another process (an antivirus scan, a copy) holds the file
-// without FILE_SHARE_DELETE; isBusy reports that, and the move is tried again.
+// without FILE_SHARE_DELETE; userfile.IsBusy reports that, and the move is tried again.
 func renameNoReplace(from, to string) error {
-	f, err := windows.UTF16PtrFromString(longPath(from))
+	f, err := windows.UTF16PtrFromString(userfile.LongPath(from))
 	if err != nil {
 		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
-	t, err := windows.UTF16PtrFromString(longPath(to))
+	t, err := windows.UTF16PtrFromString(userfile.LongPath(to))
 	if err != nil {
 		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
@@ -28,16 +29,4 @@ func renameNoReplace(from, to string) error {
 		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
 	return nil
-}
-
-// longPath adds the \\?\ prefix to an absolute path that may exceed MAX_PATH (260), which
-// the os package does by itself but direct Win32 calls need.
-func longPath(p string) string {
-	if len(p) < 248 || strings.HasPrefix(p, `\\?\`) {
-		return p
-	}
-	if strings.HasPrefix(p, `\\`) {
-		return `\\?\UNC\` + p[2:] // \\server\share\... → \\?\UNC\server\share\...
-	}
-	return `\\?\` + p
 }
