@@ -243,6 +243,10 @@ func advice(code certs.Code) string {
 		return "The agent reads files of at most 1 MiB; a certificate takes a few KiB. Drop only the certificate file."
 	case certs.UnsupportedFile:
 		return "The agent takes only regular files named .cer, .crt, .pem or .der, directly in the drop folder (no links, no folders). Save the certificate under such a name and drop it again."
+	case certs.NoTarget:
+		return "The agent keeps several app registrations current, and no target's policy names this certificate. Drop it into the folder of the target it is for (drop/<target name>/), or add its subject or issuer to that target's policy."
+	case certs.AmbiguousTarget:
+		return "The policies of several targets name this certificate. Drop it into the folder of the target it is for (drop/<target name>/), or set intake.route_to_all if it is meant for all of them."
 	}
 	return "Read the reason above, fix its cause, and drop the file again."
 }
