@@ -60,8 +60,10 @@ type Agent struct {
 
 	store    *store.Cached
 	cred     *credential.Source
-	graph    *graph.Client
-	target   *target.Target
+	graph    *graph.Client // the agent's home tenant: its own app, and targets there
+	targets  []*target.Target
+	router   *target.Router
+	top      *intake.Intake // the top of the drop folder, with several targets; nil with one
 	renewer  *renewal.Renewer
 	notifier *notify.Notifier
 	metrics  *metrics.Metrics
@@ -108,7 +110,7 @@ func New(opts Options) (a *Agent, err error) {
 // build opens and builds the parts, in dependency order.
 func (a *Agent) build() error {
 	cfg := a.cfg
-	policy, names, err := PolicyFrom(cfg)
+	basePolicy, names, err := PolicyFrom(cfg)
 	if err != nil {
 		return err
 	}
@@ -144,26 +146,40 @@ func (a *Agent) build() error {
 
 	a.metrics = metrics.New(metrics.Config{
 		Version:            a.version,
-		Rotations:          func() map[string]int { return a.target.RotationCounts() },
-		Certificates:       func() []metrics.CertExpiry { return a.target.CertificateExpiries() },
+		Rotations:          a.rotationCounts,
+		Certificates:       a.certificateExpiries,
 		CredentialNotAfter: func() time.Time { return a.cred.Credential().Cert.NotAfter },
-		LastSync:           func() time.Time { return a.target.LastSync() },
+		LastSync:           a.lastSync,
 	})
 	caPEM, roots, err := rootCAs(cfg)
 	if err != nil {
 		return err
 	}
-	if a.graph, err = graph.New(graph.Config{
-		TenantID:      cfg.TenantID,
-		ClientID:      cfg.Auth.ClientID,
-		AuthorityHost: cfg.AuthorityHost(),
-		GraphURL:      cfg.GraphURL(),
-		Credential:    a.cred,
-		RootCAs:       roots,
-		Timeout:       cfg.Graph.Timeout.Duration(),
-		Logger:        a.log,
-		Observe:       a.metrics.GraphRequest,
-	}); err != nil {
+	// One Graph client per tenant: the agent signs in to each tenant a target is in (its app
+	// registration is consented there) with the same credential.
+	clients := map[string]*graph.Client{}
+	client := func(tenant string) (*graph.Client, error) {
+		key := strings.ToLower(tenant)
+		if c, ok := clients[key]; ok {
+			return c, nil
+		}
+		c, err := graph.New(graph.Config{
+			TenantID:      tenant,
+			ClientID:      cfg.Auth.ClientID,
+			AuthorityHost: cfg.AuthorityHost(),
+			GraphURL:      cfg.GraphURL(),
+			Credential:    a.cred,
+			RootCAs:       roots,
+			Timeout:       cfg.Graph.Timeout.Duration(),
+			Logger:        a.log,
+			Observe:       a.metrics.GraphRequest,
+		})
+		if err == nil {
+			clients[key] = c
+		}
+		return c, err
+	}
+	if a.graph, err = client(cfg.TenantID); err != nil {
 		return err
 	}
 	if a.notifier, err = notify.New(notify.Config{
@@ -180,30 +196,63 @@ func (a *Agent) build() error {
 	}); err != nil {
 		return err
 	}
-	if a.target, err = target.New(target.Config{
-		AppID:          cfg.Target.AppID,
-		Policy:         policy,
-		Names:          names,
-		ManualApproval: cfg.Policy.Approval == config.ApprovalManual,
-		MaxAttempts:    cfg.Graph.MaxAttempts,
-		Graph:          a.graph,
-		Store:          a.store,
-		Intake: intake.Config{
+	tcs := cfg.EffectiveTargets()
+	for _, tc := range tcs {
+		gc, err := client(tc.TenantID)
+		if err != nil {
+			return fmt.Errorf("target %s: %w", tc.Name, err)
+		}
+		ic := intake.Config{
+			Dir:            tc.DropFolder,
+			Settle:         cfg.Intake.Settle.Duration(),
+			RescanInterval: cfg.Intake.RescanInterval.Duration(),
+			Poll:           cfg.Intake.Poll,
+			PollInterval:   cfg.Intake.PollInterval.Duration(),
+		}
+		policy := tc.Policy
+		policy.MinRSABits, policy.MinValidity = basePolicy.MinRSABits, basePolicy.MinValidity
+		t, err := target.New(target.Config{
+			Name:           tc.Name,
+			TenantID:       tc.TenantID,
+			AppID:          tc.AppID,
+			Policy:         policy,
+			Names:          names,
+			ManualApproval: tc.Approval == config.ApprovalManual,
+			Retire: rotation.RetirePolicy{Enabled: tc.Retire.Enabled, After: tc.Retire.After.Duration(), DryRun: tc.Retire.DryRun,
+				Names: policy.Names},
+			MaxAttempts:   cfg.Graph.MaxAttempts,
+			Graph:         gc,
+			Store:         a.store,
+			Intake:        ic,
+			SyncInterval:  cfg.Monitor.SyncInterval.Duration(),
+			ExpiryWarning: cfg.Monitor.ExpiryWarning.Duration(),
+			OnApplied:     func(rotation.Rotation) { a.notifier.Wake() },
+			OnWrite:       a.metrics.ReadToWrite,
+			OnIntake:      a.metrics.IntakeFile,
+			Logger:        a.log.With("target", tc.Name),
+			Now:           a.now,
+		})
+		if err != nil {
+			return fmt.Errorf("target %s: %w", tc.Name, err)
+		}
+		a.targets = append(a.targets, t)
+	}
+	a.router = target.NewRouter(a.targets, cfg.Intake.RouteToAll, a.log, a.now)
+	if len(a.targets) > 1 {
+		// Several targets: each has its own folder inside the drop folder, and files at the
+		// top go to the target whose policy names them.
+		if a.top, err = intake.New(intake.Config{
 			Dir:            cfg.DropFolder,
 			Settle:         cfg.Intake.Settle.Duration(),
 			RescanInterval: cfg.Intake.RescanInterval.Duration(),
 			Poll:           cfg.Intake.Poll,
 			PollInterval:   cfg.Intake.PollInterval.Duration(),
-		},
-		SyncInterval:  cfg.Monitor.SyncInterval.Duration(),
-		ExpiryWarning: cfg.Monitor.ExpiryWarning.Duration(),
-		OnApplied:     func(rotation.Rotation) { a.notifier.Wake() },
-		OnWrite:       a.metrics.ReadToWrite,
-		OnIntake:      a.metrics.IntakeFile,
-		Logger:        a.log,
-		Now:           a.now,
-	}); err != nil {
-		return err
+			Handler:        a.router,
+			Logger:         a.log.With("target", "*"),
+			Now:            a.now,
+		}); err != nil {
+			return err
+		}
 	}
 	if a.renewer, err = renewal.New(renewal.Config{
 		Graph:       a.graph,
@@ -221,9 +270,9 @@ func (a *Agent) build() error {
 	}
 	a.handler, err = api.New(api.Config{
 		Status:       statusOf{a},
-		Certificates: a.target,
+		Certificates: certificatesOf{a},
 		Rotations:    rotationsOf{a},
-		DropFolder:   a.target,
+		DropFolder:   dropFolderOf{a},
 		Credential:   credentialOf{a},
 		Audit:        a.store,
 		Token:        token,
@@ -270,13 +319,22 @@ func (a *Agent) Run(ctx context.Context) error {
 	srv := &http.Server{Handler: a.handler, BaseContext: func(net.Listener) context.Context { return ctx }}
 	api.ServerLimits(srv)
 
+	var apps []string
+	for _, t := range a.targets {
+		apps = append(apps, fmt.Sprintf("%s (app %s)", t.Name(), t.AppID()))
+	}
 	a.audit(ctx, rotation.AuditEntry{Action: rotation.ActionAgentStart, Actor: rotation.ActorAgent, Outcome: rotation.OutcomeOK,
-		Message: fmt.Sprintf("certagent %s started; target app %s, drop folder %s", a.version, a.cfg.Target.AppID, a.cfg.DropFolder)})
-	a.log.Info("agent started", "version", a.version, "tenant_id", a.cfg.TenantID, "app_id", a.cfg.Target.AppID,
+		Message: fmt.Sprintf("certagent %s started; targets %s, drop folder %s", a.version, strings.Join(apps, ", "), a.cfg.DropFolder)})
+	a.log.Info("agent started", "version", a.version, "tenant_id", a.cfg.TenantID, "targets", strings.Join(apps, ", "),
 		"drop_folder", a.cfg.DropFolder, "api", ln.Addr().String(), "credential", a.cred.Credential())
 
 	g := newGroup(ctx)
-	g.Go("target", a.target.Run)
+	for _, t := range a.targets {
+		g.Go("target "+t.Name(), t.Run)
+	}
+	if a.top != nil {
+		g.Go("drop folder", a.top.Run)
+	}
 	g.Go("renewal", a.renewer.Run)
 	g.Go("notify", a.notifier.Run)
 	g.Go("api server", func(context.Context) error {

@@ -52,6 +52,13 @@ func startRealistic(t testing.TB, seed int64, edit func(*config.Config)) *harnes
 
 func startIn(t testing.TB, o devenv.Options, edit func(*config.Config)) *harness {
 	t.Helper()
+	return startPrepared(t, o, edit, nil)
+}
+
+// startPrepared is startIn with prepare run on the environment before the agent starts (to
+// add apps or tenants, or change the config with what Setup made).
+func startPrepared(t testing.TB, o devenv.Options, edit func(*config.Config), prepare func(env *devenv.Env)) *harness {
+	t.Helper()
 	o.Dir, o.APIListen = t.TempDir(), "127.0.0.1:0"
 	o.Edit = func(c *config.Config) {
 		c.Intake.Settle = config.Duration(100 * time.Millisecond)
@@ -64,6 +71,9 @@ func startIn(t testing.TB, o devenv.Options, edit func(*config.Config)) *harness
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { env.Close() })
+	if prepare != nil {
+		prepare(env)
+	}
 	h := &harness{t: t, env: env, done: make(chan error, 1)}
 	h.startAgent()
 	return h
@@ -657,4 +667,106 @@ func TestRealisticRenewal(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.rotation(r2.ID, "applied")
+}
+
+// TestTwoTargets: one agent keeps two backup apps current. A file in drop/<name>/ reaches
+// only its target; a file at the top goes to the target whose policy names it; one both
+// name is refused as ambiguous_target; status and the API show each target.
+func TestTwoTargets(t *testing.T) {
+	t.Parallel()
+	const appB = "b0000000-0000-4000-8000-0000000000ab"
+	h := startPrepared(t, devenv.Options{}, nil, func(env *devenv.Env) {
+		provider := certtest.New(time.Now(), certtest.CommonName("Teams provider 2026"))
+		if _, err := env.Emulator.AddApplication(env.Info.TenantID, emulator.SeedApplication{
+			DisplayName: "Veeam Teams backup", AppID: appB, Owners: []string{env.Info.AgentAppID},
+			KeyCredentials: []emulator.SeedKeyCredential{{Certificate: provider.DER}},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := env.Config
+		cfg.Targets = []config.Target{
+			{Name: "exchange", AppID: cfg.Target.AppID, Policy: config.TargetPolicy{AllowedSubjects: []string{"Exchange provider *", "Both *"}}},
+			{Name: "teams", AppID: appB, Policy: config.TargetPolicy{AllowedSubjects: []string{"Teams provider *", "Both *"}}},
+		}
+		cfg.Target = config.Target{}
+	})
+	ctx := context.Background()
+	dropA := filepath.Join(h.env.Config.DropFolder, "exchange")
+	dropB := filepath.Join(h.env.Config.DropFolder, "teams")
+	credsB := func() []emulator.KeyCredentialView {
+		app, err := h.env.Emulator.Application(appB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app.KeyCredentials
+	}
+	write := func(dir, name string, c certtest.Cert) {
+		if err := os.WriteFile(filepath.Join(dir, name), c.PEM(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A file in drop/exchange/ reaches only the exchange app, even though both policies name
+	// its subject: the folder decides.
+	inA := certtest.New(time.Now(), certtest.CommonName("Both services, for exchange"))
+	write(dropA, "a.cer", inA)
+	inB := certtest.New(time.Now(), certtest.CommonName("Teams provider 2027"))
+	write(dropB, "b.cer", inB)
+	routed := certtest.New(time.Now(), certtest.CommonName("Exchange provider 2027"))
+	write(h.env.Config.DropFolder, "top.cer", routed)
+	both := certtest.New(time.Now(), certtest.CommonName("Both services 2027"))
+	write(h.env.Config.DropFolder, "both.cer", both)
+	h.waitFor("three rotations applied", func() bool {
+		rs, err := h.client.Rotations(ctx, "applied")
+		return err == nil && len(rs) == 3
+	})
+	thumb := func(c certtest.Cert) string { return certs.ThumbprintSHA1(c.DER) }
+	if countThumb(h.creds(), thumb(inA)) != 1 || countThumb(credsB(), thumb(inA)) != 0 {
+		t.Error("drop/exchange/'s certificate reached the wrong app")
+	}
+	if countThumb(credsB(), thumb(inB)) != 1 || countThumb(h.creds(), thumb(inB)) != 0 {
+		t.Error("drop/teams/'s certificate reached the wrong app")
+	}
+	if countThumb(h.creds(), thumb(routed)) != 1 || countThumb(credsB(), thumb(routed)) != 0 {
+		t.Error("the top-level file was not routed to exchange alone")
+	}
+	h.waitFor("both.cer refused as ambiguous", func() bool {
+		ns, _ := filepath.Glob(filepath.Join(h.env.Config.DropFolder, "rejected", "*both.cer.reason.txt"))
+		if len(ns) != 1 {
+			return false
+		}
+		b, _ := os.ReadFile(ns[0])
+		return strings.Contains(string(b), "ambiguous_target")
+	})
+
+	// The API and status show each target.
+	s, err := h.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Targets) != 2 || s.Targets[0].Name != "exchange" || s.Targets[1].Name != "teams" || s.Targets[1].Target.AppID != appB {
+		t.Fatalf("status targets = %+v", s.Targets)
+	}
+	if s.Targets[1].Rotations["applied"] != 1 || s.Targets[0].Rotations["applied"] != 2 || s.Rotations["applied"] != 3 {
+		t.Errorf("rotation counts: exchange %v, teams %v, all %v", s.Targets[0].Rotations, s.Targets[1].Rotations, s.Rotations)
+	}
+	rs, err := h.client.RotationsOf(ctx, "teams", "")
+	if err != nil || len(rs) != 1 || rs[0].Target.Name != "teams" || rs[0].Target.AppID != appB {
+		t.Errorf("rotations of teams = %+v, %v", rs, err)
+	}
+	list, err := h.client.CertificatesOf(ctx, "teams", false)
+	if err != nil || len(list.Items) != 2 || list.Items[0].Target != "teams" {
+		t.Errorf("certificates of teams = %+v, %v", list, err)
+	}
+	// An API submission names its target, or is routed like a top-level file.
+	viaAPI := certtest.New(time.Now(), certtest.CommonName("Teams provider via the API"))
+	r, _, err := h.client.SubmitTo(ctx, viaAPI.PEM(), "", "teams")
+	if err != nil || r.Target.Name != "teams" {
+		t.Fatalf("submit to teams = %+v, %v", r.Target, err)
+	}
+	if _, _, err := h.client.SubmitTo(ctx, viaAPI.PEM(), "", "nowhere"); !client.IsCode(err, apitype.CodeNotFound) {
+		t.Errorf("submit to an unknown target: %v, want not_found", err)
+	}
+	if _, _, err := h.client.Submit(ctx, certtest.New(time.Now(), certtest.CommonName("nobody's")).PEM(), ""); !client.IsCode(err, string(certs.NoTarget)) {
+		t.Errorf("submit named by no policy: %v, want no_target", err)
+	}
 }

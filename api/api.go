@@ -36,7 +36,7 @@ import (
 // Methods return the agent's own errors; api/errors.go is the one place that turns them into
 // an HTTP status and a problem: *health.NotFoundError and rotation.ErrNotFound 404,
 // rotation.ErrInvalidState (a *rotation.StateError tells the state) and *health.BusyError
-// 409, *health.TooSoonError 429 with Retry-After, *health.UnavailableError 503 with its
+// 409, *rotation.RetireError 409 retire_refused, *health.TooSoonError 429 with Retry-After, *health.UnavailableError 503 with its
 // problem's code, *health.NotReadyError 503 not_ready. Any other error is a 500 "internal"
 // problem whose detail never reaches the client (it is logged).
 
@@ -50,18 +50,25 @@ type StatusSource interface {
 	Ready(ctx context.Context) error
 }
 
-// CertificateSource serves GET /api/v1/certificates.
+// CertificateSource serves the certificate routes.
 type CertificateSource interface {
-	// Certificates returns the target app's certificates as last read from Graph. With
-	// refresh, it first reads the app from Graph once (rate-limited: *health.TooSoonError;
-	// Graph unreachable: *health.UnavailableError).
-	Certificates(ctx context.Context, refresh bool) (apitype.CertificateList, error)
+	// Certificates returns the certificates of the target named target ("" every target)
+	// as last read from Graph. With refresh, it first reads each app from Graph once
+	// (rate-limited: *health.TooSoonError; Graph unreachable: *health.UnavailableError). An
+	// unknown target is a *health.NotFoundError.
+	Certificates(ctx context.Context, target string, refresh bool) (apitype.CertificateList, error)
+	// Retire removes the certificate keyID from the app of the target named target ("" the
+	// only target, or the one whose app holds keyID), under the retire guards; a refusal
+	// is a *rotation.RetireError, an unknown key or target a *health.NotFoundError. It
+	// returns the removed credential.
+	Retire(ctx context.Context, target, keyID, actor, note string) (apitype.Certificate, error)
 }
 
 // RotationService serves the rotation routes.
 type RotationService interface {
-	// Rotations returns the rotations that match f, oldest first.
-	Rotations(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error)
+	// Rotations returns the rotations of the target named target ("" every target) that
+	// match f, oldest first; an unknown target is a *health.NotFoundError.
+	Rotations(ctx context.Context, f rotation.Filter, target string) ([]rotation.Rotation, error)
 	// Rotation returns one rotation, or an error wrapping rotation.ErrNotFound.
 	Rotation(ctx context.Context, id string) (rotation.Rotation, error)
 	// Submit runs exactly the same policy and engine as the drop folder. See SubmitResult.
@@ -102,6 +109,8 @@ type Submission struct {
 	Data []byte
 	// FileName is the name the caller gave (a base name, printable), or "".
 	FileName string
+	// Target is the target the caller named, or "" for the one whose policy names it.
+	Target string
 	// Actor is "api" or "api:<name>".
 	Actor string
 }

@@ -904,3 +904,54 @@ func TestRefusalsAreLogged(t *testing.T) {
 		t.Errorf("a sent token was logged")
 	}
 }
+
+// TestTargetsAndRetire: ?target= reaches the backend on reads and submissions (query or JSON
+// body, not both differing); the retire route passes the key, the target, the actor and the
+// note, and maps a guard's refusal to 409 retire_refused.
+func TestTargetsAndRetire(t *testing.T) {
+	type retire struct{ target, keyID, actor, note string }
+	var retires []retire
+	var submitted []string
+	fb := &fakeBackend{
+		CertificatesFunc: func(context.Context, bool) (apitype.CertificateList, error) { return apitype.CertificateList{}, nil },
+		RotationsFunc:    func(context.Context, rotation.Filter) ([]rotation.Rotation, error) { return nil, nil },
+		SubmitFunc: func(_ context.Context, s Submission) (SubmitResult, error) {
+			submitted = append(submitted, s.Target)
+			return SubmitResult{Rotation: sampleRotation(), Created: true}, nil
+		},
+		RetireFunc: func(_ context.Context, target, keyID, actor, note string) (apitype.Certificate, error) {
+			retires = append(retires, retire{target, keyID, actor, note})
+			if keyID == "last" {
+				return apitype.Certificate{}, &rotation.RetireError{KeyID: keyID, Why: "it would leave the app without a valid certificate"}
+			}
+			return apitype.Certificate{KeyID: keyID, Target: target}, nil
+		},
+	}
+	h := newTestHandler(t, fb, nil)
+	serve(t, h, req{path: "/api/v1/certificates?target=exchange"})
+	serve(t, h, req{path: "/api/v1/rotations?target=teams"})
+	serve(t, h, req{path: "/api/v1/certificates"})
+	if got := fb.namedTargets(); !slices.Equal(got, []string{"exchange", "teams", ""}) {
+		t.Errorf("targets named = %q", got)
+	}
+	leaf := certtest.New(t0)
+	js := mustJSON(t, apitype.SubmitRequest{Certificate: string(leaf.PEM()), Target: "teams"})
+	decode(t, serve(t, h, req{method: http.MethodPost, path: "/api/v1/rotations?target=exchange", ctype: "application/x-pem-file", body: bytes.NewReader(leaf.PEM())}), 201, &apitype.Rotation{})
+	decode(t, serve(t, h, req{method: http.MethodPost, path: "/api/v1/rotations", ctype: "application/json", body: bytes.NewReader(js)}), 201, &apitype.Rotation{})
+	wantProblem(t, serve(t, h, req{method: http.MethodPost, path: "/api/v1/rotations?target=exchange", ctype: "application/json", body: bytes.NewReader(js)}), 400, apitype.CodeInvalidRequest)
+	if !slices.Equal(submitted, []string{"exchange", "teams"}) {
+		t.Errorf("submitted to %q", submitted)
+	}
+
+	var c apitype.Certificate
+	decode(t, serve(t, h, req{method: http.MethodPost, path: "/api/v1/certificates/k1/retire?target=exchange", ctype: "application/json",
+		body: strings.NewReader(`{"note":"superseded"}`), header: map[string]string{ActorHeader: "bob"}}), 200, &c)
+	if c.KeyID != "k1" || len(retires) != 1 || retires[0] != (retire{"exchange", "k1", "api:bob", "superseded"}) {
+		t.Errorf("retire = %+v, calls %+v", c, retires)
+	}
+	p := wantProblem(t, serve(t, h, req{method: http.MethodPost, path: "/api/v1/certificates/last/retire"}), 409, apitype.CodeRetireRefused)
+	if !strings.Contains(p.Detail, "without a valid certificate") {
+		t.Errorf("detail = %q", p.Detail)
+	}
+	wantProblem(t, serve(t, h, req{method: http.MethodPost, path: "/api/v1/certificates/k1/retire?who=x"}), 400, apitype.CodeInvalidRequest)
+}

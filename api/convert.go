@@ -23,6 +23,7 @@ func toRotation(r rotation.Rotation) apitype.Rotation {
 			ArchivedAs: r.Source.ArchivedAs,
 		},
 		Target: apitype.Target{
+			Name:        r.Target.Name,
 			AppID:       r.Target.AppID,
 			ObjectID:    r.Target.ObjectID,
 			DisplayName: r.Target.DisplayName,

@@ -44,6 +44,7 @@ var titles = map[string]string{
 	apitype.CodeInternal:             "Internal error",
 	apitype.CodeNotReady:             "Not ready",
 	apitype.CodeUnavailable:          "Service unavailable",
+	apitype.CodeRetireRefused:        "Retiring refused",
 }
 
 // title returns code's title; verdict codes share one.
@@ -131,6 +132,7 @@ func (s *server) problemFor(err error, c echo.Context) (apitype.Problem, time.Du
 		tse *health.TooSoonError
 		bse *health.BusyError
 		nfe *health.NotFoundError
+		re  *rotation.RetireError
 	)
 	switch {
 	case errors.As(err, &pe):
@@ -154,6 +156,8 @@ func (s *server) problemFor(err error, c echo.Context) (apitype.Problem, time.Du
 		return apitype.Problem{Status: http.StatusNotFound, Code: apitype.CodeNotFound, Detail: nfe.Error()}, 0
 	case errors.As(err, &he):
 		return s.httpErrorProblem(he, c), 0
+	case errors.As(err, &re):
+		return apitype.Problem{Status: http.StatusConflict, Code: apitype.CodeRetireRefused, Detail: re.Error()}, 0
 	case errors.As(err, &se):
 		return apitype.Problem{Status: http.StatusConflict, Code: apitype.CodeInvalidState,
 			Detail: se.Error(), State: string(se.State)}, 0

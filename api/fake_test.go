@@ -33,7 +33,12 @@ type fakeBackend struct {
 	CredentialFunc       func(ctx context.Context) (apitype.Credential, error)
 	RotateCredentialFunc func(ctx context.Context, actor string) error
 	AuditFunc            func(ctx context.Context, q rotation.AuditQuery) ([]rotation.AuditEntry, error)
-	ReadyFunc            func(ctx context.Context) error
+	RetireFunc           func(ctx context.Context, target, keyID, actor, note string) (apitype.Certificate, error)
+
+	// targets records the target each call named, in order.
+	targetsMu sync.Mutex
+	targets   []string
+	ReadyFunc func(ctx context.Context) error
 }
 
 var (
@@ -60,14 +65,35 @@ func (f *fakeBackend) Status(ctx context.Context) apitype.Status {
 	return f.StatusFunc(ctx)
 }
 
-func (f *fakeBackend) Certificates(ctx context.Context, refresh bool) (apitype.CertificateList, error) {
+func (f *fakeBackend) named(target string) {
+	f.targetsMu.Lock()
+	f.targets = append(f.targets, target)
+	f.targetsMu.Unlock()
+}
+
+func (f *fakeBackend) namedTargets() []string {
+	f.targetsMu.Lock()
+	defer f.targetsMu.Unlock()
+	return append([]string(nil), f.targets...)
+}
+
+func (f *fakeBackend) Retire(ctx context.Context, target, keyID, actor, note string) (apitype.Certificate, error) {
+	if f.RetireFunc == nil {
+		return apitype.Certificate{}, errNotImplemented
+	}
+	return f.RetireFunc(ctx, target, keyID, actor, note)
+}
+
+func (f *fakeBackend) Certificates(ctx context.Context, target string, refresh bool) (apitype.CertificateList, error) {
+	f.named(target)
 	if f.CertificatesFunc == nil {
 		return apitype.CertificateList{}, errNotImplemented
 	}
 	return f.CertificatesFunc(ctx, refresh)
 }
 
-func (f *fakeBackend) Rotations(ctx context.Context, fl rotation.Filter) ([]rotation.Rotation, error) {
+func (f *fakeBackend) Rotations(ctx context.Context, fl rotation.Filter, target string) ([]rotation.Rotation, error) {
+	f.named(target)
 	if f.RotationsFunc == nil {
 		return nil, errNotImplemented
 	}
@@ -192,6 +218,18 @@ func sampleStatus() apitype.Status {
 		Credential: &apitype.CredentialSummary{
 			Thumbprint: "FFEEDDCCBBAA99887766554433221100FFEEDDCC", NotAfter: time.Date(2027, 5, 1, 0, 0, 0, 0, time.UTC), DaysRemaining: 156,
 		},
+		Targets: []apitype.TargetStatus{{
+			Name: "default", TenantID: "99999999-8888-7777-6666-555555555555",
+			Target:     apitype.Target{Name: "default", AppID: "11111111-2222-3333-4444-555555555555", ObjectID: "66666666-7777-8888-9999-000000000000", DisplayName: "M365 Backup"},
+			DropFolder: "/var/lib/certagent/drop", Approval: "manual",
+			Certificates: apitype.CertificateSummary{
+				Count: 2, NextExpiry: &next, DaysLeft: &days,
+				NextExpiryThumbprint: "0F0E0D0C0B0A09080706050403020100FFEEDDCC", NextExpiryDisplayName: "Provider 2026",
+			},
+			Rotations: map[string]int{"pending_approval": 1, "confirmed": 3},
+			LastSync:  apitype.SyncStatus{At: &synced, OK: true, LastSuccess: &synced},
+			Retire:    apitype.RetireStatus{AfterDays: 14},
+		}},
 		Problems: []apitype.StatusProblem{
 			{Code: apitype.ProblemAwaitingApproval, Severity: apitype.SeverityInfo, Message: "1 rotation waits for approval"},
 			{Code: apitype.ProblemCertificateExpiring, Severity: apitype.SeverityCritical, Message: "the certificate \"Provider 2026\" expires in 2 days"},

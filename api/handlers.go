@@ -86,6 +86,19 @@ func (s *server) getStatus(c echo.Context) error {
 		cred.NotAfter = cred.NotAfter.UTC()
 		st.Credential = &cred
 	}
+	targets := make([]apitype.TargetStatus, len(st.Targets))
+	for i, t := range st.Targets {
+		tc := make(map[string]int, len(rotation.States))
+		for _, state := range rotation.States {
+			tc[string(state)] = t.Rotations[string(state)]
+		}
+		t.Rotations = tc
+		t.Certificates.NextExpiry = utcPtr(t.Certificates.NextExpiry)
+		t.LastSync.At = utcPtr(t.LastSync.At)
+		t.LastSync.LastSuccess = utcPtr(t.LastSync.LastSuccess)
+		targets[i] = t
+	}
+	st.Targets = targets
 	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, st)
 }
 
@@ -98,7 +111,7 @@ func (s *server) getCertificates(c echo.Context) error {
 		}
 		refresh = b
 	}
-	list, err := s.certs.Certificates(c.Request().Context(), refresh)
+	list, err := s.certs.Certificates(c.Request().Context(), c.QueryParam("target"), refresh)
 	if err != nil {
 		return err
 	}
@@ -122,7 +135,7 @@ func (s *server) listRotations(c echo.Context) error {
 			return invalidf("state: unknown state %q; want one of %s", v, stateNames())
 		}
 	}
-	rs, err := s.rotations.Rotations(c.Request().Context(), f)
+	rs, err := s.rotations.Rotations(c.Request().Context(), f, c.QueryParam("target"))
 	if err != nil {
 		return err
 	}
@@ -157,7 +170,7 @@ func (s *server) submitCertificate(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sub := Submission{Actor: actorOf(r)}
+	sub := Submission{Actor: actorOf(r), Target: c.QueryParam("target")}
 	switch {
 	case isJSON(mt):
 		var req apitype.SubmitRequest
@@ -166,6 +179,12 @@ func (s *server) submitCertificate(c echo.Context) error {
 		}
 		if strings.TrimSpace(req.Certificate) == "" {
 			return invalidf("certificate: required: the certificate as PEM or as the base64 of its DER")
+		}
+		if req.Target != "" {
+			if sub.Target != "" && sub.Target != req.Target {
+				return invalidf("target: the query names %q and the body %q", sub.Target, req.Target)
+			}
+			sub.Target = req.Target
 		}
 		sub.Data = []byte(req.Certificate)
 		if sub.FileName, err = cleanFileName(req.FileName); err != nil {
@@ -269,6 +288,37 @@ func (s *server) rotateCredential(c echo.Context) error {
 	return writeJSON(c, http.StatusAccepted, echo.MIMEApplicationJSON, apitype.Accepted{Message: "renewal of the agent's credential started"})
 }
 
+func (s *server) retireCertificate(c echo.Context) error {
+	r := c.Request()
+	body, err := readBody(c)
+	if err != nil {
+		return err
+	}
+	var req apitype.RetireRequest
+	if len(bytes.TrimSpace(body)) > 0 {
+		mt, err := mediaType(r)
+		if err != nil {
+			return err
+		}
+		if mt != "" && !isJSON(mt) {
+			return newProblem(http.StatusUnsupportedMediaType, apitype.CodeUnsupportedMediaType,
+				fmt.Sprintf("Content-Type %q: send application/json {\"note\": \"...\"} or no body", mt))
+		}
+		if err := decodeJSON(body, &req); err != nil {
+			return err
+		}
+		if err := checkNote(req.Note); err != nil {
+			return err
+		}
+	}
+	cert, err := s.certs.Retire(r.Context(), c.QueryParam("target"), pathParam(c, "keyId"), actorOf(r), req.Note)
+	if err != nil {
+		return err
+	}
+	cert.StartDateTime, cert.EndDateTime = cert.StartDateTime.UTC(), cert.EndDateTime.UTC()
+	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, cert)
+}
+
 func (s *server) getAudit(c echo.Context) error {
 	q := rotation.AuditQuery{Limit: defaultAuditLimit}
 	if v := c.QueryParam("limit"); v != "" {
@@ -302,14 +352,17 @@ func (s *server) getAudit(c echo.Context) error {
 	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, list)
 }
 
-// rotationID returns the path's {id}, unescaped (echo leaves path parameters escaped when
-// the path has escapes).
-func rotationID(c echo.Context) string {
-	id := c.Param("id")
-	if u, err := url.PathUnescape(id); err == nil {
+// rotationID returns the path's {id}, unescaped.
+func rotationID(c echo.Context) string { return pathParam(c, "id") }
+
+// pathParam returns the path parameter name, unescaped (echo leaves path parameters escaped
+// when the path has escapes).
+func pathParam(c echo.Context, name string) string {
+	v := c.Param(name)
+	if u, err := url.PathUnescape(v); err == nil {
 		return u
 	}
-	return id
+	return v
 }
 
 // writeJSON writes v as compact JSON (plus a newline) with status and content type ct.

@@ -193,6 +193,16 @@ func exampleBackend() *fakeBackend {
 			return out[:min(q.Limit, len(out))], nil
 		},
 		ReadyFunc: func(context.Context) error { return nil },
+		RetireFunc: func(_ context.Context, target, keyID, _, _ string) (apitype.Certificate, error) {
+			switch keyID {
+			case "missing":
+				return apitype.Certificate{}, &health.NotFoundError{What: "no credential " + keyID}
+			case "last":
+				return apitype.Certificate{}, &rotation.RetireError{KeyID: keyID, Why: "it would leave the app without a valid certificate"}
+			}
+			return apitype.Certificate{Target: "exchange", KeyID: keyID, Thumbprint: factsA.Thumbprint, DisplayName: "old",
+				StartDateTime: factsA.NotBefore, EndDateTime: factsA.NotAfter, DaysRemaining: 3}, nil
+		},
 	}
 }
 
@@ -215,6 +225,12 @@ func examples(t *testing.T) []example {
 		{name: "certificates", r: req{path: "/api/v1/certificates"}, want: 200},
 		{name: "certificates refresh rate-limited", r: req{path: "/api/v1/certificates?refresh=true"}, want: 429},
 		{name: "certificates bad refresh", r: req{path: "/api/v1/certificates?refresh=maybe"}, want: 400, badRequest: true},
+		{name: "certificates of a target", r: req{path: "/api/v1/certificates?target=exchange"}, want: 200},
+		{name: "retire", r: post("/api/v1/certificates/k1/retire?target=exchange"), want: 200},
+		{name: "retire with note", r: req{method: http.MethodPost, path: "/api/v1/certificates/k1/retire", ctype: "application/json", body: js(apitype.RetireRequest{Note: "superseded"})}, want: 200},
+		{name: "retire refused", r: post("/api/v1/certificates/last/retire"), want: 409},
+		{name: "retire missing", r: post("/api/v1/certificates/missing/retire"), want: 404},
+		{name: "rotations of a target", r: req{path: "/api/v1/rotations?target=exchange&state=applied"}, want: 200},
 		{name: "credential", r: req{path: "/api/v1/credential"}, want: 200},
 		{name: "rotate credential", r: post("/api/v1/credential/rotate"), want: 202},
 		{name: "rotate credential busy", r: req{method: http.MethodPost, path: "/api/v1/credential/rotate", header: map[string]string{ActorHeader: "busy"}}, want: 409},

@@ -29,12 +29,13 @@ type route struct {
 // (TestRoutesSorted) and in step with openapi.json (TestOpenAPIRoutes).
 var routes = []route{
 	{method: http.MethodGet, path: "/api/v1/audit", operationID: "getAudit", handler: (*server).getAudit, query: []string{"before", "limit"}},
-	{method: http.MethodGet, path: "/api/v1/certificates", operationID: "getCertificates", handler: (*server).getCertificates, query: []string{"refresh"}},
+	{method: http.MethodGet, path: "/api/v1/certificates", operationID: "getCertificates", handler: (*server).getCertificates, query: []string{"refresh", "target"}},
+	{method: http.MethodPost, path: "/api/v1/certificates/:keyId/retire", operationID: "retireCertificate", handler: (*server).retireCertificate, query: []string{"target"}, mutating: true},
 	{method: http.MethodGet, path: "/api/v1/credential", operationID: "getCredential", handler: (*server).getCredential},
 	{method: http.MethodPost, path: "/api/v1/credential/rotate", operationID: "rotateCredential", handler: (*server).rotateCredential, mutating: true},
 	{method: http.MethodGet, path: "/api/v1/openapi.json", operationID: "getOpenAPI", handler: (*server).getOpenAPI},
-	{method: http.MethodGet, path: "/api/v1/rotations", operationID: "listRotations", handler: (*server).listRotations, query: []string{"state"}},
-	{method: http.MethodPost, path: "/api/v1/rotations", operationID: "submitCertificate", handler: (*server).submitCertificate, mutating: true},
+	{method: http.MethodGet, path: "/api/v1/rotations", operationID: "listRotations", handler: (*server).listRotations, query: []string{"state", "target"}},
+	{method: http.MethodPost, path: "/api/v1/rotations", operationID: "submitCertificate", handler: (*server).submitCertificate, query: []string{"target"}, mutating: true},
 	{method: http.MethodGet, path: "/api/v1/rotations/:id", operationID: "getRotation", handler: (*server).getRotation},
 	{method: http.MethodPost, path: "/api/v1/rotations/:id/approve", operationID: "approveRotation", handler: execute(rotation.CommandApprove), mutating: true},
 	{method: http.MethodPost, path: "/api/v1/rotations/:id/confirm", operationID: "confirmRotation", handler: execute(rotation.CommandConfirm), mutating: true},

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -56,8 +57,12 @@ type Config struct {
 	Cloud Cloud `yaml:"cloud"`
 	// Auth is how the agent itself signs in to Entra ID.
 	Auth Auth `yaml:"auth"`
-	// Target is the app registration that receives the provider's certificates.
+	// Target is the app registration that receives the provider's certificates, when there
+	// is one. Use Targets for several; EffectiveTargets gives the list either way.
 	Target Target `yaml:"target"`
+	// Targets lists several app registrations (for example a backup app per service or per
+	// region), each with a name; the same keys as target. Use target or targets, not both.
+	Targets []Target `yaml:"targets"`
 	// DropFolder is where the provider's .cer files arrive. Default per OS.
 	DropFolder string `yaml:"drop_folder"`
 	// Intake is how the drop folder is watched.
@@ -120,12 +125,106 @@ type Auth struct {
 	RenewBefore Duration `yaml:"renew_before"`
 }
 
-// Target is the config's target section.
+// DefaultTargetName names the single target of a config with target: rather than targets:.
+const DefaultTargetName = "default"
+
+// Target is the config's target section, and each entry of targets.
 type Target struct {
+	// Name names the target in the status, the API, the drop folder (drop/<name>/ with
+	// several targets) and the audit log: lower-case letters, digits and dashes. Required in
+	// targets; DefaultTargetName for target.
+	Name string `yaml:"name"`
+	// TenantID is the tenant the app registration is in; "" means the top-level tenant_id.
+	TenantID string `yaml:"tenant_id"`
 	// AppID is the application (client) ID of the app registration the provider's
 	// certificates are added to. Required.
 	AppID string `yaml:"app_id"`
+	// Policy overrides the top-level policy for this target.
+	Policy TargetPolicy `yaml:"policy"`
+	// Retire removes superseded certificates from the app.
+	Retire Retire `yaml:"retire"`
 }
+
+// TargetPolicy is a target's policy overrides; empty values take the top-level policy's.
+type TargetPolicy struct {
+	// Approval is ApprovalAuto or ApprovalManual; "" takes policy.approval.
+	Approval string `yaml:"approval"`
+	// AllowedSubjects, AllowedIssuers and AllowedThumbprints replace the top-level lists
+	// when not empty. With several targets they also route a certificate dropped at the top
+	// of the drop folder to the target whose lists name it.
+	AllowedSubjects    []string `yaml:"allowed_subjects"`
+	AllowedIssuers     []string `yaml:"allowed_issuers"`
+	AllowedThumbprints []string `yaml:"allowed_thumbprints"`
+}
+
+// Retire is a target's retire section: removing superseded certificates from the app.
+type Retire struct {
+	// Enabled removes, once a newer certificate has been confirmed for After, the older
+	// certificates on the app that the target's policy names (it needs an allow-list).
+	Enabled bool `yaml:"enabled"`
+	// After is how long a newer certificate must have been confirmed, and an old one been on
+	// the app, before the old one is removed.
+	After Duration `yaml:"after"`
+	// DryRun only reports (in the status) what would be removed.
+	DryRun bool `yaml:"dry_run"`
+}
+
+// TargetConfig is one target with every default applied: what the agent runs.
+type TargetConfig struct {
+	Name       string
+	TenantID   string
+	AppID      string
+	Approval   string
+	Policy     certpolicy.Policy
+	Retire     Retire
+	DropFolder string
+}
+
+// EffectiveTargets returns the targets the agent runs: target as DefaultTargetName (dropping into the drop
+// folder itself), or each of targets (dropping into drop_folder/<name>/), with the
+// top-level tenant and policy where a target leaves them out.
+func (c *Config) EffectiveTargets() []TargetConfig {
+	list := c.Targets
+	single := len(list) == 0
+	if single {
+		t := c.Target
+		if t.Name == "" {
+			t.Name = DefaultTargetName
+		}
+		list = []Target{t}
+	}
+	out := make([]TargetConfig, 0, len(list))
+	for _, t := range list {
+		tc := TargetConfig{Name: t.Name, TenantID: t.TenantID, AppID: t.AppID, Approval: t.Policy.Approval, Policy: c.Policy.CertPolicy(), Retire: t.Retire}
+		if tc.TenantID == "" {
+			tc.TenantID = c.TenantID
+		}
+		if tc.Approval == "" {
+			tc.Approval = c.Policy.Approval
+		}
+		if len(t.Policy.AllowedSubjects) > 0 {
+			tc.Policy.AllowedSubjects = t.Policy.AllowedSubjects
+		}
+		if len(t.Policy.AllowedIssuers) > 0 {
+			tc.Policy.AllowedIssuers = t.Policy.AllowedIssuers
+		}
+		if len(t.Policy.AllowedThumbprints) > 0 {
+			tc.Policy.AllowedThumbprints = t.Policy.AllowedThumbprints
+		}
+		if tc.Retire.After == 0 {
+			tc.Retire.After = DefaultRetireAfter
+		}
+		tc.DropFolder = c.DropFolder
+		if !single {
+			tc.DropFolder = filepath.Join(c.DropFolder, t.Name)
+		}
+		out = append(out, tc)
+	}
+	return out
+}
+
+// DefaultRetireAfter is retire.after's default.
+const DefaultRetireAfter = Duration(14 * 24 * time.Hour)
 
 // Intake is the config's intake section.
 type Intake struct {
@@ -139,6 +238,9 @@ type Intake struct {
 	Poll bool `yaml:"poll"`
 	// PollInterval is the scan interval when Poll is set.
 	PollInterval Duration `yaml:"poll_interval"`
+	// RouteToAll sends a certificate dropped at the top of the drop folder that the policies
+	// of several targets name to all of them, instead of refusing it (ambiguous_target).
+	RouteToAll bool `yaml:"route_to_all"`
 }
 
 // Policy is the config's policy section. CertPolicy turns it into the certificate rules.
@@ -224,6 +326,7 @@ func base() *Config {
 			Validity:    Duration(365 * 24 * time.Hour),
 			RenewBefore: Duration(30 * 24 * time.Hour),
 		},
+		Target: Target{Retire: Retire{After: DefaultRetireAfter}},
 		Intake: Intake{
 			Settle:         Duration(2 * time.Second),
 			RescanInterval: Duration(60 * time.Second),

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -192,15 +193,77 @@ func (k *checker) auth() {
 	}
 }
 
+// target checks target, or each entry of targets: names, tenants, app ids, policy
+// overrides and retire.
 func (k *checker) target() {
-	id := k.c.Target.AppID
+	c := k.c
+	if len(c.Targets) > 0 && c.Target.AppID != "" {
+		k.add("targets", "use target or targets, not both: move target's app_id into a targets entry")
+		return
+	}
+	if len(c.Targets) == 0 {
+		k.oneTarget("target", c.Target, false)
+		return
+	}
+	names := map[string]string{}
+	apps := map[string]string{}
+	for i, t := range c.Targets {
+		key := fmt.Sprintf("targets[%d]", i)
+		k.oneTarget(key, t, true)
+		if first, dup := names[t.Name]; dup && t.Name != "" {
+			k.add(key+".name", "%q is the name of %s already; each target needs its own", t.Name, first)
+		}
+		names[t.Name] = key
+		if first, dup := apps[strings.ToLower(t.AppID)]; dup && t.AppID != "" {
+			k.add(key+".app_id", "is the app_id of %s already; each app registration is one target", first)
+		}
+		apps[strings.ToLower(t.AppID)] = key
+	}
+}
+
+// targetName is what a target's name may be: it names a folder inside the drop folder.
+var targetName = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$`)
+
+func (k *checker) oneTarget(key string, t Target, inList bool) {
+	switch {
+	case t.Name == "" && inList:
+		k.required(key+".name", "a short name for the target (lower-case letters, digits and dashes), such as exchange")
+	case t.Name != "" && !targetName.MatchString(t.Name):
+		k.add(key+".name", "must be 1 to 40 lower-case letters, digits and dashes, starting and ending with a letter or digit, not %q", t.Name)
+	case t.Name == "processed" || t.Name == "rejected":
+		k.add(key+".name", "%q is taken by the drop folder's own %s/ folder; choose another name", t.Name, t.Name)
+	}
+	if t.TenantID != "" && !isDomain(t.TenantID) && guidProblem(t.TenantID) != "" {
+		k.add(key+".tenant_id", "must be a GUID or a verified domain such as contoso.onmicrosoft.com, not %q", t.TenantID)
+	}
+	id := t.AppID
 	switch {
 	case id == "":
-		k.required("target.app_id", "the application (client) ID of the app registration that receives the provider's certificates")
+		k.required(key+".app_id", "the application (client) ID of the app registration that receives the provider's certificates")
 	case guidProblem(id) != "":
-		k.add("target.app_id", "%s", guidProblem(id))
+		k.add(key+".app_id", "%s", guidProblem(id))
 	case strings.EqualFold(id, k.c.Auth.ClientID):
-		k.add("target.app_id", "must not be auth.client_id: the agent's own app registration is not a target (it owns the target)")
+		k.add(key+".app_id", "must not be auth.client_id: the agent's own app registration is not a target (it owns the target)")
+	}
+	if a := t.Policy.Approval; a != "" && a != ApprovalAuto && a != ApprovalManual {
+		k.add(key+".policy.approval", "must be auto or manual, not %q", a)
+	}
+	cp := certpolicy.Policy{AllowedSubjects: t.Policy.AllowedSubjects, AllowedIssuers: t.Policy.AllowedIssuers, AllowedThumbprints: t.Policy.AllowedThumbprints}
+	for _, err := range unjoin(cp.Validate()) {
+		var fe *certpolicy.FieldError
+		if errors.As(err, &fe) && strings.HasPrefix(fe.Field, "allowed_") {
+			k.add(key+".policy."+fe.Field, "%s", fe.Message)
+		}
+	}
+	if t.Retire.Enabled {
+		p := k.c.Policy
+		if len(t.Policy.AllowedSubjects)+len(t.Policy.AllowedIssuers)+len(t.Policy.AllowedThumbprints)+
+			len(p.AllowedSubjects)+len(p.AllowedIssuers)+len(p.AllowedThumbprints) == 0 {
+			k.add(key+".retire.enabled", "needs an allow-list (allowed_subjects, allowed_issuers or allowed_thumbprints, in %s.policy or policy): the agent removes only certificates the policy names as the provider's", key)
+		}
+	}
+	if a := t.Retire.After; a != 0 && a < Duration(day) {
+		k.add(key+".retire.after", "must be at least 1d, not %s", a)
 	}
 }
 

@@ -72,6 +72,8 @@ const (
 	DropFolderUnavailable = "drop_folder_unavailable"
 	// ArchiveUnwritable: files cannot be moved into processed/ or rejected/.
 	ArchiveUnwritable = "archive_unwritable"
+	// RetireDryRun: retire.dry_run lists the certificates it would remove.
+	RetireDryRun = "retire_dry_run"
 	// StoreError: the agent cannot read its own store.
 	StoreError = "store_error"
 )

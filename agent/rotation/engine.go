@@ -30,6 +30,8 @@ type Config struct {
 	Graph KeyCredentials // required
 	// AppID is the target app registration's client id. Required.
 	AppID string
+	// TargetName is the target's name in the config, recorded with each rotation.
+	TargetName string
 	// Policy re-checks a certificate before it is written. Required.
 	Policy Rechecker
 	// DisplayName renders the description of a new credential. Required.
@@ -233,7 +235,7 @@ func (e *Engine) Submit(ctx context.Context, s Submission) (r Rotation, created 
 		Certificate: s.Cert,
 		DER:         append([]byte(nil), s.DER...),
 		Source:      s.Source,
-		Target:      Target{AppID: e.cfg.AppID},
+		Target:      Target{Name: e.cfg.TargetName, AppID: e.cfg.AppID},
 		History:     []Event{{At: now, State: state, Actor: s.Actor, Note: note}},
 		CreatedAt:   now,
 		UpdatedAt:   now,

@@ -69,6 +69,9 @@ type Source struct {
 
 // Target is the app registration a rotation writes to.
 type Target struct {
+	// Name is the target's name in the config. The store does not keep it (the app id
+	// identifies the target); the agent fills it in when it serves a rotation.
+	Name        string `json:"name,omitempty"`
 	AppID       string `json:"appId"`
 	ObjectID    string `json:"objectId,omitempty"`
 	DisplayName string `json:"displayName,omitempty"`

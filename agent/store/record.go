@@ -55,6 +55,7 @@ type sourceRecord struct {
 }
 
 type targetRecord struct {
+	Name        string `json:"name,omitempty"`
 	AppID       string `json:"appId,omitempty"`
 	ObjectID    string `json:"objectId,omitempty"`
 	DisplayName string `json:"displayName,omitempty"`
@@ -114,7 +115,7 @@ func toRotationRecord(r rotation.Rotation, order uint64) rotationRecord {
 		Certificate:    toCertRecord(r.Certificate),
 		DER:            r.DER,
 		Source:         sourceRecord{Kind: string(r.Source.Kind), FileName: r.Source.FileName, ArchivedAs: r.Source.ArchivedAs},
-		Target:         targetRecord{AppID: r.Target.AppID, ObjectID: r.Target.ObjectID, DisplayName: r.Target.DisplayName},
+		Target:         targetRecord{Name: r.Target.Name, AppID: r.Target.AppID, ObjectID: r.Target.ObjectID, DisplayName: r.Target.DisplayName},
 		KeyID:          r.KeyID,
 		IntentKeyID:    r.IntentKeyID,
 		AlreadyPresent: r.AlreadyPresent,
@@ -138,7 +139,7 @@ func (rec rotationRecord) rotation() rotation.Rotation {
 		Certificate:    rec.Certificate.cert(),
 		DER:            rec.DER,
 		Source:         rotation.Source{Kind: rotation.SourceKind(rec.Source.Kind), FileName: rec.Source.FileName, ArchivedAs: rec.Source.ArchivedAs},
-		Target:         rotation.Target{AppID: rec.Target.AppID, ObjectID: rec.Target.ObjectID, DisplayName: rec.Target.DisplayName},
+		Target:         rotation.Target{Name: rec.Target.Name, AppID: rec.Target.AppID, ObjectID: rec.Target.ObjectID, DisplayName: rec.Target.DisplayName},
 		KeyID:          rec.KeyID,
 		IntentKeyID:    rec.IntentKeyID,
 		AlreadyPresent: rec.AlreadyPresent,

@@ -3,6 +3,7 @@ package target
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
@@ -12,25 +13,42 @@ import (
 	"github.com/aucloud/certagent/api/apitype"
 )
 
-// Status is the target's part of the agent's status.
+// Status is the target's part of the agent's status: what the API shows of it, and its
+// problems.
 type Status struct {
-	Target       apitype.Target
-	DropFolder   string
-	Certificates apitype.CertificateSummary
-	// Rotations counts rotations by state.
-	Rotations map[string]int
-	LastSync  apitype.SyncStatus
-	Problems  []health.Problem
+	apitype.TargetStatus
+	Problems []health.Problem
 }
 
 // Status returns the target's status at now, from memory and the store.
 func (t *Target) Status(ctx context.Context, now time.Time) Status {
 	snap := t.engine.Snapshot()
-	s := Status{
-		Target:     apitype.Target{AppID: t.cfg.AppID, ObjectID: snap.App.ObjectID, DisplayName: snap.App.DisplayName},
+	approval := "auto"
+	if t.cfg.ManualApproval {
+		approval = "manual"
+	}
+	s := Status{TargetStatus: apitype.TargetStatus{
+		Name:       t.cfg.Name,
+		TenantID:   t.cfg.TenantID,
+		Target:     apitype.Target{Name: t.cfg.Name, AppID: t.cfg.AppID, ObjectID: snap.App.ObjectID, DisplayName: snap.App.DisplayName},
 		DropFolder: t.intake.Dir(),
+		Approval:   approval,
 		Rotations:  map[string]int{},
 		LastSync:   syncStatus(snap),
+		Retire: apitype.RetireStatus{Enabled: t.cfg.Retire.Enabled, DryRun: t.cfg.Retire.DryRun,
+			AfterDays: int(t.cfg.Retire.After / (24 * time.Hour))},
+	}}
+	if t.cfg.Retire.Enabled && t.cfg.Retire.DryRun && !snap.SyncedAt.IsZero() {
+		cands, err := t.engine.RetireCandidates(ctx, snap.App, now)
+		if err == nil && len(cands) > 0 {
+			var what []string
+			for _, c := range cands {
+				s.Retire.WouldRetire = append(s.Retire.WouldRetire, t.certificate(c.Credential, now, nil))
+				what = append(what, fmt.Sprintf("%s (thumbprint %s, %q)", c.Credential.KeyID, c.Credential.Thumbprint(), c.Credential.DisplayName))
+			}
+			s.Problems = append(s.Problems, health.Problem{Code: health.RetireDryRun, Severity: health.Info,
+				Message: fmt.Sprintf("retire.dry_run: these certificates would be removed from app %s now: %s; set retire.dry_run to false to remove them, or retire them by hand", t.cfg.AppID, strings.Join(what, ", "))})
+		}
 	}
 	rs, err := t.engine.List(ctx, rotation.Filter{})
 	if err != nil {

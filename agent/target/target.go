@@ -50,6 +50,8 @@ type Config struct {
 	Names  *certpolicy.NameTemplate
 	// ManualApproval holds new rotations for a person's approval.
 	ManualApproval bool
+	// Retire says whether and when superseded certificates are removed from the app.
+	Retire rotation.RetirePolicy
 	// MaxAttempts bounds the engine's write attempts (0: its default).
 	MaxAttempts int
 	// Read tunes how the engine reads the app (zero: its defaults).
@@ -106,11 +108,13 @@ func New(cfg Config) (*Target, error) {
 		Store:          cfg.Store,
 		Graph:          cfg.Graph,
 		AppID:          cfg.AppID,
+		TargetName:     cfg.Name,
 		Policy:         cfg.Policy,
 		DisplayName:    cfg.Names.Render,
 		ManualApproval: cfg.ManualApproval,
 		MaxAttempts:    cfg.MaxAttempts,
 		Read:           cfg.Read,
+		Retire:         cfg.Retire,
 		OnSnapshot:     t.saveSnapshot,
 		OnApplied:      cfg.OnApplied,
 		OnWrite:        cfg.OnWrite,
@@ -153,6 +157,8 @@ func (t *Target) syncLoop(ctx context.Context) error {
 	for {
 		if _, err := t.engine.Sync(ctx); err != nil && ctx.Err() == nil {
 			t.log.Warn("reading the target app from Graph failed", "app_id", t.cfg.AppID, "err", err)
+		} else if err == nil {
+			t.engine.RetireDue(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -324,20 +330,48 @@ func (t *Target) Certificates(ctx context.Context, refresh bool) (apitype.Certif
 	byKey := t.agentKeyIDs(ctx)
 	now := t.cfg.Now()
 	for _, c := range snap.App.KeyCredentials {
-		rid, mine := byKey[strings.ToLower(c.KeyID)]
-		list.Items = append(list.Items, apitype.Certificate{
-			KeyID:         c.KeyID,
-			Thumbprint:    c.Thumbprint(),
-			DisplayName:   c.DisplayName,
-			StartDateTime: c.StartDateTime.UTC(),
-			EndDateTime:   c.EndDateTime.UTC(),
-			DaysRemaining: certs.DaysBetween(now, c.EndDateTime),
-			AddedByAgent:  mine,
-			RotationID:    rid,
-		})
+		list.Items = append(list.Items, t.certificate(c, now, byKey))
 	}
 	slices.SortStableFunc(list.Items, func(a, b apitype.Certificate) int { return a.EndDateTime.Compare(b.EndDateTime) })
 	return list, nil
+}
+
+// certificate is the API's view of credential c; byKey maps the keyIds the agent wrote to
+// their rotation (nil: not known).
+func (t *Target) certificate(c certs.KeyCredential, now time.Time, byKey map[string]string) apitype.Certificate {
+	rid, mine := byKey[strings.ToLower(c.KeyID)]
+	return apitype.Certificate{
+		Target:        t.cfg.Name,
+		KeyID:         c.KeyID,
+		Thumbprint:    c.Thumbprint(),
+		DisplayName:   c.DisplayName,
+		StartDateTime: c.StartDateTime.UTC(),
+		EndDateTime:   c.EndDateTime.UTC(),
+		DaysRemaining: certs.DaysBetween(now, c.EndDateTime),
+		AddedByAgent:  mine,
+		RotationID:    rid,
+	}
+}
+
+// Holds reports whether the app held a credential with keyID when it was last read.
+func (t *Target) Holds(keyID string) bool {
+	for _, c := range t.engine.Snapshot().App.KeyCredentials {
+		if strings.EqualFold(c.KeyID, keyID) {
+			return true
+		}
+	}
+	return false
+}
+
+// Retire removes the credential keyID from the app under the retire guards (see
+// rotation.Engine.Retire) and returns what was removed; an unknown key is a
+// *health.NotFoundError.
+func (t *Target) Retire(ctx context.Context, keyID, actor, why string) (apitype.Certificate, error) {
+	c, err := t.engine.Retire(ctx, keyID, actor, why)
+	if err == nil && c.KeyID == "" {
+		return apitype.Certificate{}, &health.NotFoundError{What: fmt.Sprintf("app %s of target %s holds no credential with keyId %s", t.cfg.AppID, t.cfg.Name, keyID)}
+	}
+	return t.certificate(c, t.cfg.Now(), nil), err
 }
 
 // agentKeyIDs maps the keyIds certagent wrote (lower case) to their rotation.

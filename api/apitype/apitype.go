@@ -47,10 +47,42 @@ type Status struct {
 	// Problems lists what needs a person, most urgent first; empty (never null) when all is
 	// well.
 	Problems []StatusProblem `json:"problems"`
+	// Targets is every target's own status, in config order. The fields above (target,
+	// dropFolder, approval, certificates, rotations, lastSync) describe the first target,
+	// as they did before there could be several; rotations counts all of them.
+	Targets []TargetStatus `json:"targets"`
+}
+
+// TargetStatus is one target's part of the status.
+type TargetStatus struct {
+	Name     string `json:"name"`
+	TenantID string `json:"tenantId"`
+	// Target is the app registration.
+	Target       Target             `json:"target"`
+	DropFolder   string             `json:"dropFolder"`
+	Approval     string             `json:"approval"`
+	Certificates CertificateSummary `json:"certificates"`
+	// Rotations counts this target's rotations by state.
+	Rotations map[string]int `json:"rotations"`
+	LastSync  SyncStatus     `json:"lastSync"`
+	// Retire is how superseded certificates are removed from the app.
+	Retire RetireStatus `json:"retire"`
+}
+
+// RetireStatus is a target's retire settings, and in a dry run what would be removed.
+type RetireStatus struct {
+	Enabled bool `json:"enabled"`
+	DryRun  bool `json:"dryRun"`
+	// AfterDays is retire.after in days.
+	AfterDays int `json:"afterDays"`
+	// WouldRetire lists, in a dry run, the certificates that would be removed now.
+	WouldRetire []Certificate `json:"wouldRetire,omitempty"`
 }
 
 // Target is an app registration.
 type Target struct {
+	// Name is the target's name in the config ("default" for a single target).
+	Name string `json:"name,omitempty"`
 	// AppID is the client id people know the app by.
 	AppID string `json:"appId"`
 	// ObjectID is the application object's id, once the app was read.
@@ -131,6 +163,8 @@ type StatusProblem struct {
 	Severity Severity `json:"severity"`
 	// Message tells a person what is wrong and what to do.
 	Message string `json:"message"`
+	// Target names the target the problem is about, when it is about one.
+	Target string `json:"target,omitempty"`
 }
 
 // SortProblems orders problems most urgent first (critical, warning, info), keeping the
@@ -141,8 +175,10 @@ func SortProblems(p []StatusProblem) {
 	})
 }
 
-// Certificate is one certificate credential of the target app, as last read from Graph.
+// Certificate is one certificate credential of a target app, as last read from Graph.
 type Certificate struct {
+	// Target names the target whose app holds it.
+	Target string `json:"target,omitempty"`
 	// KeyID is Graph's keyId of the credential.
 	KeyID string `json:"keyId"`
 	// Thumbprint is the SHA-1 thumbprint, upper-case hex; empty when Graph did not tell.
@@ -265,6 +301,15 @@ type SubmitRequest struct {
 	Certificate string `json:"certificate"`
 	// FileName names the certificate's file, for the history and the audit log.
 	FileName string `json:"fileName,omitempty"`
+	// Target names the target the certificate is for; without it, the target whose policy
+	// names the certificate (with one target: that one).
+	Target string `json:"target,omitempty"`
+}
+
+// RetireRequest is the optional JSON body of POST /api/v1/certificates/{keyId}/retire.
+type RetireRequest struct {
+	// Note is kept in the audit log.
+	Note string `json:"note,omitempty"`
 }
 
 // ActionRequest is the optional JSON body of the approve, reject, confirm and retry routes.
@@ -310,4 +355,5 @@ const (
 	CodeInternal             = "internal"               // 500
 	CodeNotReady             = "not_ready"              // 503 on /readyz
 	CodeUnavailable          = "unavailable"            // 503
+	CodeRetireRefused        = "retire_refused"         // 409: a retire guard said no
 )

@@ -251,9 +251,17 @@ func (c *Client) Status(ctx context.Context) (apitype.Status, error) {
 // Certificates returns the target app's certificates; with refresh the agent reads them from
 // Graph first (rate-limited: a *ProblemError "rate_limited" with RetryAfter).
 func (c *Client) Certificates(ctx context.Context, refresh bool) (apitype.CertificateList, error) {
-	var q url.Values
+	return c.CertificatesOf(ctx, "", refresh)
+}
+
+// CertificatesOf is Certificates for the target named target ("" every target).
+func (c *Client) CertificatesOf(ctx context.Context, target string, refresh bool) (apitype.CertificateList, error) {
+	q := url.Values{}
 	if refresh {
-		q = url.Values{"refresh": {"true"}}
+		q.Set("refresh", "true")
+	}
+	if target != "" {
+		q.Set("target", target)
 	}
 	var l apitype.CertificateList
 	_, err := c.do(ctx, request{op: "listing certificates", method: http.MethodGet, path: "/api/v1/certificates", query: q}, &l)
@@ -263,9 +271,17 @@ func (c *Client) Certificates(ctx context.Context, refresh bool) (apitype.Certif
 // Rotations returns the rotations, oldest first; state, when not empty, keeps those in that
 // state.
 func (c *Client) Rotations(ctx context.Context, state string) ([]apitype.Rotation, error) {
-	var q url.Values
+	return c.RotationsOf(ctx, "", state)
+}
+
+// RotationsOf is Rotations of the target named target ("" every target).
+func (c *Client) RotationsOf(ctx context.Context, target, state string) ([]apitype.Rotation, error) {
+	q := url.Values{}
 	if state != "" {
-		q = url.Values{"state": {state}}
+		q.Set("state", state)
+	}
+	if target != "" {
+		q.Set("target", target)
 	}
 	var l apitype.RotationList
 	_, err := c.do(ctx, request{op: "listing rotations", method: http.MethodGet, path: "/api/v1/rotations", query: q}, &l)
@@ -284,13 +300,42 @@ func (c *Client) Rotation(ctx context.Context, id string) (apitype.Rotation, err
 // for the same certificate. A refusal by the policy is a *ProblemError whose Code is the
 // verdict code and whose Certificate holds the facts.
 func (c *Client) Submit(ctx context.Context, data []byte, fileName string) (r apitype.Rotation, created bool, err error) {
+	return c.SubmitTo(ctx, data, fileName, "")
+}
+
+// SubmitTo is Submit to the target named target ("" the one whose policy names it).
+func (c *Client) SubmitTo(ctx context.Context, data []byte, fileName, target string) (r apitype.Rotation, created bool, err error) {
 	req := request{op: "submitting the certificate", method: http.MethodPost, path: "/api/v1/rotations",
 		body: data, ctype: "application/octet-stream", header: http.Header{}}
+	if target != "" {
+		req.query = url.Values{"target": {target}}
+	}
 	if fileName != "" {
 		req.header.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": fileName}))
 	}
 	status, err := c.do(ctx, req, &r)
 	return r, status == http.StatusCreated, err
+}
+
+// Retire removes the certificate keyID from the app of the target named target ("" the one
+// whose app holds it) under the agent's retire guards, and returns what was removed. A
+// guard's refusal is a *ProblemError "retire_refused".
+func (c *Client) Retire(ctx context.Context, target, keyID, note string) (apitype.Certificate, error) {
+	req := request{op: "retiring certificate " + keyID, method: http.MethodPost,
+		path: "/api/v1/certificates/" + url.PathEscape(keyID) + "/retire"}
+	if target != "" {
+		req.query = url.Values{"target": {target}}
+	}
+	if note != "" {
+		b, err := json.Marshal(apitype.RetireRequest{Note: note})
+		if err != nil {
+			return apitype.Certificate{}, fmt.Errorf("%s: %w", req.op, err)
+		}
+		req.body, req.ctype = b, "application/json"
+	}
+	var cert apitype.Certificate
+	_, err := c.do(ctx, req, &cert)
+	return cert, err
 }
 
 // Approve approves a rotation waiting for approval.

@@ -28,6 +28,7 @@
         'Get-CertAgentStatus',
         'Initialize-CertAgent',
         'Redo-CertAgentRotation',
+        'Remove-CertAgentCertificate',
         'Start-CertAgentScan',
         'Submit-CertAgentCertificate',
         'Test-CertAgentCertificate',

@@ -52,6 +52,7 @@ function ConvertTo-CertAgentProblem {
         Severity   = Get-CertAgentValue $InputObject 'severity'
         Code       = Get-CertAgentValue $InputObject 'code'
         Message    = Get-CertAgentValue $InputObject 'message'
+        Target     = Get-CertAgentValue $InputObject 'target'
     }
 }
 
@@ -88,6 +89,31 @@ function ConvertTo-CertAgentStatus {
     }
     $urgent = @($problems | Where-Object { $_.Severity -eq 'critical' -or $_.Severity -eq 'warning' })
 
+    $targets = @(
+        foreach ($t in @(ConvertTo-CertAgentArray (Get-CertAgentValue $InputObject 'targets'))) {
+            $tApp = Get-CertAgentValue $t 'target'
+            $tSummary = Get-CertAgentValue $t 'certificates'
+            $tCounts = Get-CertAgentValue $t 'rotations'
+            $tSync = Get-CertAgentValue $t 'lastSync'
+            [pscustomobject]@{
+                PSTypeName           = 'CertAgent.TargetStatus'
+                Name                 = Get-CertAgentValue $t 'name'
+                TenantId             = Get-CertAgentValue $t 'tenantId'
+                AppId                = Get-CertAgentValue $tApp 'appId'
+                DisplayName          = Get-CertAgentValue $tApp 'displayName'
+                DropFolder           = Get-CertAgentValue $t 'dropFolder'
+                Approval             = Get-CertAgentValue $t 'approval'
+                CertificateCount     = Get-CertAgentValue $tSummary 'count'
+                NextExpiry           = ConvertTo-CertAgentDateTime (Get-CertAgentValue $tSummary 'nextExpiry')
+                DaysLeft             = Get-CertAgentValue $tSummary 'daysLeft'
+                PendingApproval      = Get-CertAgentValue $tCounts 'pending_approval'
+                AwaitingConfirmation = Get-CertAgentValue $tCounts 'applied'
+                Failed               = Get-CertAgentValue $tCounts 'failed'
+                LastSync             = ConvertTo-CertAgentDateTime (Get-CertAgentValue $tSync 'at')
+                LastSyncOk           = Get-CertAgentValue $tSync 'ok'
+            }
+        }
+    )
     $target = Get-CertAgentValue $InputObject 'target'
     $summary = Get-CertAgentValue $InputObject 'certificates'
     $counts = Get-CertAgentValue $InputObject 'rotations'
@@ -142,6 +168,7 @@ function ConvertTo-CertAgentStatus {
         Version                 = Get-CertAgentValue $InputObject 'version'
         StartedAt               = ConvertTo-CertAgentDateTime (Get-CertAgentValue $InputObject 'startedAt')
         Uptime                  = $uptime
+        Targets                 = $targets
         BaseUri                 = $BaseUri
     }
 }
@@ -162,6 +189,7 @@ function ConvertTo-CertAgentCertificate {
 
     return [pscustomobject]@{
         PSTypeName    = 'CertAgent.Certificate'
+        Target        = Get-CertAgentValue $InputObject 'target'
         Thumbprint    = Get-CertAgentValue $InputObject 'thumbprint'
         DisplayName   = Get-CertAgentValue $InputObject 'displayName'
         StartDateTime = ConvertTo-CertAgentDateTime (Get-CertAgentValue $InputObject 'startDateTime')
@@ -211,6 +239,7 @@ function ConvertTo-CertAgentRotation {
         Source            = Get-CertAgentValue $source 'kind'
         FileName          = Get-CertAgentValue $source 'fileName'
         ArchivedAs        = Get-CertAgentValue $source 'archivedAs'
+        Target            = Get-CertAgentValue $target 'name'
         TargetAppId       = Get-CertAgentValue $target 'appId'
         TargetDisplayName = Get-CertAgentValue $target 'displayName'
         KeyId             = Get-CertAgentValue $InputObject 'keyId'

@@ -10,6 +10,10 @@ function Get-CertAgentCertificate {
     StartDateTime, EndDateTime, DaysRemaining, AddedByAgent, KeyId, RotationId (when the
     agent added it) and SyncedAt (when the agent read the app).
 
+    .PARAMETER Target
+    Only the certificates of this target (its name in the agent's config; see
+    Get-CertAgentStatus's Targets). Default: every target's.
+
     .PARAMETER Refresh
     Read the app from Graph first instead of answering from the agent's last read. The agent
     limits how often; too often gives the error rate_limited.
@@ -36,6 +40,9 @@ function Get-CertAgentCertificate {
     .EXAMPLE
     Get-CertAgentCertificate | Where-Object DaysRemaining -lt 30
 
+    .EXAMPLE
+    Get-CertAgentCertificate -Target teams
+
     .OUTPUTS
     CertAgent.Certificate
 
@@ -45,6 +52,8 @@ function Get-CertAgentCertificate {
     [CmdletBinding()]
     [OutputType('CertAgent.Certificate')]
     param(
+        [string] $Target,
+
         [switch] $Refresh,
 
         [string] $BaseUri,
@@ -59,6 +68,9 @@ function Get-CertAgentCertificate {
         $query = @{}
         if ($Refresh) {
             $query['refresh'] = 'true'
+        }
+        if ($Target) {
+            $query['target'] = $Target
         }
         $response = Invoke-CertAgentApi -Connection $connection -Method 'GET' -Path '/api/v1/certificates' -Query $query
         $syncedAt = Get-CertAgentValue $response.Body 'syncedAt'

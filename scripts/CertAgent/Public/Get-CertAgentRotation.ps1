@@ -21,6 +21,9 @@ function Get-CertAgentRotation {
     .PARAMETER State
     Only rotations in this state.
 
+    .PARAMETER Target
+    Only the rotations of this target (its name in the agent's config). Default: every target's.
+
     .PARAMETER BaseUri
     The agent's API, for example http://127.0.0.1:8471. Default: Connect-CertAgent's, else the
     installed agent's.
@@ -63,6 +66,9 @@ function Get-CertAgentRotation {
         [ValidateSet('pending_approval', 'applying', 'applied', 'confirmed', 'rejected', 'failed')]
         [string] $State,
 
+        [Parameter(ParameterSetName = 'List')]
+        [string] $Target,
+
         [string] $BaseUri,
 
         [string] $TokenPath,
@@ -90,6 +96,9 @@ function Get-CertAgentRotation {
             $query = @{}
             if ($State) {
                 $query['state'] = $State
+            }
+            if ($Target) {
+                $query['target'] = $Target
             }
             $response = Invoke-CertAgentApi -Connection $connection -Method 'GET' -Path '/api/v1/rotations' -Query $query
             foreach ($item in @(ConvertTo-CertAgentArray (Get-CertAgentValue $response.Body 'items'))) {

@@ -30,6 +30,10 @@ function Submit-CertAgentCertificate {
     .PARAMETER LiteralPath
     Files to submit, taken as written (no wildcards); Get-ChildItem's output binds here.
 
+    .PARAMETER Target
+    The target the certificate is for (its name in the agent's config). Default: the target
+    whose policy names the certificate (with one target: that one).
+
     .PARAMETER BaseUri
     The agent's API, for example http://127.0.0.1:8471. Default: Connect-CertAgent's, else the
     installed agent's.
@@ -74,6 +78,8 @@ function Submit-CertAgentCertificate {
         [Alias('PSPath', 'FullName')]
         [ValidateNotNullOrEmpty()]
         [string[]] $LiteralPath,
+
+        [string] $Target,
 
         [string] $BaseUri,
 
@@ -145,6 +151,9 @@ function Submit-CertAgentCertificate {
                     $body = @{
                         certificate = ConvertTo-CertAgentSubmission -Bytes $bytes
                         fileName    = $name
+                    }
+                    if ($Target) {
+                        $body['target'] = $Target
                     }
                     $response = Invoke-CertAgentApi -Connection $connection -Method 'POST' -Path '/api/v1/rotations' -Body $body
                 } catch {

@@ -17,7 +17,7 @@ AfterAll {
 Describe 'the module' {
     It 'exports exactly the manifest''s functions, each with help and an example' {
         $exported = @((Get-Module -Name 'CertAgent').ExportedFunctions.Keys | Sort-Object)
-        $exported.Count | Should -Be 15
+        $exported.Count | Should -Be 16
         foreach ($name in $exported) {
             $help = Get-Help -Name $name -Full
             $help.Synopsis | Should -Not -BeNullOrEmpty
@@ -27,7 +27,7 @@ Describe 'the module' {
 
     It 'gives every state-changing command -WhatIf and -Confirm' {
         foreach ($name in @('Approve-CertAgentRotation', 'Deny-CertAgentRotation', 'Confirm-CertAgentRotation', 'Redo-CertAgentRotation',
-                'Submit-CertAgentCertificate', 'Start-CertAgentScan', 'Update-CertAgentCredential', 'Initialize-CertAgent')) {
+                'Remove-CertAgentCertificate', 'Submit-CertAgentCertificate', 'Start-CertAgentScan', 'Update-CertAgentCredential', 'Initialize-CertAgent')) {
             $command = Get-Command -Name $name
             $command.Parameters.ContainsKey('WhatIf') | Should -BeTrue
             $command.Parameters.ContainsKey('Confirm') | Should -BeTrue
@@ -168,6 +168,32 @@ Describe 'commands against a mocked agent' {
         It 'retries (POST retry)' {
             Redo-CertAgentRotation -Id 'r1' | Out-Null
             Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 1 -Exactly -ParameterFilter { "$Uri" -like '*/api/v1/rotations/r1/retry' }
+        }
+    }
+
+    Context 'targets and retiring' {
+        It 'asks for one target''s certificates and rotations' {
+            Mock -ModuleName 'CertAgent' -CommandName 'Invoke-WebRequest' -MockWith { New-FakeResponse -Body '{"items":[{"target":"teams","keyId":"k1","thumbprint":"A1","displayName":"x","startDateTime":"2026-11-01T00:00:00Z","endDateTime":"2027-11-01T00:00:00Z","daysRemaining":340,"addedByAgent":false}]}' }
+            $certificates = @(Get-CertAgentCertificate -Target 'teams')
+            $certificates[0].Target | Should -Be 'teams'
+            Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 1 -Exactly -ParameterFilter { "$Uri" -like '*/api/v1/certificates?target=teams' }
+            Mock -ModuleName 'CertAgent' -CommandName 'Invoke-WebRequest' -MockWith { New-FakeResponse -Body '{"items":[]}' }
+            @(Get-CertAgentRotation -Target 'teams' -State 'applied').Count | Should -Be 0
+            Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 1 -Exactly -ParameterFilter { "$Uri" -like '*/api/v1/rotations?*target=teams*' }
+        }
+
+        It 'retires from the pipeline with the target and the note, and not with -WhatIf' {
+            Mock -ModuleName 'CertAgent' -CommandName 'Invoke-WebRequest' -MockWith {
+                New-FakeResponse -Body '{"target":"exchange","keyId":"k1","thumbprint":"A1","displayName":"old","startDateTime":"2025-11-01T00:00:00Z","endDateTime":"2026-11-01T00:00:00Z","daysRemaining":-34,"addedByAgent":false}'
+            }
+            $old = [pscustomobject]@{ KeyId = 'k1'; Target = 'exchange' }
+            $old | Remove-CertAgentCertificate -Note 'superseded' -WhatIf
+            Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 0 -Exactly
+            $removed = $old | Remove-CertAgentCertificate -Note 'superseded' -Confirm:$false
+            $removed.KeyId | Should -Be 'k1'
+            Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 1 -Exactly -ParameterFilter {
+                $Method -eq 'POST' -and "$Uri" -like '*/api/v1/certificates/k1/retire?target=exchange' -and (Get-BodyJson $Body).note -eq 'superseded'
+            }
         }
     }
 
