@@ -136,10 +136,12 @@ type Intake struct {
 	dir string // absolute, cleaned
 	log *slog.Logger
 
-	// newWatcher starts the file-system watcher and rename moves a file into processed/ or
-	// rejected/; tests replace them before Run.
-	newWatcher func(dir string) (watcher, error)
-	rename     func(from, to string) error
+	// newWatcher starts the file-system watcher, newComplete the watcher of complete files
+	// (Linux), and rename moves a file into processed/ or rejected/; tests replace them
+	// before Run.
+	newWatcher  func(dir string) (watcher, error)
+	newComplete func(dir string) (*completeWatcher, error)
+	rename      func(from, to string) error
 
 	scanReq chan struct{} // buffered 1: Scan requests, coalesced
 	started atomic.Bool
@@ -189,13 +191,14 @@ func New(cfg Config) (*Intake, error) {
 		return nil, fmt.Errorf("resolving drop folder %s: %w", cfg.Dir, err)
 	}
 	in := &Intake{
-		cfg:        cfg,
-		dir:        dir,
-		log:        cfg.Logger.With("component", "intake"),
-		newWatcher: newFSWatcher,
-		rename:     renameNoReplace,
-		scanReq:    make(chan struct{}, 1),
-		files:      make(map[string]*entry),
+		cfg:         cfg,
+		dir:         dir,
+		log:         cfg.Logger.With("component", "intake"),
+		newWatcher:  newFSWatcher,
+		newComplete: newCompleteWatcher,
+		rename:      renameNoReplace,
+		scanReq:     make(chan struct{}, 1),
+		files:       make(map[string]*entry),
 	}
 	if err := in.ensureDirs(); err != nil {
 		// Not fatal: the agent starts, says what is wrong in its status, and picks the
@@ -257,9 +260,11 @@ func (in *Intake) Run(ctx context.Context) error {
 	defer timer.Stop()
 
 	var (
-		w      watcher
-		events <-chan fsEvent
-		werrs  <-chan error
+		w         watcher
+		events    <-chan fsEvent
+		werrs     <-chan error
+		cw        *completeWatcher
+		completes <-chan string
 	)
 	startWatcher := func() error {
 		nw, err := in.newWatcher(in.dir)
@@ -269,9 +274,18 @@ func (in *Intake) Run(ctx context.Context) error {
 		w, events, werrs = nw, nw.Events(), nw.Errors()
 		in.watching.Store(true)
 		in.watchErrs = 0
+		// Where the kernel tells when a file is complete (Linux), a file need not wait the
+		// whole settle window. Without it, the settle rule decides alone.
+		if c, err := in.newComplete(in.dir); err == nil {
+			cw, completes = c, c.Names()
+		}
 		return nil
 	}
 	stopWatcher := func() {
+		if cw != nil {
+			cw.Close()
+			cw, completes = nil, nil
+		}
 		if w != nil {
 			w.Close() // waits for the watcher's goroutine
 			w, events, werrs = nil, nil, nil
@@ -319,6 +333,12 @@ func (in *Intake) Run(ctx context.Context) error {
 				}
 			}
 			in.scan()
+		case name, ok := <-completes:
+			if !ok {
+				completes = nil // the settle rule still applies
+				continue
+			}
+			in.observeComplete(name)
 		case ev, ok := <-events:
 			if !ok {
 				lose(errors.New("watcher closed"))

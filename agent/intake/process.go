@@ -91,7 +91,7 @@ func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) 
 	case errors.Is(err, fs.ErrNotExist):
 		in.forget(f.Name)
 		return
-	case userfile.IsBusy(err):
+	case userfile.IsBusy(err), errors.Is(err, errWriterOpen):
 		// Another process holds the file (on Windows, a copy in progress keeps a sharing
 		// lock): look again later, quietly.
 		e.notAfter = now.Add(max(busyDelay, in.cfg.Settle))
@@ -141,6 +141,11 @@ func (in *Intake) read(p string, fi fs.FileInfo) ([]byte, fs.FileInfo, error) {
 	}
 	if st.Size() > certs.MaxFileSize {
 		return nil, nil, userfile.ErrTooLarge
+	}
+	// A writer that still holds the file open (a copy paused longer than the settle window)
+	// is not done with it: never judge a file that is still being written.
+	if err := probeWriters(f); err != nil {
+		return nil, nil, err
 	}
 	want := int(min(st.Size()+1, certs.MaxFileSize+1)) // +1: see a file that grew
 	if cap(in.buf) < want {

@@ -17,6 +17,17 @@ import (
 // held in memory as one listing.
 const listBatch = 256
 
+// completeQuiet is how long a file the kernel reported complete (closed after writing, or
+// moved in) must stay unchanged before it is read: a writer that closes and at once reopens
+// to append is caught, without the whole settle window.
+const completeQuiet = 50 * time.Millisecond
+
+// errWriterOpen says another process still has the file open for writing.
+var errWriterOpen = errors.New("another process has the file open for writing")
+
+// errNoCompleteEvents: this platform does not tell when a file is complete.
+var errNoCompleteEvents = errors.New("no file-complete events on this platform")
+
 // Retry delays: after Decision.Retry or a failure to read or move a file, the delay starts at
 // retryMin and doubles up to retryMax. A file held open by another process (a copy in
 // progress on Windows) is simply looked at again after busyDelay or Settle, whichever is
@@ -42,6 +53,9 @@ type entry struct {
 	// decided is the Handler's decision when filing it failed (a move error), so a retry
 	// only moves the file, as long as it is unchanged.
 	decided *decided
+	// complete: the kernel said the file was closed after writing, or moved in, and it has
+	// not changed since (since is then that moment).
+	complete bool
 }
 
 // decided is a decision waiting for its move.
@@ -54,7 +68,11 @@ type decided struct {
 // else (a symlink, a FIFO, a device) is moved as soon as it is seen.
 func (e *entry) due(settle time.Duration) time.Time {
 	t := e.since
-	if e.typ == 0 {
+	switch {
+	case e.typ != 0:
+	case e.complete:
+		t = t.Add(min(completeQuiet, settle))
+	default:
 		t = t.Add(settle)
 	}
 	if e.notAfter.After(t) {
@@ -73,6 +91,7 @@ func (e *entry) update(fi fs.FileInfo, now time.Time) {
 	e.typ, e.size, e.modTime = fi.Mode().Type(), fi.Size(), fi.ModTime()
 	e.since = now
 	e.decided = nil
+	e.complete = false
 }
 
 // scan lists the whole folder: it starts tracking new candidates, notices changed ones and
@@ -173,10 +192,26 @@ func (in *Intake) observe(name string, written bool) {
 		e.update(fi, now)
 		in.files[name] = e
 		in.seen.Add(1)
-	} else if written || !e.same(fi) {
+	} else if written && !e.complete || !e.same(fi) {
+		// A write event that arrives after the file was reported complete, with the file
+		// unchanged, is that same write, delivered late on the other watcher.
 		e.update(fi, now)
 	}
 	e.gen = in.gen
+	if due := e.due(in.cfg.Settle); due.Before(in.nextDue) || len(in.files) == 1 {
+		in.nextDue = due
+	}
+}
+
+// observeComplete records that the kernel reported name complete: closed after writing, or
+// moved into the folder.
+func (in *Intake) observeComplete(name string) {
+	in.observe(name, false)
+	e := in.files[name]
+	if e == nil || e.typ != 0 {
+		return
+	}
+	e.complete, e.since, e.notAfter = true, time.Now(), time.Time{}
 	if due := e.due(in.cfg.Settle); due.Before(in.nextDue) || len(in.files) == 1 {
 		in.nextDue = due
 	}

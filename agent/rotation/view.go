@@ -26,7 +26,8 @@ type ReadOptions struct {
 	// 250ms).
 	ReadDelay time.Duration
 	// ConfirmGap is the pause between a consistent read and the read that confirms it
-	// (default 100ms), so that the two are less likely to come from the same replica.
+	// (default 25ms): a short one, since Graph's load balancer spreads back-to-back reads
+	// over replicas anyway, and every rotation waits it.
 	ConfirmGap time.Duration
 	// WrittenTimeout is how long a credential this agent wrote (and Graph acknowledged) may
 	// stay invisible before the ledger stops taking its absence as a read being behind:
@@ -53,7 +54,7 @@ func (o ReadOptions) withDefaults() ReadOptions {
 		o.ReadDelay = 250 * time.Millisecond
 	}
 	if o.ConfirmGap <= 0 {
-		o.ConfirmGap = 100 * time.Millisecond
+		o.ConfirmGap = 25 * time.Millisecond
 	}
 	if o.WrittenTimeout <= 0 {
 		o.WrittenTimeout = 2 * time.Minute
