@@ -14,6 +14,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -132,6 +133,17 @@ type trail struct {
 	// set while writes fail (a full disk), so that the failure is logged once.
 	err     error
 	failing bool
+
+	// mu guards problem: what TrailError reports (err, or the last write failure while
+	// writes fail), readable without waiting for a commit.
+	mu      sync.Mutex
+	problem error
+}
+
+func (t *trail) setProblem(err error) {
+	t.mu.Lock()
+	t.problem = err
+	t.mu.Unlock()
 }
 
 // ErrAuditFilesDiverged is wrapped by TrailError when the JSON-lines files do not continue
@@ -177,6 +189,7 @@ func openTrail(s *Store, dir string, maxSize int64) (*trail, error) {
 	}
 	if t.err != nil {
 		s.log.Error("not writing the audit trail files", "dir", dir, "err", t.err)
+		t.setProblem(t.err)
 		return t, nil
 	}
 	if err := t.open(); err != nil {
@@ -267,11 +280,16 @@ func (t *trail) catchUp(db *bolt.DB) {
 			t.log.Error("writing the audit trail file; retrying after the next commit", "dir", t.dir, "err", err)
 		}
 		t.failing = true
+		if t.err != nil {
+			err = t.err
+		}
+		t.setProblem(fmt.Errorf("writing the audit trail files in %s: %w", t.dir, err))
 		return
 	}
 	if len(lines) > 0 {
 		if t.failing {
 			t.log.Info("writing the audit trail file works again", "dir", t.dir)
+			t.setProblem(nil)
 		}
 		t.failing = false
 		t.lastSeq, t.lastHash = last.Seq, last.Hash
@@ -334,15 +352,17 @@ func (t *trail) close() {
 	}
 }
 
-// TrailError returns why the store does not write the audit trail's JSON-lines files (it
-// wraps ErrAuditFilesDiverged), or nil when it writes them (or was opened without them).
+// TrailError returns why the store does not write the audit trail's JSON-lines files: they
+// do not continue the store (it wraps ErrAuditFilesDiverged), or the last write failed (it
+// is retried after each commit); nil when the files are written (or the store was opened
+// without them). It does not wait for a commit under way.
 func (s *Store) TrailError() error {
 	if s.trail == nil {
 		return nil
 	}
-	s.sem <- struct{}{}
-	defer func() { <-s.sem }()
-	return s.trail.err
+	s.trail.mu.Lock()
+	defer s.trail.mu.Unlock()
+	return s.trail.problem
 }
 
 // lastLine returns the last complete line of the file at path, decoded. ok is false when the

@@ -314,6 +314,10 @@ type Agreement struct {
 	// Differ is the first entry that both hold with different hashes, or that the store
 	// holds and the files lack (before their newest).
 	Differ *Break `json:"differ,omitempty"`
+	// Forked is set when, from Differ on, the store and the files are each a well-formed
+	// continuation of the entries before it: what a store restored from an older backup
+	// looks like once the agent ran on it.
+	Forked bool `json:"forked,omitempty"`
 }
 
 // Agrees reports whether the files hold exactly the store's entries (Behind aside).
@@ -376,6 +380,10 @@ func compare(sitems, fitems []chainItem) Agreement {
 		case ok && (f.rec.Hash != it.rec.Hash || hashOf(&f.rec) != hashOf(&it.rec)) && a.Differ == nil:
 			a.Differ = &Break{Seq: it.key, Kind: BreakModified, Where: f.where,
 				Detail: "the store and the files hold different entries under this sequence number: one of them was changed"}
+			if f.rec.PrevHash == it.rec.PrevHash && hashOf(&f.rec) == f.rec.Hash && hashOf(&it.rec) == it.rec.Hash {
+				a.Forked = true
+				a.Differ.Detail = "the store and the files go separate ways from this entry, each chain intact: the store was restored from an older backup and the agent ran on it, or one of them was rewritten"
+			}
 		case !ok && it.key > a.FilesLast:
 			a.Behind++
 		case !ok && a.Differ == nil:

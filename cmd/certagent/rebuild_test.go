@@ -185,3 +185,50 @@ func checkSnapshot(t *testing.T, path, appID string) {
 		t.Errorf("snapshot = %+v, want the app with its certificates and a ledger of them", snap)
 	}
 }
+
+// TestRestoredBackup: a store restored from an older backup of itself is behind its audit
+// files. The agent runs on from the store without writing over the files, status shows
+// audit_trail_unwritable, store check names it, and store rebuild puts the trail back.
+func TestRestoredBackup(t *testing.T) {
+	env := devSetup(t, nil)
+	cfg := env.Config
+	path := agent.StorePath(cfg)
+	startRun(t, cfg).stop()
+	backup, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, cfg).stop() // more entries: agent.start, agent.stop
+	if err := os.WriteFile(path, backup, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	ra := startRun(t, cfg)
+	st, err := ra.client.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(st.Problems, func(p apitype.StatusProblem) bool {
+		return p.Code == "audit_trail_unwritable" && strings.Contains(p.Message, "older than its audit trail")
+	}) {
+		t.Errorf("status problems = %+v, want audit_trail_unwritable", st.Problems)
+	}
+	ra.stop()
+	out, _, code := runCmd(t, "store", "check", "-c", cfg.File, "--json")
+	if l := checkLines(t, out)["audit agreement"]; code != 1 || l.Status != statusFail || !strings.Contains(l.Fix, "store rebuild") {
+		t.Errorf("store check of a restored backup: exit %d, %+v", code, l)
+	}
+	if out, stderr, code := runCmd(t, "store", "rebuild", "-c", cfg.File, "--yes"); code != 0 {
+		t.Fatalf("store rebuild: exit %d\n%s%s", code, out, stderr)
+	}
+	if out, _, code := runCmd(t, "audit", "verify", "-c", cfg.File); code != 0 {
+		t.Errorf("audit verify after the rebuild: exit %d\n%s", code, out)
+	}
+	ra = startRun(t, cfg)
+	st, _ = ra.client.Status(context.Background())
+	for _, p := range st.Problems {
+		if p.Code == "audit_trail_unwritable" {
+			t.Errorf("after the rebuild status still has %+v", p)
+		}
+	}
+}

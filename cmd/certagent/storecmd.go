@@ -178,6 +178,9 @@ func addChainLines(c *checks, rep store.AuditReport, cfg *config.Config) {
 	case ag.Ahead:
 		c.fail("audit agreement", fmt.Sprintf("the files go up to entry %d, the store only to %d: the store is older than its audit trail (restored from a backup?)", ag.FilesLast, ag.StoreLast),
 			fmt.Sprintf("run `certagent store rebuild -c %s` to rebuild the store from the trail, or restore a newer backup", cfg.File))
+	case ag.Differ != nil && ag.Forked:
+		c.fail("audit agreement", "the store and the files disagree: "+ag.Differ.String(),
+			fmt.Sprintf("if the store was restored from a backup, run `certagent store rebuild -c %s` to rebuild it from the files (the store moved aside keeps its own entries from %d on); otherwise keep both for investigation", cfg.File, ag.Differ.Seq))
 	case ag.Differ != nil:
 		c.fail("audit agreement", "the store and the files disagree: "+ag.Differ.String(),
 			"one of them was changed outside certagent; keep both for investigation")
