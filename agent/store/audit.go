@@ -25,7 +25,7 @@ func (s *Store) Append(ctx context.Context, audit ...rotation.AuditEntry) error 
 	if err != nil {
 		return fmt.Errorf("appending to the audit log: %w", err)
 	}
-	if err := s.update(ctx, func(tx *bolt.Tx) error { return appendAudit(tx, records) }); err != nil {
+	if err := s.update(ctx, func(tx *bolt.Tx) error { return s.appendAudit(tx, records) }); err != nil {
 		return s.wrap("appending to the audit log", err)
 	}
 	return nil
@@ -53,7 +53,7 @@ func (s *Store) AppendAsync(ctx context.Context, audit ...rotation.AuditEntry) e
 	if err != nil {
 		return fmt.Errorf("appending to the audit log: %w", err)
 	}
-	fn := func(tx *bolt.Tx) error { return appendAudit(tx, records) }
+	fn := func(tx *bolt.Tx) error { return s.appendAudit(tx, records) }
 	s.mu.Lock()
 	switch {
 	case s.closed:
@@ -153,27 +153,32 @@ func checkTimes(rec *auditRecord) error {
 		ts = append(ts, rec.Cert.NotBefore, rec.Cert.NotAfter)
 	}
 	for _, t := range ts {
-		if _, err := t.MarshalJSON(); err != nil {
-			return err
+		if y := t.Year(); y < 0 || y > 9999 {
+			return fmt.Errorf("time %s is outside the years 0 to 9999", t)
 		}
 	}
 	return nil
 }
 
 // appendAudit puts prepared entries under the audit bucket's next sequence numbers, each
-// chained to the entry before it. It may run more than once for the same entries (a shared
-// transaction that failed is retried), so it changes nothing in them.
-func appendAudit(tx *bolt.Tx, entries []pendingAudit) error {
+// chained to the entry before it, and notes them for the JSON-lines files (s.tx). It may run
+// more than once for the same entries (a shared transaction that failed is retried), so it
+// changes nothing in them. Only the committer calls it, holding s.sem.
+func (s *Store) appendAudit(tx *bolt.Tx, entries []pendingAudit) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	ab := tx.Bucket(bucketAudit)
 	// Keys only ever grow: fill pages completely instead of splitting them half-full.
 	ab.FillPercent = 1.0
-	prev, err := lastHash(ab)
-	if err != nil {
-		return err
+	if !s.tx.headKnown {
+		h, err := lastHash(ab)
+		if err != nil {
+			return err
+		}
+		s.tx.head, s.tx.headKnown = h, true
 	}
+	prev := s.tx.head
 	for _, p := range entries {
 		seq, err := ab.NextSequence()
 		if err != nil {
@@ -189,8 +194,10 @@ func appendAudit(tx *bolt.Tx, entries []pendingAudit) error {
 		if err := ab.Put(seqKey(seq), v); err != nil {
 			return err
 		}
+		s.tx.lines = append(s.tx.lines, committedLine{seq: seq, hash: rec.Hash, json: v})
 		prev = rec.Hash
 	}
+	s.tx.head = prev
 	return nil
 }
 

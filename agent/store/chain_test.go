@@ -86,7 +86,7 @@ func TestChainLinks(t *testing.T) {
 		if l.Seq != uint64(i+1) || l.PrevHash != prev || len(l.Hash) != HashLen {
 			t.Fatalf("line %d = seq %d prevHash %q hash %q; want seq %d after %q", i, l.Seq, l.PrevHash, l.Hash, i+1, prev)
 		}
-		rec := l.record()
+		rec := l
 		if hashOf(&rec) != l.Hash {
 			t.Fatalf("line %d: hash does not match the canonical encoding", i)
 		}
@@ -94,7 +94,7 @@ func TestChainLinks(t *testing.T) {
 	}
 	// The seq is part of what is hashed: the same content under another seq hashes
 	// differently.
-	rec := lines[2].record()
+	rec := lines[2]
 	rec.Seq = 4
 	if hashOf(&rec) == lines[2].Hash {
 		t.Error("the hash does not cover the seq")
@@ -205,13 +205,13 @@ func TestVerifyStoreBreaks(t *testing.T) {
 	}
 }
 
-func readLines(t *testing.T, dir string) []trailLine {
+func readLines(t *testing.T, dir string) []auditRecord {
 	t.Helper()
 	files, err := listTrail(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []trailLine
+	var out []auditRecord
 	for _, f := range files {
 		b, err := os.ReadFile(f.path)
 		if err != nil {
@@ -221,7 +221,7 @@ func readLines(t *testing.T, dir string) []trailLine {
 			if len(l) == 0 {
 				continue
 			}
-			var tl trailLine
+			var tl auditRecord
 			if err := json.Unmarshal(l, &tl); err != nil {
 				t.Fatalf("%s: %v: %s", f.path, err, l)
 			}

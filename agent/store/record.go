@@ -75,13 +75,15 @@ type eventRecord struct {
 
 // auditRecord is a value of the "audit" bucket. The sequence number is the key; since schema
 // version 2 the value repeats it (so that a value moved to another key shows), and carries
-// the hash chain (chain.go): the previous entry's hash and its own.
+// the hash chain (chain.go): the previous entry's hash and its own. Its JSON is also, byte
+// for byte, the entry's line in the JSON-lines files (trail.go), so its field names are part
+// of the contract: the API's audit entry fields plus seq, prevHash and hash.
 type auditRecord struct {
-	Seq        uint64      `json:"seq,omitempty"`
+	Seq        uint64      `json:"seq"`
 	At         time.Time   `json:"at"`
 	Action     string      `json:"action"`
-	Actor      string      `json:"actor,omitempty"`
-	Outcome    string      `json:"outcome,omitempty"`
+	Actor      string      `json:"actor"`
+	Outcome    string      `json:"outcome"`
 	RotationID string      `json:"rotationId,omitempty"`
 	State      string      `json:"state,omitempty"`
 	File       string      `json:"file,omitempty"`
@@ -89,8 +91,8 @@ type auditRecord struct {
 	Cert       *certRecord `json:"certificate,omitempty"`
 	Code       string      `json:"code,omitempty"`
 	Message    string      `json:"message,omitempty"`
-	PrevHash   string      `json:"prevHash,omitempty"`
-	Hash       string      `json:"hash,omitempty"`
+	PrevHash   string      `json:"prevHash"`
+	Hash       string      `json:"hash"`
 }
 
 func utc(t time.Time) time.Time { return t.UTC() }

@@ -74,6 +74,8 @@ type Store struct {
 	// trail appends committed audit entries to the JSON-lines files (trail.go); nil when the
 	// store does not write them (read-only, NoAuditFiles). Used by the committer only.
 	trail *trail
+	// tx is the committer's note of what the transaction under way wrote to the audit log.
+	tx txAudit
 
 	// sem is held by the goroutine committing a group of writes.
 	sem chan struct{}
@@ -456,6 +458,30 @@ func (s *Store) flusher() {
 	}
 }
 
+// txAudit is what one transaction wrote to the audit log, for the JSON-lines files, and the
+// chain's head as it goes. Only the committer uses it (holding s.sem); reset starts each
+// transaction (a failed one is rolled back, and retried from scratch).
+type txAudit struct {
+	lines []committedLine
+	// other is set when the transaction wrote audit entries without appendAudit (an
+	// import): the files then catch up from the store.
+	other     bool
+	head      string
+	headKnown bool
+}
+
+// committedLine is one audit entry a transaction wrote: its JSON is its line in the files.
+type committedLine struct {
+	seq  uint64
+	hash string
+	json []byte
+}
+
+func (t *txAudit) reset() {
+	clear(t.lines)
+	t.lines, t.other, t.head, t.headKnown = t.lines[:0], false, "", false
+}
+
 // op is one caller's write, waiting to be committed.
 type op struct {
 	// fn performs the write in tx. It may run more than once (in a shared transaction that
@@ -552,6 +578,7 @@ func (s *Store) commit(group []*op) {
 		return
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		s.tx.reset()
 		for _, o := range group {
 			o.err = nil
 			if err := o.fn(tx); err != nil {
@@ -580,7 +607,7 @@ func (s *Store) commit(group []*op) {
 	if err == nil && s.trail != nil {
 		// The store stays the source of truth: the files follow it after each commit, and
 		// Open catches them up if the process died in between.
-		s.trail.catchUp(s.db)
+		s.trail.committed(s.db, &s.tx)
 	}
 	for _, o := range group {
 		if o.async && o.err != nil {

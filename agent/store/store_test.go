@@ -406,11 +406,11 @@ func TestSharedWriteIsolatesFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := func() *op {
-		return &op{fn: func(tx *bolt.Tx) error { return appendAudit(tx, records) }, done: make(chan struct{})}
+		return &op{fn: func(tx *bolt.Tx) error { return s.appendAudit(tx, records) }, done: make(chan struct{})}
 	}
 	boom := errors.New("boom")
 	bad := &op{fn: func(tx *bolt.Tx) error {
-		if err := appendAudit(tx, records); err != nil {
+		if err := s.appendAudit(tx, records); err != nil {
 			return err
 		}
 		return boom // after writing: the whole transaction must be rolled back

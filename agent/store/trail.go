@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -24,7 +22,7 @@ import (
 
 // The audit trail is also kept outside the store, as JSON-lines files in <state>/audit/
 // (audit-000001.jsonl, audit-000002.jsonl, ...): one JSON object per line, the API's audit
-// entry fields plus seq, prevHash and hash. A new file starts when the current one would
+// entry fields plus seq, prevHash and hash: exactly the record the store holds (auditRecord). A new file starts when the current one would
 // grow past DefaultAuditFileSize; no file is ever removed. The chain runs on across files.
 //
 // The store is the source of truth. After each commit the committer appends the entries the
@@ -43,41 +41,6 @@ const DefaultAuditFileSize = 10 << 20
 
 // AuditDirOf returns the folder of the JSON-lines files of the store at path: <state>/audit.
 func AuditDirOf(path string) string { return filepath.Join(filepath.Dir(path), "audit") }
-
-// trailLine is one line of a JSON-lines file: the API's audit entry (api/apitype.AuditEntry)
-// plus the chain. Its field names are part of the contract (docs/contract.md).
-type trailLine struct {
-	Seq        uint64      `json:"seq"`
-	At         time.Time   `json:"at"`
-	Action     string      `json:"action"`
-	Actor      string      `json:"actor"`
-	Outcome    string      `json:"outcome"`
-	RotationID string      `json:"rotationId,omitempty"`
-	State      string      `json:"state,omitempty"`
-	File       string      `json:"file,omitempty"`
-	KeyID      string      `json:"keyId,omitempty"`
-	Cert       *certRecord `json:"certificate,omitempty"`
-	Code       string      `json:"code,omitempty"`
-	Message    string      `json:"message,omitempty"`
-	PrevHash   string      `json:"prevHash"`
-	Hash       string      `json:"hash"`
-}
-
-func (rec *auditRecord) line() trailLine {
-	return trailLine{
-		Seq: rec.Seq, At: rec.At, Action: rec.Action, Actor: rec.Actor, Outcome: rec.Outcome,
-		RotationID: rec.RotationID, State: rec.State, File: rec.File, KeyID: rec.KeyID,
-		Cert: rec.Cert, Code: rec.Code, Message: rec.Message, PrevHash: rec.PrevHash, Hash: rec.Hash,
-	}
-}
-
-func (l *trailLine) record() auditRecord {
-	return auditRecord{
-		Seq: l.Seq, At: l.At, Action: l.Action, Actor: l.Actor, Outcome: l.Outcome,
-		RotationID: l.RotationID, State: l.State, File: l.File, KeyID: l.KeyID,
-		Cert: l.Cert, Code: l.Code, Message: l.Message, PrevHash: l.PrevHash, Hash: l.Hash,
-	}
-}
 
 var trailName = regexp.MustCompile(`^audit-(\d{6,})\.jsonl$`)
 
@@ -121,9 +84,10 @@ type trail struct {
 	maxSize int64
 	log     *slog.Logger
 
-	f     *os.File // the file being appended to, nil until the first write
+	f     *os.File // the file being appended to
 	index int      // its number
 	size  int64    // its size
+	dirty bool     // written to since it was opened (close syncs it)
 
 	// lastSeq and lastHash are the newest entry in the files.
 	lastSeq  uint64
@@ -247,6 +211,25 @@ func (t *trail) open() error {
 	return nil
 }
 
+// committed writes what the transaction just committed. When the files are not exactly
+// one entry behind its first line (an earlier write failed, or it imported entries), they
+// catch up from the store instead.
+func (t *trail) committed(db *bolt.DB, tx *txAudit) {
+	if tx.other || t.failing || (len(tx.lines) > 0 && tx.lines[0].seq != t.lastSeq+1) {
+		t.catchUp(db)
+		return
+	}
+	if len(tx.lines) == 0 || t.err != nil || t.f == nil {
+		return
+	}
+	lines := make([][]byte, len(tx.lines))
+	for i, l := range tx.lines {
+		lines[i] = l.json
+	}
+	last := tx.lines[len(tx.lines)-1]
+	t.wrote(t.write(lines), last.seq, last.hash)
+}
+
 // catchUp appends every store entry newer than the files' newest. Failures are logged; the
 // next commit (or the next Open) tries again from the same entry.
 func (t *trail) catchUp(db *bolt.DB) {
@@ -254,27 +237,37 @@ func (t *trail) catchUp(db *bolt.DB) {
 		return
 	}
 	var lines [][]byte
-	var last auditRecord
+	var lastSeq uint64
+	var lastHash string
 	err := db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketAudit).Cursor()
+		var lastV []byte
 		for k, v := c.Seek(seqKey(t.lastSeq + 1)); k != nil; k, v = c.Next() {
-			rec, err := decodeAuditRecord(v)
-			if err != nil {
-				return fmt.Errorf("decoding audit entry %x: %w", k, err)
-			}
-			rec.Seq = binary.BigEndian.Uint64(k)
-			b, err := json.Marshal(rec.line())
-			if err != nil {
-				return err
-			}
-			lines = append(lines, append(b, '\n'))
-			last = rec
+			// A value is its line (auditRecord's JSON); bbolt's memory is valid only inside
+			// the transaction.
+			lines = append(lines, bytes.Clone(v))
+			lastSeq, lastV = binary.BigEndian.Uint64(k), v
 		}
+		if lastV == nil {
+			return nil
+		}
+		rec, err := decodeAuditRecord(lastV)
+		if err != nil || rec.Seq != lastSeq {
+			return fmt.Errorf("the store's audit entry %d does not decode: %v", lastSeq, err)
+		}
+		lastHash = rec.Hash
 		return nil
 	})
 	if err == nil && len(lines) > 0 {
 		err = t.write(lines)
 	}
+	if len(lines) > 0 || err != nil {
+		t.wrote(err, lastSeq, lastHash)
+	}
+}
+
+// wrote records the outcome of a write of the entries up to seq.
+func (t *trail) wrote(err error, seq uint64, hash string) {
 	if err != nil {
 		if !t.failing {
 			t.log.Error("writing the audit trail file; retrying after the next commit", "dir", t.dir, "err", err)
@@ -286,14 +279,12 @@ func (t *trail) catchUp(db *bolt.DB) {
 		t.setProblem(fmt.Errorf("writing the audit trail files in %s: %w", t.dir, err))
 		return
 	}
-	if len(lines) > 0 {
-		if t.failing {
-			t.log.Info("writing the audit trail file works again", "dir", t.dir)
-			t.setProblem(nil)
-		}
-		t.failing = false
-		t.lastSeq, t.lastHash = last.Seq, last.Hash
+	if t.failing {
+		t.log.Info("writing the audit trail file works again", "dir", t.dir)
+		t.setProblem(nil)
 	}
+	t.failing = false
+	t.lastSeq, t.lastHash = seq, hash
 }
 
 // write appends lines, starting a new file whenever the current one would grow past the
@@ -318,7 +309,7 @@ func (t *trail) write(lines [][]byte) error {
 		return nil
 	}
 	for _, l := range lines {
-		if t.size+int64(buf.Len()) > 0 && t.size+int64(buf.Len()+len(l)) > t.maxSize {
+		if t.size+int64(buf.Len()) > 0 && t.size+int64(buf.Len()+len(l)+1) > t.maxSize {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -327,7 +318,9 @@ func (t *trail) write(lines [][]byte) error {
 			}
 		}
 		buf.Write(l)
+		buf.WriteByte('\n')
 	}
+	t.dirty = true
 	return flush()
 }
 
@@ -346,7 +339,9 @@ func (t *trail) next() error {
 
 func (t *trail) close() {
 	if t.f != nil {
-		t.f.Sync()
+		if t.dirty {
+			t.f.Sync()
+		}
 		t.f.Close()
 		t.f = nil
 	}
@@ -368,18 +363,18 @@ func (s *Store) TrailError() error {
 // lastLine returns the last complete line of the file at path, decoded. ok is false when the
 // file holds no complete line. With repair, a partial last line (a write cut short) is cut
 // off the file. A last line that does not decode is an error.
-func lastLine(path string, repair bool) (trailLine, bool, error) {
+func lastLine(path string, repair bool) (auditRecord, bool, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil && !repair {
 		f, err = os.Open(path)
 	}
 	if err != nil {
-		return trailLine{}, false, err
+		return auditRecord{}, false, err
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return trailLine{}, false, err
+		return auditRecord{}, false, err
 	}
 	size := fi.Size()
 	// Read ever larger tails until one holds a whole line before the end.
@@ -387,7 +382,7 @@ func lastLine(path string, repair bool) (trailLine, bool, error) {
 		start := max(size-window, 0)
 		buf := make([]byte, size-start)
 		if _, err := f.ReadAt(buf, start); err != nil && err != io.EOF {
-			return trailLine{}, false, err
+			return auditRecord{}, false, err
 		}
 		end := bytes.LastIndexByte(buf, '\n')
 		if end < 0 && start > 0 {
@@ -396,19 +391,19 @@ func lastLine(path string, repair bool) (trailLine, bool, error) {
 		if end+1 < len(buf) && repair {
 			// A partial line after the last newline: a write cut short.
 			if err := f.Truncate(start + int64(end+1)); err != nil {
-				return trailLine{}, false, fmt.Errorf("cutting off a partial last line: %w", err)
+				return auditRecord{}, false, fmt.Errorf("cutting off a partial last line: %w", err)
 			}
 		}
 		if end < 0 {
-			return trailLine{}, false, nil
+			return auditRecord{}, false, nil
 		}
 		begin := bytes.LastIndexByte(buf[:end], '\n') + 1
 		if begin == 0 && start > 0 {
 			continue
 		}
-		var l trailLine
-		if err := json.Unmarshal(buf[begin:end], &l); err != nil || l.Seq == 0 {
-			return trailLine{}, false, fmt.Errorf("its last line is not an audit entry (%v)", err)
+		l, err := decodeAuditRecord(buf[begin:end])
+		if err != nil || l.Seq == 0 {
+			return auditRecord{}, false, fmt.Errorf("its last line is not an audit entry (%v)", err)
 		}
 		return l, true, nil
 	}

@@ -211,15 +211,15 @@ func fileItems(dir string) (items []chainItem, files []string, notes []string, e
 				f.Close()
 				return nil, files, nil, rerr
 			}
-			var l trailLine
-			if err := json.Unmarshal(bytes.TrimSuffix(line, []byte{'\n'}), &l); err != nil || l.Seq == 0 {
+			rec, err := decodeAuditRecord(bytes.TrimSuffix(line, []byte{'\n'}))
+			if err != nil || rec.Seq == 0 {
 				if err == nil {
 					err = errors.New("no seq")
 				}
 				items = append(items, chainItem{where: where, err: fmt.Errorf("the line is not an audit entry: %v", err)})
 				continue
 			}
-			items = append(items, chainItem{rec: l.record(), where: where})
+			items = append(items, chainItem{rec: rec, where: where})
 		}
 		f.Close()
 	}
@@ -415,6 +415,7 @@ func (s *Store) ImportAudit(ctx context.Context, entries []ChainedEntry, next ui
 		if k, _ := ab.Cursor().First(); k != nil {
 			return refusal{errors.New("the audit log is not empty")}
 		}
+		s.tx.other, s.tx.headKnown = true, false
 		ab.FillPercent = 1.0
 		var last uint64
 		for _, rec := range recs {
