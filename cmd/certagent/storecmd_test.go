@@ -195,3 +195,26 @@ func TestAuditVerify(t *testing.T) {
 		}
 	})
 }
+
+// TestStoreRebuildAsks: on a terminal, store rebuild asks first, and anything but yes
+// changes nothing.
+func TestStoreRebuildAsks(t *testing.T) {
+	env := newStartupEnv(t)
+	path := storeWith(t, env, 3)
+	os.Truncate(path, 0)
+	for _, answer := range []string{"n\n", "", "maybe\n"} {
+		var out, errb bytes.Buffer
+		e := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" },
+			stdin: strings.NewReader(answer), interactive: func() bool { return true }}
+		code := exitCode(e, dispatch(context.Background(), e, []string{"store", "rebuild", "-c", env.config}))
+		if code != 1 || !strings.Contains(out.String(), "Rebuild the store? [y/N]") || !strings.Contains(errb.String(), "not rebuilt") {
+			t.Errorf("answer %q: exit %d\n%s%s", answer, code, out.String(), errb.String())
+		}
+		if fi, err := os.Stat(path); err != nil || fi.Size() != 0 {
+			t.Errorf("answer %q: the store file changed: %v", answer, err)
+		}
+		if m, _ := filepath.Glob(path + ".damaged-*"); len(m) != 0 {
+			t.Errorf("answer %q: moved aside %v", answer, m)
+		}
+	}
+}
