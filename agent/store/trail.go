@@ -77,6 +77,17 @@ func listTrail(dir string) ([]trailFile, error) {
 	return out, nil
 }
 
+// AuditFiles returns the audit trail's JSON-lines files in dir, oldest first (none when dir
+// does not exist).
+func AuditFiles(dir string) ([]string, error) {
+	files, err := listTrail(dir)
+	out := make([]string, len(files))
+	for i, f := range files {
+		out[i] = f.path
+	}
+	return out, err
+}
+
 // trail writes the JSON-lines files of one store. Only the store's committer (holding its
 // sem) uses it, so it needs no lock of its own.
 type trail struct {

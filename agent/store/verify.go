@@ -52,7 +52,8 @@ type ChainResult struct {
 	Source string   `json:"source"`
 	Path   string   `json:"path"`
 	Files  []string `json:"files,omitempty"`
-	// Entries counts what was read; First and Last are the sequence numbers at both ends.
+	// Entries counts what was read; First and Last are the lowest and highest sequence
+	// numbers among them.
 	Entries int    `json:"entries"`
 	First   uint64 `json:"first,omitempty"`
 	Last    uint64 `json:"last,omitempty"`
@@ -226,16 +227,17 @@ func fileItems(dir string) (items []chainItem, files []string, notes []string, e
 	return items, files, notes, nil
 }
 
+// summarize counts items and finds the lowest and highest sequence numbers among them.
 func summarize(r *ChainResult, items []chainItem) {
 	r.Entries = len(items)
 	for _, it := range items {
 		if it.err != nil {
 			continue
 		}
-		if r.First == 0 {
+		if r.First == 0 || it.rec.Seq < r.First {
 			r.First = it.rec.Seq
 		}
-		r.Last = it.rec.Seq
+		r.Last = max(r.Last, it.rec.Seq)
 	}
 }
 

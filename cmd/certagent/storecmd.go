@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -250,11 +249,6 @@ func countByState(rs []rotation.Rotation) string {
 
 // hasAuditFiles reports whether dir holds a JSON-lines file of the audit trail.
 func hasAuditFiles(dir string) bool {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return false
-	}
-	return slices.ContainsFunc(ents, func(e os.DirEntry) bool {
-		return strings.HasPrefix(e.Name(), "audit-") && strings.HasSuffix(e.Name(), ".jsonl")
-	})
+	files, _ := store.AuditFiles(dir)
+	return len(files) > 0
 }
