@@ -117,7 +117,13 @@ func (s statusOf) Status(ctx context.Context) apitype.Status {
 			DaysRemaining: certs.DaysBetween(now, c.Cert.NotAfter),
 		}
 	}
-	for _, p := range a.renewer.Problems(now) {
+	problems := a.renewer.Problems(now)
+	if err := a.store.TrailError(); err != nil {
+		// The store keeps working; its copy for log shippers and for store rebuild does not.
+		problems = append(problems, health.Problem{Code: health.AuditTrailUnwritable, Severity: health.Warning,
+			Message: err.Error() + "; the store keeps the audit log; `certagent store check` (with the agent stopped) tells more"})
+	}
+	for _, p := range problems {
 		st.Problems = append(st.Problems, apitype.StatusProblem{Code: p.Code, Severity: p.Severity, Message: p.Message})
 	}
 	return st

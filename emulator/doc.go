@@ -50,6 +50,7 @@
 //	GET   /v1.0/applications(appId='{appId}')[?$select=...]
 //	PATCH /v1.0/applications/{id}, /v1.0/applications(appId='{appId}')
 //	POST  /v1.0/applications/{id}/addKey, .../removeKey (also microsoft.graph.addKey...)
+//	GET   /v1.0/applications/{id}/owners, /v1.0/applications(appId='{appId}')/owners
 //
 // Control (no token; loopback callers only; never faulted, never logged):
 //

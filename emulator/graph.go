@@ -90,6 +90,8 @@ func (e *Emulator) serveAppResource(w http.ResponseWriter, r *http.Request, c ca
 			return e.serveAppPatch(w, r, c, ref)
 		}
 		return methodNotAllowed()
+	case len(rest) == 1 && strings.EqualFold(rest[0], "owners"):
+		return e.serveAppOwners(w, r, c, ref)
 	case len(rest) == 1 && (rest[0] == "addKey" || rest[0] == "microsoft.graph.addKey"):
 		if r.Method != http.MethodPost {
 			return methodNotAllowed()

@@ -56,7 +56,7 @@ type Config struct {
 	// certificate changed) and, at debug level, retries. Nil discards.
 	Logger *slog.Logger
 	// Observe, when set, is called once per HTTP request to Graph or to the token endpoint,
-	// retries included, with op "get", "replace", "addKey", "removeKey" or "token" and
+	// retries included, with op "get", "replace", "addKey", "removeKey", "owners" or "token" and
 	// outcome "ok", "throttled", "server_error", "network", "timeout", "canceled",
 	// "tls_error", "denied", "not_found", "bad_request", "auth_failed", "client_error",
 	// "redirect" or "refused" (a request the client would not send). It must be fast and

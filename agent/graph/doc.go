@@ -3,7 +3,8 @@
 // msgraph-sdk-go and azidentity.
 //
 // Client satisfies rotation.KeyCredentials (Get and Replace) and adds AddKey and RemoveKey for
-// the agent's own app registration (self-renewal with a proof of possession).
+// the agent's own app registration (self-renewal with a proof of possession), and Owners and
+// ServicePrincipalID, with which `certagent doctor` checks that the agent owns the target app.
 //
 // # What the client guards against
 //

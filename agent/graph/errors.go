@@ -102,6 +102,10 @@ func describeOp(op, object string) string {
 		return "adding a key to application " + object
 	case opRemoveKey:
 		return "removing a key from application " + object
+	case opOwners:
+		return "listing the owners of application " + object
+	case opToken:
+		return "signing in as app " + object
 	}
 	return op + " " + object
 }
@@ -112,6 +116,7 @@ const (
 	opReplace   = "replace"
 	opAddKey    = "addKey"
 	opRemoveKey = "removeKey"
+	opOwners    = "owners"
 	opToken     = "token"
 )
 

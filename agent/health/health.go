@@ -76,6 +76,9 @@ const (
 	RetireDryRun = "retire_dry_run"
 	// StoreError: the agent cannot read its own store.
 	StoreError = "store_error"
+	// AuditTrailUnwritable: the audit trail's JSON-lines files beside the store are not
+	// being written (they do not continue the store, or writing them fails).
+	AuditTrailUnwritable = "audit_trail_unwritable"
 )
 
 // Problem is one thing that needs a person.

@@ -152,6 +152,7 @@ const (
 	ActionAgentStart     Action = "agent.start"        // the agent started
 	ActionAgentStop      Action = "agent.stop"         // the agent stopped
 	ActionExternalChange Action = "graph.external"     // the app's credentials changed outside certagent
+	ActionStoreRebuilt   Action = "store.rebuilt"      // `certagent store rebuild` made a new store from the audit trail and the app
 )
 
 // Outcome is how an audited step ended.

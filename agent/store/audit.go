@@ -3,7 +3,9 @@ package store
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -23,7 +25,7 @@ func (s *Store) Append(ctx context.Context, audit ...rotation.AuditEntry) error 
 	if err != nil {
 		return fmt.Errorf("appending to the audit log: %w", err)
 	}
-	if err := s.update(ctx, func(tx *bolt.Tx) error { return appendAudit(tx, records) }); err != nil {
+	if err := s.update(ctx, func(tx *bolt.Tx) error { return s.appendAudit(tx, records) }); err != nil {
 		return s.wrap("appending to the audit log", err)
 	}
 	return nil
@@ -44,11 +46,14 @@ func (s *Store) AppendAsync(ctx context.Context, audit ...rotation.AuditEntry) e
 	if len(audit) == 0 {
 		return ctx.Err()
 	}
+	if s.readOnly {
+		return s.wrap("appending to the audit log", ErrReadOnly)
+	}
 	records, err := encodeAll(audit)
 	if err != nil {
 		return fmt.Errorf("appending to the audit log: %w", err)
 	}
-	fn := func(tx *bolt.Tx) error { return appendAudit(tx, records) }
+	fn := func(tx *bolt.Tx) error { return s.appendAudit(tx, records) }
 	s.mu.Lock()
 	switch {
 	case s.closed:
@@ -118,35 +123,95 @@ func (s *Store) Audit(ctx context.Context, q rotation.AuditQuery) ([]rotation.Au
 	return out, nil
 }
 
-// encodeAll encodes audit entries outside the transaction, to keep commits short.
-func encodeAll(audit []rotation.AuditEntry) ([][]byte, error) {
-	out := make([][]byte, len(audit))
+// pendingAudit is an audit entry ready to be chained: its record, sanitized, and the
+// canonical encoding of the fields the hash covers besides seq and prevHash.
+type pendingAudit struct {
+	rec  auditRecord
+	body []byte
+}
+
+// encodeAll prepares audit entries outside the transaction, to keep commits short: only the
+// sequence numbers, the chain and the JSON are left for appendAudit.
+func encodeAll(audit []rotation.AuditEntry) ([]pendingAudit, error) {
+	out := make([]pendingAudit, len(audit))
 	for i, a := range audit {
-		b, err := encodeAudit(a)
-		if err != nil {
+		rec := toAuditRecord(a)
+		rec.sanitize()
+		if err := checkTimes(&rec); err != nil {
 			return nil, fmt.Errorf("encoding audit entry %q: %w", a.Action, err)
 		}
-		out[i] = b
+		out[i] = pendingAudit{rec: rec, body: canonicalBody(&rec)}
 	}
 	return out, nil
 }
 
-// appendAudit puts encoded entries under the audit bucket's next sequence numbers.
-func appendAudit(tx *bolt.Tx, records [][]byte) error {
-	if len(records) == 0 {
+// checkTimes refuses times JSON cannot hold (years outside 0-9999), so that a bad entry fails
+// before its transaction, not inside one shared with others.
+func checkTimes(rec *auditRecord) error {
+	ts := []time.Time{rec.At}
+	if rec.Cert != nil {
+		ts = append(ts, rec.Cert.NotBefore, rec.Cert.NotAfter)
+	}
+	for _, t := range ts {
+		if y := t.Year(); y < 0 || y > 9999 {
+			return fmt.Errorf("time %s is outside the years 0 to 9999", t)
+		}
+	}
+	return nil
+}
+
+// appendAudit puts prepared entries under the audit bucket's next sequence numbers, each
+// chained to the entry before it, and notes them for the JSON-lines files (s.tx). It may run
+// more than once for the same entries (a shared transaction that failed is retried), so it
+// changes nothing in them. Only the committer calls it, holding s.sem.
+func (s *Store) appendAudit(tx *bolt.Tx, entries []pendingAudit) error {
+	if len(entries) == 0 {
 		return nil
 	}
 	ab := tx.Bucket(bucketAudit)
 	// Keys only ever grow: fill pages completely instead of splitting them half-full.
 	ab.FillPercent = 1.0
-	for _, v := range records {
+	if !s.tx.headKnown {
+		h, err := lastHash(ab)
+		if err != nil {
+			return err
+		}
+		s.tx.head, s.tx.headKnown = h, true
+	}
+	prev := s.tx.head
+	for _, p := range entries {
 		seq, err := ab.NextSequence()
 		if err != nil {
 			return err
 		}
+		rec := p.rec
+		rec.Seq, rec.PrevHash = seq, prev
+		rec.Hash = chainHash(seq, prev, p.body)
+		v, err := json.Marshal(&rec)
+		if err != nil {
+			return fmt.Errorf("encoding audit entry %q: %w", rec.Action, err)
+		}
 		if err := ab.Put(seqKey(seq), v); err != nil {
 			return err
 		}
+		s.tx.lines = append(s.tx.lines, committedLine{seq: seq, hash: rec.Hash, json: v})
+		prev = rec.Hash
 	}
+	s.tx.head = prev
 	return nil
+}
+
+// lastHash returns the hash of the newest entry in the audit bucket, "" when it is empty.
+func lastHash(ab *bolt.Bucket) (string, error) {
+	k, v := ab.Cursor().Last()
+	if k == nil {
+		return "", nil
+	}
+	var head struct {
+		Hash string `json:"hash"`
+	}
+	if err := json.Unmarshal(v, &head); err != nil || len(head.Hash) != HashLen {
+		return "", fmt.Errorf("the newest audit entry (key %x) carries no readable hash: %w", k, ErrDamaged)
+	}
+	return head.Hash, nil
 }

@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aucloud/certagent/agent/rotation"
@@ -20,6 +22,19 @@ func BenchmarkAppend(b *testing.B) {
 	e.File = "20261125T193000Z_junk-000001.cer"
 	b.Run("serial", func(b *testing.B) {
 		s := openTemp(b)
+		for b.Loop() {
+			if err := s.Append(ctx, e); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// Without the JSON-lines files: what the file write after each commit costs.
+	b.Run("serial-no-files", func(b *testing.B) {
+		s, err := Open(filepath.Join(b.TempDir(), "certagent.db"), quiet(), NoAuditFiles())
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
 		for b.Loop() {
 			if err := s.Append(ctx, e); err != nil {
 				b.Fatal(err)
@@ -135,4 +150,35 @@ func BenchmarkAppendAsync(b *testing.B) {
 	if err := s.Flush(ctx); err != nil {
 		b.Fatal(err)
 	}
+}
+
+// BenchmarkChain is the CPU the hash chain adds to one audit entry (a rotation.state entry
+// with its certificate): "chained" prepares it, hashes it and encodes the record as
+// appendAudit does; "unchained" encodes the record alone, as schema version 1 did.
+func BenchmarkChain(b *testing.B) {
+	r := goldenRotation()
+	e := goldenAudit()
+	e.Cert = &r.Certificate
+	b.Run("chained", func(b *testing.B) {
+		prev := strings.Repeat("ab", HashLen/2)
+		for b.Loop() {
+			p, err := encodeAll([]rotation.AuditEntry{e})
+			if err != nil {
+				b.Fatal(err)
+			}
+			rec := p[0].rec
+			rec.Seq, rec.PrevHash = 7, prev
+			rec.Hash = chainHash(7, prev, p[0].body)
+			if _, err := json.Marshal(&rec); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unchained", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := json.Marshal(toAuditRecord(e)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -270,6 +270,17 @@ func verifyCrashed(t *testing.T, path string, j *journal) {
 			}
 		}
 	}
+
+	// The chain is intact, and the JSON-lines files were caught up by the reopen: every
+	// entry once, whatever instant the kill hit (between a commit and its file write, or in
+	// the middle of a line).
+	rep, err := s.AuditReport(ctx, AuditDirOf(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Intact() || rep.Agreement.Behind != 0 || rep.Files.Entries != len(log) {
+		t.Errorf("after the kill: store chain %+v, files %+v (%d entries for %d), agreement %+v", rep.Store.Break, rep.Files.Break, rep.Files.Entries, len(log), rep.Agreement)
+	}
 }
 
 func seq(from, to int) []int {

@@ -9,7 +9,7 @@
 // audit-sequence indexes, and locks the file so that a second agent cannot open the same
 // state.
 //
-// # Layout (schema version 1)
+// # Layout (schema version 2)
 //
 // The file holds four buckets. Their names, key encodings and the JSON field names of their
 // values are the on-disk format: they never change within a schema version.
@@ -17,9 +17,16 @@
 //   - "rotations": rotation id → rotation record (JSON, see rotationRecord).
 //   - "thumbprints": certificate SHA-1 thumbprint (upper-case hex) → rotation id.
 //   - "audit": big-endian uint64 sequence number → audit record (JSON, see auditRecord). The
-//     sequence comes from the bucket's NextSequence: strictly increasing, never reused.
-//   - "meta": the agent's key/value area (GetMeta, PutMeta), plus the reserved key "_schema"
-//     holding the schema version as decimal text. Keys starting with "_" are the store's own.
+//     sequence comes from the bucket's NextSequence: strictly increasing, never reused. Each
+//     record repeats its seq and carries the hash chain (chain.go): prevHash, the previous
+//     entry's hash, and hash, SHA-256 over its canonical encoding.
+//   - "meta": the agent's key/value area (GetMeta, PutMeta), plus the reserved keys "_schema"
+//     (the schema version as decimal text) and "_id" (the store's identity, identity.go).
+//     Keys starting with "_" are the store's own.
+//
+// Open migrates older versions (migrate.go). Beside the file: its marker certagent.db.id
+// (identity.go), and the audit trail's JSON-lines files in audit/ (trail.go), which the
+// store appends to after each commit and catches up when it opens.
 //
 // # Writes
 //
@@ -37,4 +44,11 @@
 // folder auditing a flood of rejected files) uses AppendAsync: it queues the entries and a
 // background flush commits them in groups, at the price of losing what was queued in the
 // last moments before a crash.
+//
+// # Checking and rebuilding
+//
+// OpenReadOnly opens a file without changing anything (`certagent store check`, `certagent
+// audit verify`); VerifyAudit, VerifyAuditFiles and AuditReport check the hash chain of the
+// store and of the files and compare them; ReadAuditFiles and ImportAudit carry the trail
+// into a new store (`certagent store rebuild`).
 package store

@@ -9,7 +9,8 @@ import (
 	"github.com/aucloud/certagent/agent/rotation"
 )
 
-// The types below are the on-disk JSON of schema version 1. They mirror the rotation and
+// The types below are the on-disk JSON of schema version 2 (version 1 lacked the audit
+// record's seq, prevHash and hash: see migrate.go). They mirror the rotation and
 // certs types on purpose: a change of the API's JSON must not change the file format, and a
 // change of the file format must be a deliberate edit here (with a new schema version when
 // old files could not be read). Times are stored in UTC. TestRecordRoundTrip fails when a
@@ -73,13 +74,17 @@ type eventRecord struct {
 	Note  string    `json:"note,omitempty"`
 }
 
-// auditRecord is a value of the "audit" bucket. The sequence number is the key, not part of
-// the value.
+// auditRecord is a value of the "audit" bucket. The sequence number is the key; since schema
+// version 2 the value repeats it (so that a value moved to another key shows), and carries
+// the hash chain (chain.go): the previous entry's hash and its own. Its JSON is also, byte
+// for byte, the entry's line in the JSON-lines files (trail.go), so its field names are part
+// of the contract: the API's audit entry fields plus seq, prevHash and hash.
 type auditRecord struct {
+	Seq        uint64      `json:"seq"`
 	At         time.Time   `json:"at"`
 	Action     string      `json:"action"`
-	Actor      string      `json:"actor,omitempty"`
-	Outcome    string      `json:"outcome,omitempty"`
+	Actor      string      `json:"actor"`
+	Outcome    string      `json:"outcome"`
 	RotationID string      `json:"rotationId,omitempty"`
 	State      string      `json:"state,omitempty"`
 	File       string      `json:"file,omitempty"`
@@ -87,6 +92,8 @@ type auditRecord struct {
 	Cert       *certRecord `json:"certificate,omitempty"`
 	Code       string      `json:"code,omitempty"`
 	Message    string      `json:"message,omitempty"`
+	PrevHash   string      `json:"prevHash"`
+	Hash       string      `json:"hash"`
 }
 
 func utc(t time.Time) time.Time { return t.UTC() }
@@ -194,16 +201,28 @@ func decodeRotation(b []byte) (rotation.Rotation, uint64, error) {
 	return rec.rotation(), rec.Order, nil
 }
 
-func encodeAudit(a rotation.AuditEntry) ([]byte, error) {
-	return json.Marshal(toAuditRecord(a))
+// encodeAudit encodes a as the audit record with sequence number seq following the entry
+// whose hash is prev.
+func encodeAudit(a rotation.AuditEntry, seq uint64, prev string) ([]byte, error) {
+	rec := toAuditRecord(a)
+	rec.sanitize()
+	rec.Seq, rec.PrevHash = seq, prev
+	rec.Hash = hashOf(&rec)
+	return json.Marshal(&rec)
 }
 
 func decodeAudit(seq uint64, b []byte) (rotation.AuditEntry, error) {
-	var rec auditRecord
-	if err := json.Unmarshal(b, &rec); err != nil {
+	rec, err := decodeAuditRecord(b)
+	if err != nil {
 		return rotation.AuditEntry{}, err
 	}
 	return rec.entry(seq), nil
+}
+
+func decodeAuditRecord(b []byte) (auditRecord, error) {
+	var rec auditRecord
+	err := json.Unmarshal(b, &rec)
+	return rec, err
 }
 
 // seqKey encodes an audit sequence number as its big-endian key, so that byte order is

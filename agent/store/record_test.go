@@ -75,7 +75,7 @@ func TestRecordRoundTrip(t *testing.T) {
 
 	var a rotation.AuditEntry
 	fill(reflect.ValueOf(&a).Elem(), &n)
-	b, err = encodeAudit(a)
+	b, err = encodeAudit(a, a.Seq, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func checkGolden(t *testing.T, name string, stored []byte) {
 	}
 }
 
-// TestOnDiskFormat pins schema version 1: bucket names, key encodings and the JSON of the
+// TestOnDiskFormat pins schema version 2: bucket names, key encodings and the JSON of the
 // values, read straight from a state file with bbolt; and checks that the golden JSON (what
 // files written by this version hold) still decodes to the same values.
 func TestOnDiskFormat(t *testing.T) {
@@ -201,8 +201,8 @@ func TestOnDiskFormat(t *testing.T) {
 			t.Errorf("audit keys = %v, want [1 2] (big-endian uint64)", keys)
 		}
 		meta := tx.Bucket([]byte("meta"))
-		if v := meta.Get([]byte("_schema")); string(v) != "1" {
-			t.Errorf("meta[_schema] = %q, want \"1\"", v)
+		if v := meta.Get([]byte("_schema")); string(v) != "2" {
+			t.Errorf("meta[_schema] = %q, want \"2\"", v)
 		}
 		if v := meta.Get([]byte("snapshot")); string(v) != "opaque" {
 			t.Errorf("meta[snapshot] = %q, want the value as given", v)
@@ -213,9 +213,10 @@ func TestOnDiskFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGolden(t, "rotation.v1.json", storedRotation)
-	checkGolden(t, "audit.v1.json", storedAudit)
+	checkGolden(t, "audit.v2.json", storedAudit)
 
-	// What this version wrote, future versions read back to the same values.
+	// What this version and the earlier ones wrote, later versions read back to the same
+	// values (version 1 audit records had no chain).
 	for _, c := range []struct {
 		file  string
 		check func(b []byte) (got, want any, err error)
@@ -225,6 +226,10 @@ func TestOnDiskFormat(t *testing.T) {
 			return got, goldenRotation(), err
 		}},
 		{"audit.v1.json", func(b []byte) (any, any, error) {
+			got, err := decodeAudit(7, b)
+			return got, goldenAudit(), err
+		}},
+		{"audit.v2.json", func(b []byte) (any, any, error) {
 			got, err := decodeAudit(7, b)
 			return got, goldenAudit(), err
 		}},

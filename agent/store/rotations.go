@@ -59,7 +59,7 @@ func (s *Store) Create(ctx context.Context, r rotation.Rotation, audit ...rotati
 			return err
 		}
 		created = true
-		return appendAudit(tx, records)
+		return s.appendAudit(tx, records)
 	})
 	if err != nil {
 		return rotation.Rotation{}, false, s.wrap("storing rotation "+r.ID, err)
@@ -139,7 +139,7 @@ func (s *Store) Update(ctx context.Context, r rotation.Rotation, audit ...rotati
 		if err := rb.Put([]byte(r.ID), v); err != nil {
 			return err
 		}
-		return appendAudit(tx, records)
+		return s.appendAudit(tx, records)
 	})
 	if err != nil {
 		return s.wrap("updating rotation "+r.ID, err)

@@ -19,9 +19,10 @@ import (
 	"github.com/aucloud/certagent/agent/securefile"
 )
 
-// SchemaVersion is the layout this package writes and reads. A file with a higher version
-// was written by a newer certagent and is refused.
-const SchemaVersion = 1
+// SchemaVersion is the layout this package writes and reads (migrate.go lists them). A file
+// with a higher version was written by a newer certagent and is refused; an older one is
+// migrated by Open.
+const SchemaVersion = 2
 
 // DefaultLockTimeout is how long Open waits for another process to release the state file.
 const DefaultLockTimeout = 2 * time.Second
@@ -52,6 +53,8 @@ var (
 	// ErrNewerSchema is wrapped by Open's error when the file was written by a newer
 	// certagent.
 	ErrNewerSchema = errors.New("state file written by a newer certagent")
+	// ErrReadOnly is returned by every write to a store opened with OpenReadOnly.
+	ErrReadOnly = errors.New("state store opened read-only")
 )
 
 // maxGroup caps how many writes share one transaction.
@@ -61,10 +64,18 @@ const maxGroup = 512
 // methods are safe for concurrent use. Every write but AppendAsync is durable (fsynced) when
 // it returns nil.
 type Store struct {
-	db   *bolt.DB
-	path string
-	id   string // the store's identity (identity.go)
-	log  *slog.Logger
+	db       *bolt.DB
+	path     string
+	id       string // the store's identity (identity.go)
+	schema   int    // the file's schema version when it was opened
+	readOnly bool
+	log      *slog.Logger
+
+	// trail appends committed audit entries to the JSON-lines files (trail.go); nil when the
+	// store does not write them (read-only, NoAuditFiles). Used by the committer only.
+	trail *trail
+	// tx is the committer's note of what the transaction under way wrote to the audit log.
+	tx txAudit
 
 	// sem is held by the goroutine committing a group of writes.
 	sem chan struct{}
@@ -92,7 +103,28 @@ type options struct {
 	lockTimeout time.Duration
 	logger      *slog.Logger
 	expect      string
+	auditDir    string
+	auditSize   int64
+	noAudit     bool
 }
+
+// AuditDir sets the folder of the audit trail's JSON-lines files (default: AuditDirOf(path)).
+func AuditDir(dir string) Option { return func(o *options) { o.auditDir = dir } }
+
+// AuditFileSize sets the size at which a new JSON-lines file is started (default
+// DefaultAuditFileSize); zero or negative keeps the default.
+func AuditFileSize(n int64) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.auditSize = n
+		}
+	}
+}
+
+// NoAuditFiles keeps Open from reading and writing the JSON-lines files: `certagent store
+// rebuild` imports the trail into a new store this way, then opens it again normally, which
+// catches the files up.
+func NoAuditFiles() Option { return func(o *options) { o.noAudit = true } }
 
 // ExpectExisting tells Open that a store should already exist, and why the caller thinks so
 // (for example "the API token file ... exists, so an agent has run with this state folder").
@@ -127,12 +159,10 @@ func Logger(l *slog.Logger) Option {
 // certagent store or is damaged (ErrDamaged), when a newer certagent wrote it
 // (ErrNewerSchema), when the state folder had a store that is now missing or empty (ErrLost),
 // or when the file is not the store the folder had (ErrReplaced). Open checks the whole
-// file's consistency before it returns.
+// file's consistency before it returns, migrates an older schema, and catches the audit
+// trail's JSON-lines files up with the store (trail.go).
 func Open(path string, opts ...Option) (*Store, error) {
-	o := options{lockTimeout: DefaultLockTimeout, logger: slog.New(slog.DiscardHandler)}
-	for _, opt := range opts {
-		opt(&o)
-	}
+	o := newOptions(opts)
 	dir := filepath.Dir(path)
 	if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 		// securefile gives the directory 0700 on Unix and a private DACL on Windows, which
@@ -141,20 +171,25 @@ func Open(path string, opts ...Option) (*Store, error) {
 			return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
 		}
 	}
+	if o.expect == "" && !o.noAudit {
+		// Audit files beside it show that the folder had a store, like its marker does.
+		if files, _ := listTrail(o.auditDirFor(path)); len(files) > 0 {
+			if fi, err := os.Stat(files[0].path); err == nil && fi.Size() > 0 {
+				o.expect = fmt.Sprintf("its audit trail files are in %s", o.auditDirFor(path))
+			}
+		}
+	}
 	if err := checkLost(path, o.expect); err != nil {
 		return nil, err
 	}
 	if err := preflight(path); err != nil {
 		return nil, err
 	}
-	db, err := openBolt(path, o.lockTimeout)
+	db, err := openBolt(path, o.lockTimeout, false)
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{
-		db: db, path: path, log: o.logger.With("component", "store"),
-		sem: make(chan struct{}, 1), wake: make(chan struct{}, 1), flushed: make(chan struct{}),
-	}
+	s := newStore(db, path, o, false)
 	if err := s.check(); err != nil {
 		db.Close()
 		return nil, err
@@ -168,20 +203,92 @@ func Open(path string, opts ...Option) (*Store, error) {
 		db.Close()
 		return nil, err
 	}
+	if !o.noAudit {
+		if s.trail, err = openTrail(s, o.auditDirFor(path), o.auditSize); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	go s.flusher()
 	s.log.Debug("state store opened", "path", path, "schema", schema)
 	return s, nil
 }
 
+// OpenReadOnly opens an existing state file for reading, without changing anything on disk:
+// no file, folder or marker is created, an older schema is not migrated, the JSON-lines
+// files are not touched. It shares the file with other readers but not with a running
+// agent, which holds it exclusively: then it fails with ErrInUse after the lock timeout. A
+// missing file fails with an error wrapping fs.ErrNotExist; an empty one, with ErrLost. It
+// checks the file's consistency like Open. Every write returns ErrReadOnly.
+func OpenReadOnly(path string, opts ...Option) (*Store, error) {
+	o := newOptions(opts)
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("opening state file %s: %w", path, err)
+	}
+	if fi.Mode().IsRegular() && fi.Size() == 0 {
+		return nil, &openError{sentinel: ErrLost, msg: fmt.Sprintf("state file %s is empty (0 bytes)", path)}
+	}
+	if err := preflight(path); err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, o.lockTimeout, true)
+	if err != nil {
+		return nil, err
+	}
+	s := newStore(db, path, o, true)
+	if err := s.check(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if _, err := s.prepare(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		if meta := tx.Bucket(bucketMeta); meta != nil {
+			s.id = string(meta.Get(keyStoreID))
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, err
+	}
+	go s.flusher()
+	return s, nil
+}
+
+func newOptions(opts []Option) options {
+	o := options{lockTimeout: DefaultLockTimeout, logger: slog.New(slog.DiscardHandler), auditSize: DefaultAuditFileSize}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+func (o *options) auditDirFor(path string) string {
+	if o.auditDir != "" {
+		return o.auditDir
+	}
+	return AuditDirOf(path)
+}
+
+func newStore(db *bolt.DB, path string, o options, readOnly bool) *Store {
+	return &Store{
+		db: db, path: path, readOnly: readOnly, log: o.logger.With("component", "store"),
+		sem: make(chan struct{}, 1), wake: make(chan struct{}, 1), flushed: make(chan struct{}),
+	}
+}
+
 // openBolt opens the bbolt file, turning bbolt's errors (and panics on garbage input) into
 // messages that name the file.
-func openBolt(path string, lockTimeout time.Duration) (db *bolt.DB, err error) {
+func openBolt(path string, lockTimeout time.Duration, readOnly bool) (db *bolt.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, damaged(path, fmt.Errorf("%v", r))
 		}
 	}()
-	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout})
+	db, err = bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly})
 	switch {
 	case err == nil:
 		return db, nil
@@ -266,9 +373,21 @@ func (s *Store) prepare() (int, error) {
 		}
 		return nil
 	})
-	if err != nil || !fresh {
-		// Schema 1 is the first: there is nothing older to migrate from yet.
-		return version, err
+	switch {
+	case err != nil:
+		return 0, err
+	case s.readOnly:
+		s.schema = version
+		return version, nil
+	case !fresh && version < SchemaVersion:
+		if err := s.migrate(version); err != nil {
+			return 0, err
+		}
+		s.schema = SchemaVersion
+		return SchemaVersion, nil
+	case !fresh:
+		s.schema = version
+		return version, nil
 	}
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		for _, name := range allBuckets {
@@ -281,8 +400,13 @@ func (s *Store) prepare() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("initialising state file %s: %w", s.path, err)
 	}
+	s.schema = SchemaVersion
 	return SchemaVersion, nil
 }
+
+// Schema returns the file's schema version: SchemaVersion once Open migrated it; for a store
+// opened read-only, the version found (0 for a bbolt file that holds nothing yet).
+func (s *Store) Schema() int { return s.schema }
 
 // Path returns the state file's path.
 func (s *Store) Path() string { return s.path }
@@ -301,6 +425,9 @@ func (s *Store) Close() error {
 			s.commit(group)
 		}
 		s.closeErr = s.db.Close()
+		if s.trail != nil {
+			s.trail.close()
+		}
 		<-s.sem
 	})
 	return s.closeErr
@@ -329,6 +456,30 @@ func (s *Store) flusher() {
 		}
 		<-s.sem
 	}
+}
+
+// txAudit is what one transaction wrote to the audit log, for the JSON-lines files, and the
+// chain's head as it goes. Only the committer uses it (holding s.sem); reset starts each
+// transaction (a failed one is rolled back, and retried from scratch).
+type txAudit struct {
+	lines []committedLine
+	// other is set when the transaction wrote audit entries without appendAudit (an
+	// import): the files then catch up from the store.
+	other     bool
+	head      string
+	headKnown bool
+}
+
+// committedLine is one audit entry a transaction wrote: its JSON is its line in the files.
+type committedLine struct {
+	seq  uint64
+	hash string
+	json []byte
+}
+
+func (t *txAudit) reset() {
+	clear(t.lines)
+	t.lines, t.other, t.head, t.headKnown = t.lines[:0], false, "", false
 }
 
 // op is one caller's write, waiting to be committed.
@@ -365,6 +516,9 @@ func (r refusal) Unwrap() error { return r.err }
 func (s *Store) update(ctx context.Context, fn func(tx *bolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	if s.readOnly {
+		return ErrReadOnly
 	}
 	o := &op{fn: fn, done: make(chan struct{})}
 	s.mu.Lock()
@@ -424,6 +578,7 @@ func (s *Store) commit(group []*op) {
 		return
 	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		s.tx.reset()
 		for _, o := range group {
 			o.err = nil
 			if err := o.fn(tx); err != nil {
@@ -448,6 +603,11 @@ func (s *Store) commit(group []*op) {
 			err = ErrClosed
 		}
 		group[0].err = err
+	}
+	if err == nil && s.trail != nil {
+		// The store stays the source of truth: the files follow it after each commit, and
+		// Open catches them up if the process died in between.
+		s.trail.committed(s.db, &s.tx)
 	}
 	for _, o := range group {
 		if o.async && o.err != nil {

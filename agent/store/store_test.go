@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -303,16 +304,17 @@ func TestOpenNewerSchema(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte("2")) }); err != nil {
+	newer := strconv.Itoa(SchemaVersion + 1)
+	if err := db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchema, []byte(newer)) }); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
 	_, err = Open(path, quiet())
 	if !errors.Is(err, ErrNewerSchema) {
-		t.Fatalf("Open(schema 2) = %v, want ErrNewerSchema", err)
+		t.Fatalf("Open(schema %s) = %v, want ErrNewerSchema", newer, err)
 	}
-	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "schema version 2") {
-		t.Errorf("Open(schema 2) = %q, want it to name the file and the version", msg)
+	if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "schema version "+newer) {
+		t.Errorf("Open(schema %s) = %q, want it to name the file and the version", newer, msg)
 	}
 }
 
@@ -404,11 +406,11 @@ func TestSharedWriteIsolatesFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 	good := func() *op {
-		return &op{fn: func(tx *bolt.Tx) error { return appendAudit(tx, records) }, done: make(chan struct{})}
+		return &op{fn: func(tx *bolt.Tx) error { return s.appendAudit(tx, records) }, done: make(chan struct{})}
 	}
 	boom := errors.New("boom")
 	bad := &op{fn: func(tx *bolt.Tx) error {
-		if err := appendAudit(tx, records); err != nil {
+		if err := s.appendAudit(tx, records); err != nil {
 			return err
 		}
 		return boom // after writing: the whole transaction must be rolled back

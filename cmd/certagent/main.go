@@ -16,6 +16,7 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+	"time"
 )
 
 // command is one subcommand.
@@ -31,6 +32,19 @@ type cmdEnv struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
+	// stdin answers questions (store rebuild's confirmation) when interactive reports that it
+	// is a terminal; nil is no terminal.
+	stdin       io.Reader
+	interactive func() bool
+	// now is the clock of checks that compare times (doctor); nil is time.Now.
+	now func() time.Time
+}
+
+func (env *cmdEnv) clock() time.Time {
+	if env.now != nil {
+		return env.now()
+	}
+	return time.Now()
 }
 
 // usageError is a mistake on the command line (exit 2).
@@ -57,6 +71,9 @@ func init() {
 		{"status", "ask the running agent for its status (exit 0 healthy, 1 problems, 2 unreachable)", runStatus},
 		{"rotations", "list, show, approve, reject, confirm or retry rotations of the running agent", runRotations},
 		{"submit", "send certificate files to the running agent, as the drop folder would take them", runSubmit},
+		{"doctor", "check config, folders, store, clock, Graph and permissions; the fix for each", runDoctor},
+		{"store", "the state store: store check|rebuild", runStore},
+		{"audit", "the audit trail: audit verify (the hash chain, end to end)", runAudit},
 		{"inspect", "print the verdict the agent would give each certificate file", runInspect},
 		{"config", "validate a config file: config check [-c FILE]", runConfig},
 		{"credential", "the agent's own sign-in credential: credential init|show|rotate", runCredential},
@@ -70,7 +87,7 @@ func init() {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stdin: os.Stdin, interactive: stdinIsTerminal}
 	err := dispatch(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(exitCode(env, err))
@@ -122,6 +139,13 @@ func exitCode(env *cmdEnv, err error) int {
 		fmt.Fprintf(env.stderr, "certagent: %s\n", err)
 		return 1
 	}
+}
+
+// stdinIsTerminal reports whether standard input is a terminal (a character device: a
+// console, or /dev/null, where reading the answer finds nothing, which is a no).
+func stdinIsTerminal() bool {
+	fi, err := os.Stdin.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func printUsage(w io.Writer) {

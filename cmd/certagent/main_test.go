@@ -31,6 +31,11 @@ func TestUsageErrorsExit2(t *testing.T) {
 		{"config"},
 		{"config", "lint"},
 		{"credential"},
+		{"store"},
+		{"store", "repair"},
+		{"audit"},
+		{"audit", "check"},
+		{"doctor", "--nope"},
 	} {
 		if _, _, code := runCmd(t, args...); code != 2 {
 			t.Errorf("certagent %s: exit %d, want 2", strings.Join(args, " "), code)

@@ -17,9 +17,9 @@ import (
 	"github.com/aucloud/certagent/internal/devenv"
 )
 
-// runningAgent starts the agent in-process against an emulated tenant, with the given
+// agentWithApproval starts the agent in-process against an emulated tenant, with the given
 // approval mode, and returns its config file.
-func runningAgent(t *testing.T, approval string) string {
+func agentWithApproval(t *testing.T, approval string) string {
 	t.Helper()
 	env, err := devenv.Setup(devenv.Options{Dir: t.TempDir(), APIListen: "127.0.0.1:0", Edit: func(c *config.Config) {
 		c.Intake.Settle = config.Duration(100 * time.Millisecond)
@@ -65,7 +65,7 @@ func runningAgent(t *testing.T, approval string) string {
 // TestRotationVerbs: the yearly procedure from a shell: submit, see it waiting, approve,
 // see it applied, confirm; refusals and wrong states exit 1 with the reason.
 func TestRotationVerbs(t *testing.T) {
-	cfgFile := runningAgent(t, config.ApprovalManual)
+	cfgFile := agentWithApproval(t, config.ApprovalManual)
 	dir := t.TempDir()
 	now := time.Now()
 	good := filepath.Join(dir, "provider-2027.cer")

@@ -19,7 +19,8 @@ import (
 // checks both): atomic check-and-insert by thumbprint, ErrNotFound for unknown ids, audit
 // entries written with their rotation, sequence numbers from 1 that are never reused. It is
 // safe for concurrent use and copies values in and out, so callers never share memory with
-// it.
+// it. It keeps no hash chain: the disk store's chain and its JSON-lines files are outside
+// rotation.Store and are tested by the store's own tests.
 type MemStore struct {
 	// BeforeWrite, if set, is called at the start of every write with the method's name
 	// ("Create", "Update" or "Append"). An error it returns is the write's result and

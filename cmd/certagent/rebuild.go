@@ -1,0 +1,373 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aucloud/certagent/agent"
+	"github.com/aucloud/certagent/agent/certpolicy"
+	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/config"
+	"github.com/aucloud/certagent/agent/rotation"
+	"github.com/aucloud/certagent/agent/store"
+)
+
+// appSnapshotKey is the store's meta key under which the target keeps its last read of the
+// app (agent/target's snapshotKey): a rebuilt store starts with the app as rebuild read it.
+const appSnapshotKey = "target-app-snapshot"
+
+// rebuildReport is what store rebuild did and could not do.
+type rebuildReport struct {
+	movedAside []string
+	storeID    string
+	imported   []store.ChainedEntry
+	trail      store.ChainResult
+	app        *certs.Application
+	appErr     error
+	recovered  []rotation.Rotation
+	lost       []string
+	notes      []string
+	entrySeq   uint64
+	trailErr   error
+}
+
+// storeRebuild moves the store and its marker aside, makes a new store, imports the audit
+// trail from the JSON-lines files, recreates the rotations the trail describes (taking each
+// certificate from processed/ or from the app when the engine still needs it), records the
+// app as Graph shows it now, appends a store.rebuilt entry, and says what it recovered and
+// what is lost.
+func storeRebuild(ctx context.Context, env *cmdEnv, cfg *config.Config, yes bool) error {
+	path := agent.StorePath(cfg)
+	auditDir := store.AuditDirOf(path)
+
+	// The agent must not run: it holds the store's lock, or answers on its port (a store
+	// deleted under a running agent is still open in it).
+	state := "missing"
+	if fi, err := os.Stat(path); err == nil {
+		state = fmt.Sprintf("%d bytes", fi.Size())
+		s, err := store.OpenReadOnly(path, store.LockTimeout(checkLockTimeout))
+		switch {
+		case errors.Is(err, store.ErrInUse):
+			return fmt.Errorf("the agent is running: it holds %s; stop it first (`certagent stop`, or end `certagent run`), then run `certagent store rebuild` again", path)
+		case err == nil:
+			s.Close()
+			state += ", opens and passes its checks: rebuilding replaces a working store (rotation histories are rebuilt from the audit trail)"
+		case errors.Is(err, store.ErrLost):
+			state = "empty (0 bytes)"
+		default:
+			state += ", damaged: " + err.Error()
+		}
+	}
+	if agentAnswers(cfg.API.Listen) {
+		return fmt.Errorf("the agent is running: it answers on %s (api.listen); stop it first (`certagent stop`, or end `certagent run`), then run `certagent store rebuild` again", cfg.API.Listen)
+	}
+
+	entries, trail, err := store.ReadAuditFiles(auditDir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(env.stdout, "state file   %s (%s)\n", path, state)
+	fmt.Fprintf(env.stdout, "audit trail  %s\n", describeTrail(trail, len(entries)))
+	fmt.Fprintf(env.stdout, "target app   %s, read through Graph as the agent\n\n", cfg.Target.AppID)
+	fmt.Fprintf(env.stdout, "store rebuild moves %s and its marker aside (nothing is deleted), makes a new store from the audit trail and the app, and says what it cannot recover.\n", filepath.Base(path))
+	if !yes {
+		if env.stdin == nil || env.interactive == nil || !env.interactive() {
+			return usagef("store rebuild asks for confirmation, and standard input is not a terminal: pass --yes to rebuild without asking")
+		}
+		fmt.Fprint(env.stdout, "Rebuild the store? [y/N] ")
+		answer, _ := bufio.NewReader(env.stdin).ReadString('\n')
+		if a := strings.ToLower(strings.TrimSpace(answer)); a != "y" && a != "yes" {
+			return &exitError{code: 1, msg: "not rebuilt: nothing was changed"}
+		}
+	}
+	fmt.Fprintln(env.stdout)
+
+	rep, err := rebuild(ctx, env, cfg, entries, trail)
+	printRebuild(env.stdout, cfg, rep)
+	return err
+}
+
+func rebuild(ctx context.Context, env *cmdEnv, cfg *config.Config, entries []store.ChainedEntry, trail store.ChainResult) (*rebuildReport, error) {
+	rep := &rebuildReport{imported: entries, trail: trail}
+	path := agent.StorePath(cfg)
+	now := env.clock().UTC()
+	stamp := now.Format("20060102T150405Z")
+	for _, p := range []string{path, store.MarkerPath(path)} {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		aside := p + ".damaged-" + stamp
+		if err := os.Rename(p, aside); err != nil {
+			return rep, fmt.Errorf("moving %s aside: %w; nothing else was changed", p, err)
+		}
+		rep.movedAside = append(rep.movedAside, aside)
+	}
+
+	s, err := store.Open(path, store.NoAuditFiles())
+	if err != nil {
+		return rep, fmt.Errorf("creating the new store: %w", err)
+	}
+	rep.storeID = s.ID()
+	closed := false
+	defer func() {
+		if !closed {
+			s.Close()
+		}
+	}()
+
+	next := uint64(0)
+	if trail.Last > 0 {
+		next = trail.Last + 1 // never reuse a seq the files hold, even past a break
+	}
+	if err := s.ImportAudit(ctx, entries, next); err != nil {
+		return rep, err
+	}
+	switch {
+	case len(trail.Files) == 0:
+		rep.lost = append(rep.lost, fmt.Sprintf("the audit trail: there are no JSON-lines files in %s (the store was written by a certagent without them, or they were removed)", trail.Path))
+	case trail.Break != nil:
+		rep.lost = append(rep.lost, fmt.Sprintf("the audit trail from entry %d on: the files' chain breaks there (%s); the files are kept as they are", trail.Break.Seq, trail.Break))
+	}
+
+	gctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	if gc, _, err := agent.GraphClient(cfg, nil); err != nil {
+		rep.appErr = err
+	} else if app, err := gc.Get(gctx, cfg.Target.AppID); err != nil {
+		rep.appErr = err
+	} else {
+		rep.app = &app
+	}
+
+	recoverRotations(ctx, cfg, s, rep, now)
+
+	if rep.app != nil {
+		if err := saveSnapshot(ctx, s, *rep.app, now); err != nil {
+			return rep, err
+		}
+	} else {
+		rep.notes = append(rep.notes, fmt.Sprintf("the app was not read (%v): the agent reads it when it starts", rep.appErr))
+	}
+
+	msg := fmt.Sprintf("store rebuilt by %s from %s", actorName(), describeTrail(trail, len(entries)))
+	if rep.app != nil {
+		msg += fmt.Sprintf(" and the app %s (%s)", cfg.Target.AppID, plural(len(rep.app.KeyCredentials), "certificate"))
+	}
+	msg += fmt.Sprintf("; %s recovered", plural(len(rep.recovered), "rotation"))
+	if len(rep.movedAside) > 0 {
+		msg += "; old files moved to " + strings.Join(baseNames(rep.movedAside), ", ")
+	}
+	if len(rep.lost) > 0 {
+		msg += "; lost: " + strings.Join(rep.lost, "; ")
+	} else {
+		msg += "; nothing lost"
+	}
+	actor := "cli"
+	if name := actorName(); name != "cli" {
+		actor += ":" + name
+	}
+	if err := s.Append(ctx, rotation.AuditEntry{At: now, Action: rotation.ActionStoreRebuilt, Actor: actor, Outcome: rotation.OutcomeOK, Message: msg}); err != nil {
+		return rep, err
+	}
+	if got, err := s.Audit(ctx, rotation.AuditQuery{Limit: 1}); err == nil && len(got) == 1 {
+		rep.entrySeq = got[0].Seq
+	}
+	closed = true
+	if err := s.Close(); err != nil {
+		return rep, err
+	}
+	// Open it as the agent will: the JSON-lines files catch up with the new entry.
+	s, err = store.Open(path)
+	if err != nil {
+		return rep, fmt.Errorf("reopening the new store: %w", err)
+	}
+	rep.trailErr = s.TrailError()
+	return rep, s.Close()
+}
+
+// recoverRotations recreates the rotations the trail describes. One the engine must still
+// write (pending_approval, applying, failed) needs its certificate: from processed/, or from
+// the app; without it, it is lost.
+func recoverRotations(ctx context.Context, cfg *config.Config, s *store.Store, rep *rebuildReport, now time.Time) {
+	for _, r := range store.RecoverRotations(rep.imported, cfg.Target.AppID) {
+		thumb := certs.NormalizeThumbprint(r.Certificate.Thumbprint)
+		var onApp *certs.KeyCredential
+		if rep.app != nil {
+			r.Target.ObjectID, r.Target.DisplayName = rep.app.ObjectID, rep.app.DisplayName
+			for i, k := range rep.app.KeyCredentials {
+				if certs.NormalizeThumbprint(k.Thumbprint()) == thumb {
+					onApp = &rep.app.KeyCredentials[i]
+				}
+			}
+		}
+		if r.Source.ArchivedAs != "" {
+			r.DER = derFromProcessed(cfg, r.Source.ArchivedAs, thumb, now)
+		}
+		if r.DER == nil && onApp != nil && len(onApp.Key) > 0 {
+			r.DER = append([]byte(nil), onApp.Key...)
+		}
+		what := fmt.Sprintf("rotation %s (%s, %s, thumbprint %s)", r.ID, r.State, sourceName(r), r.Certificate.Thumbprint)
+		needsDER := r.State == rotation.StatePendingApproval || r.State == rotation.StateApplying || r.State == rotation.StateFailed
+		if needsDER && r.DER == nil {
+			where := "it came through the API"
+			if r.Source.ArchivedAs != "" {
+				where = fmt.Sprintf("its file %s is not in %s", r.Source.ArchivedAs, filepath.Join(cfg.DropFolder, "processed"))
+			}
+			rep.lost = append(rep.lost, fmt.Sprintf("%s: %s and the app does not hold the certificate: submit it again", what, where))
+			continue
+		}
+		if r.State == rotation.StateApplying && r.IntentKeyID == "" {
+			// Never written: the engine writes it under a new keyId.
+			r.IntentKeyID = rotation.NewGUID()
+		}
+		if rep.app != nil && (r.State == rotation.StateApplied || r.State == rotation.StateConfirmed) && onApp == nil {
+			rep.notes = append(rep.notes, what+": no longer on the app (removed outside certagent?)")
+		}
+		if _, created, err := s.Create(ctx, r); err != nil {
+			rep.lost = append(rep.lost, fmt.Sprintf("%s: %v", what, err))
+			continue
+		} else if !created {
+			continue
+		}
+		rep.recovered = append(rep.recovered, r)
+	}
+}
+
+// derFromProcessed returns the certificate in processed/name when it is the one with the
+// thumbprint, nil otherwise.
+func derFromProcessed(cfg *config.Config, name, thumb string, now time.Time) []byte {
+	if name != filepath.Base(name) {
+		return nil
+	}
+	f, err := os.Open(filepath.Join(cfg.DropFolder, "processed", name))
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, certs.MaxFileSize+1))
+	if err != nil {
+		return nil
+	}
+	v := certpolicy.Default().Check(data, now)
+	if v.DER == nil || certs.NormalizeThumbprint(certs.ThumbprintSHA1(v.DER)) != thumb {
+		return nil
+	}
+	return v.DER
+}
+
+// saveSnapshot records the app as read now, the way the target keeps its last read (without
+// key bytes), with a ledger that knows every credential on it.
+func saveSnapshot(ctx context.Context, s *store.Store, app certs.Application, now time.Time) error {
+	creds := make([]certs.KeyCredential, len(app.KeyCredentials))
+	for i, k := range app.KeyCredentials {
+		creds[i] = k.Clone()
+	}
+	app.KeyCredentials = creds
+	var ledger rotation.Ledger
+	ledger.Learn(app, now)
+	for i := range app.KeyCredentials {
+		c := &app.KeyCredentials[i]
+		if c.CustomKeyIdentifier == nil && len(c.Key) > 0 {
+			c.CustomKeyIdentifier = []byte(c.Thumbprint())
+		}
+		c.Key = nil
+	}
+	b, err := json.Marshal(rotation.Snapshot{App: app, SyncedAt: now, Ledger: ledger})
+	if err != nil {
+		return err
+	}
+	return s.PutMeta(ctx, appSnapshotKey, b)
+}
+
+func printRebuild(w io.Writer, cfg *config.Config, rep *rebuildReport) {
+	if rep == nil {
+		return
+	}
+	for _, p := range rep.movedAside {
+		fmt.Fprintf(w, "moved aside  %s\n", p)
+	}
+	if rep.storeID == "" {
+		return
+	}
+	fmt.Fprintf(w, "new store    id %s\n", rep.storeID)
+	fmt.Fprintf(w, "audit trail  imported %s\n", describeTrail(rep.trail, len(rep.imported)))
+	if rep.app != nil {
+		fmt.Fprintf(w, "app          %s (%s): %s, saved as the agent's last read\n", rep.app.AppID, rep.app.DisplayName, plural(len(rep.app.KeyCredentials), "certificate"))
+	} else if rep.appErr != nil {
+		fmt.Fprintf(w, "app          not read: %v\n", rep.appErr)
+	}
+	fmt.Fprintf(w, "\nrecovered    %s\n", plural(len(rep.recovered), "rotation"))
+	for _, r := range rep.recovered {
+		fmt.Fprintf(w, "  %s  %-16s  %s  %s\n", r.ID, r.State, r.Certificate.Thumbprint, sourceName(r))
+	}
+	if len(rep.lost) == 0 {
+		fmt.Fprintln(w, "lost         nothing")
+	} else {
+		fmt.Fprintln(w, "lost")
+		for _, l := range rep.lost {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	for _, n := range rep.notes {
+		fmt.Fprintf(w, "note         %s\n", n)
+	}
+	if rep.trailErr != nil {
+		fmt.Fprintf(w, "note         the audit trail files are not written: %v\n", rep.trailErr)
+	}
+	if rep.entrySeq > 0 {
+		fmt.Fprintf(w, "\nRecorded in the audit trail as entry %d (store.rebuilt).\n", rep.entrySeq)
+		fmt.Fprintf(w, "Start the agent: `certagent start`, or `certagent run -c %s`.\n", cfg.File)
+	}
+}
+
+func describeTrail(r store.ChainResult, usable int) string {
+	switch {
+	case len(r.Files) == 0:
+		return fmt.Sprintf("no JSON-lines files in %s", r.Path)
+	case r.Break != nil:
+		return fmt.Sprintf("%s of %s in %s in %s (the chain breaks at %s)", plural(usable, "entry"), plural(r.Entries, "entry"), plural(len(r.Files), "file"), r.Path, r.Break)
+	}
+	return fmt.Sprintf("%s (%d to %d) in %s in %s, chain intact", plural(usable, "entry"), r.First, r.Last, plural(len(r.Files), "file"), r.Path)
+}
+
+func sourceName(r rotation.Rotation) string {
+	switch {
+	case r.Source.FileName != "":
+		return r.Source.FileName
+	case r.Source.Kind == rotation.SourceAPI:
+		return "(API)"
+	}
+	return "(no file name)"
+}
+
+func baseNames(paths []string) []string {
+	out := make([]string, len(paths))
+	for i, p := range paths {
+		out[i] = filepath.Base(p)
+	}
+	return out
+}
+
+// agentAnswers reports whether something answers the agent's /livez on listen.
+func agentAnswers(listen string) bool {
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		DialContext: (&net.Dialer{Timeout: time.Second}).DialContext, Proxy: nil,
+	}}
+	resp, err := hc.Get("http://" + listen + "/livez")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
