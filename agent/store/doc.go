@@ -18,8 +18,10 @@
 //   - "thumbprints": certificate SHA-1 thumbprint (upper-case hex) → rotation id.
 //   - "audit": big-endian uint64 sequence number → audit record (JSON, see auditRecord). The
 //     sequence comes from the bucket's NextSequence: strictly increasing, never reused.
-//   - "meta": the agent's key/value area (GetMeta, PutMeta), plus the reserved key "_schema"
-//     holding the schema version as decimal text. Keys starting with "_" are the store's own.
+//   - "meta": the agent's key/value area (GetMeta, PutMeta, DeleteMeta, and ListMeta for the
+//     keys under a prefix, which parts use as small tables of their own: "notify-outbox/",
+//     "expiry-fired/"), plus the reserved key "_schema" holding the schema version as
+//     decimal text. Keys starting with "_" are the store's own.
 //
 // # Writes
 //
