@@ -71,6 +71,12 @@ const (
 	ArchiveUnwritable = "archive_unwritable"
 	// StoreError: the agent cannot read its own store.
 	StoreError = "store_error"
+	// WebhookFailing: notifications to the provider's webhook keep failing, or stopped
+	// because it answered 410 Gone.
+	WebhookFailing = "webhook_failing"
+	// WebhookUnsigned: notifications to the provider's webhook are sent without a
+	// signature (no notify.secret_file).
+	WebhookUnsigned = "webhook_unsigned"
 )
 
 // Problem is one thing that needs a person.
