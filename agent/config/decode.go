@@ -395,29 +395,28 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
 	line := n.Line
 	switch {
 	case v.Type() == durationType:
-		if n.Kind != yaml.ScalarNode {
-			d.fail(line, key, `must be a duration such as "30s" or "1d", not %s`, describe(n))
+		if dur, ok := d.decodeDuration(n, key); ok {
+			v.SetInt(int64(dur))
+		}
+
+	case v.Kind() == reflect.Slice && v.Type().Elem() == durationType:
+		if n.Kind != yaml.SequenceNode {
+			d.fail(line, key, `must be a list of durations such as [30d, 7d], not %s`, describe(n))
 			return
 		}
-		switch n.ShortTag() {
-		case "!!int", "!!float":
-			if n.Value == "0" {
-				v.SetInt(0)
-				return
+		items := []Duration{} // [] is an empty list, not the default
+		for i, item := range n.Content {
+			ik := key + "[" + strconv.Itoa(i) + "]"
+			item = deref(item)
+			d.lines[ik] = item.Line
+			dur, ok := d.decodeDuration(item, ik)
+			if !ok {
+				d.failed[key] = true
+				continue
 			}
-			d.fail(line, key, `must be a duration with a unit, such as "%ss" or "%sd", not the number %s`, n.Value, n.Value, n.Value)
-			return
-		case "!!str":
-		default:
-			d.fail(line, key, `must be a duration such as "30s" or "1d", not %s`, describe(n))
-			return
+			items = append(items, Duration(dur))
 		}
-		dur, err := ParseDuration(n.Value)
-		if err != nil {
-			d.fail(line, key, "%v", err)
-			return
-		}
-		v.SetInt(int64(dur))
+		v.Set(reflect.ValueOf(items))
 
 	case v.Kind() == reflect.Struct:
 		if n.Kind != yaml.MappingNode {
@@ -506,6 +505,34 @@ func (d *decoder) decodeValue(n *yaml.Node, v reflect.Value, key string) {
 		// A Config field of a kind this decoder does not know: a bug, caught by the tests.
 		panic(fmt.Sprintf("config: no decoder for %s (%s)", key, v.Type()))
 	}
+}
+
+// decodeDuration decodes a duration string ("30s", "1d"; a bare 0 too), reporting whether it
+// could.
+func (d *decoder) decodeDuration(n *yaml.Node, key string) (time.Duration, bool) {
+	line := n.Line
+	if n.Kind != yaml.ScalarNode || isNull(n) {
+		d.fail(line, key, `must be a duration such as "30s" or "1d", not %s`, describe(n))
+		return 0, false
+	}
+	switch n.ShortTag() {
+	case "!!int", "!!float":
+		if n.Value == "0" {
+			return 0, true
+		}
+		d.fail(line, key, `must be a duration with a unit, such as "%ss" or "%sd", not the number %s`, n.Value, n.Value, n.Value)
+		return 0, false
+	case "!!str":
+	default:
+		d.fail(line, key, `must be a duration such as "30s" or "1d", not %s`, describe(n))
+		return 0, false
+	}
+	dur, err := ParseDuration(n.Value)
+	if err != nil {
+		d.fail(line, key, "%v", err)
+		return 0, false
+	}
+	return dur, true
 }
 
 const day = 24 * time.Hour
