@@ -23,6 +23,7 @@ import (
 	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/credential"
+	"github.com/aucloud/certagent/agent/expiry"
 	"github.com/aucloud/certagent/agent/graph"
 	"github.com/aucloud/certagent/agent/intake"
 	"github.com/aucloud/certagent/agent/metrics"
@@ -64,6 +65,7 @@ type Agent struct {
 	target   *target.Target
 	renewer  *renewal.Renewer
 	notifier *notify.Notifier
+	expiry   *expiry.Checker
 	metrics  *metrics.Metrics
 	handler  http.Handler
 	listener net.Listener
@@ -167,17 +169,18 @@ func (a *Agent) build() error {
 		return err
 	}
 	if a.notifier, err = notify.New(notify.Config{
-		URL:       cfg.Notify.WebhookURL,
-		Headers:   cfg.Notify.Headers,
-		Timeout:   cfg.Notify.Timeout.Duration(),
-		ExtraCAs:  caPEM,
-		TenantID:  cfg.TenantID,
-		UserAgent: "certagent/" + a.version,
-		Rotations: rotationsOf{a},
-		Store:     a.store,
-		Audit:     a.audit,
-		Logger:    a.log,
-		Now:       a.now,
+		URL:        cfg.Notify.WebhookURL,
+		Headers:    cfg.Notify.Headers,
+		Timeout:    cfg.Notify.Timeout.Duration(),
+		SecretFile: cfg.Notify.SecretFile,
+		ExtraCAs:   caPEM,
+		TenantID:   cfg.TenantID,
+		UserAgent:  "certagent/" + a.version,
+		Rotations:  rotationsOf{a},
+		Store:      a.store,
+		Audit:      a.audit,
+		Logger:     a.log,
+		Now:        a.now,
 	}); err != nil {
 		return err
 	}
@@ -204,6 +207,9 @@ func (a *Agent) build() error {
 		Logger:        a.log,
 		Now:           a.now,
 	}); err != nil {
+		return err
+	}
+	if err := a.buildExpiry(); err != nil {
 		return err
 	}
 	if a.renewer, err = renewal.New(renewal.Config{
@@ -280,6 +286,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	g.Go("target", a.target.Run)
 	g.Go("renewal", a.renewer.Run)
 	g.Go("notify", a.notifier.Run)
+	g.Go("expiry", a.expiry.Run)
 	g.Go("api server", func(context.Context) error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

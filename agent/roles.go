@@ -53,7 +53,7 @@ func (s statusOf) Status(ctx context.Context) apitype.Status {
 			DaysRemaining: certs.DaysBetween(now, c.Cert.NotAfter),
 		}
 	}
-	for _, p := range append(t.Problems, a.renewer.Problems(now)...) {
+	for _, p := range append(append(t.Problems, a.renewer.Problems(now)...), a.notifier.Problems(now)...) {
 		st.Problems = append(st.Problems, apitype.StatusProblem{Code: p.Code, Severity: p.Severity, Message: p.Message})
 	}
 	return st
