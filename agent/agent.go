@@ -23,6 +23,7 @@ import (
 	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/credential"
+	"github.com/aucloud/certagent/agent/expiry"
 	"github.com/aucloud/certagent/agent/graph"
 	"github.com/aucloud/certagent/agent/intake"
 	"github.com/aucloud/certagent/agent/metrics"
@@ -66,6 +67,7 @@ type Agent struct {
 	top      *intake.Intake // the top of the drop folder, with several targets; nil with one
 	renewer  *renewal.Renewer
 	notifier *notify.Notifier
+	expiry   *expiry.Checker
 	metrics  *metrics.Metrics
 	handler  http.Handler
 	listener net.Listener
@@ -183,13 +185,21 @@ func (a *Agent) build() error {
 		return err
 	}
 	if a.notifier, err = notify.New(notify.Config{
-		URL:       cfg.Notify.WebhookURL,
-		Headers:   cfg.Notify.Headers,
-		Timeout:   cfg.Notify.Timeout.Duration(),
-		ExtraCAs:  caPEM,
-		TenantID:  cfg.TenantID,
+		URL:        cfg.Notify.WebhookURL,
+		Headers:    cfg.Notify.Headers,
+		Timeout:    cfg.Notify.Timeout.Duration(),
+		SecretFile: cfg.Notify.SecretFile,
+		ExtraCAs:   caPEM,
+		TenantID:   cfg.TenantID,
+		TargetOf: func(r rotation.Rotation) notify.Target {
+			if t := a.targetOfApp(r.Target.AppID); t != nil {
+				return notify.Target{Name: t.Name(), TenantID: t.TenantID(), AppID: t.AppID()}
+			}
+			return notify.Target{TenantID: cfg.TenantID, AppID: r.Target.AppID}
+		},
 		UserAgent: "certagent/" + a.version,
 		Rotations: rotationsOf{a},
+		Store:     a.store,
 		Audit:     a.audit,
 		Logger:    a.log,
 		Now:       a.now,
@@ -226,7 +236,7 @@ func (a *Agent) build() error {
 			Intake:        ic,
 			SyncInterval:  cfg.Monitor.SyncInterval.Duration(),
 			ExpiryWarning: cfg.Monitor.ExpiryWarning.Duration(),
-			OnApplied:     func(rotation.Rotation) { a.notifier.Wake() },
+			OnApplied:     a.notifier.RotationChanged,
 			OnWrite:       a.metrics.ReadToWrite,
 			OnIntake:      a.metrics.IntakeFile,
 			Logger:        a.log.With("target", tc.Name),
@@ -253,6 +263,9 @@ func (a *Agent) build() error {
 		}); err != nil {
 			return err
 		}
+	}
+	if err := a.buildExpiry(); err != nil {
+		return err
 	}
 	if a.renewer, err = renewal.New(renewal.Config{
 		Graph:       a.graph,
@@ -337,6 +350,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	g.Go("renewal", a.renewer.Run)
 	g.Go("notify", a.notifier.Run)
+	g.Go("expiry", a.expiry.Run)
 	g.Go("api server", func(context.Context) error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err

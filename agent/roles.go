@@ -117,7 +117,7 @@ func (s statusOf) Status(ctx context.Context) apitype.Status {
 			DaysRemaining: certs.DaysBetween(now, c.Cert.NotAfter),
 		}
 	}
-	problems := a.renewer.Problems(now)
+	problems := append(a.renewer.Problems(now), a.notifier.Problems(now)...)
 	if err := a.store.TrailError(); err != nil {
 		// The store keeps working; its copy for log shippers and for store rebuild does not.
 		problems = append(problems, health.Problem{Code: health.AuditTrailUnwritable, Severity: health.Warning,

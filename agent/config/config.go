@@ -297,6 +297,10 @@ type Monitor struct {
 	// ExpiryWarning: status reports certificate_expiring when the newest certificate on the
 	// target app has less than this left. 0 turns the warning off.
 	ExpiryWarning Duration `yaml:"expiry_warning"`
+	// ExpiryThresholds: when the newest certificate on a target app has less than one of
+	// these left, the agent warns once (log record event=certificate_expiring, and the
+	// webhook's certificate.expiring). Whole days; an empty list turns the warnings off.
+	ExpiryThresholds []Duration `yaml:"expiry_thresholds"`
 }
 
 // Notify is the config's notify section.
@@ -307,6 +311,10 @@ type Notify struct {
 	Headers map[string]string `yaml:"headers"`
 	// Timeout bounds one webhook request.
 	Timeout Duration `yaml:"timeout"`
+	// SecretFile holds the secret deliveries are signed with (Standard Webhooks): whsec_
+	// and base64, or a raw string of at least 24 bytes; one per line while it changes. A
+	// private file, like the API token. "" sends unsigned deliveries.
+	SecretFile string `yaml:"secret_file"`
 }
 
 // Well-known endpoints of the national clouds, as of 2026-11-25.
@@ -337,11 +345,12 @@ func base() *Config {
 			MinRSABits:      certpolicy.DefaultMinRSABits,
 			MinValidityDays: int(certpolicy.DefaultMinValidity / (24 * time.Hour)),
 		},
-		API:     API{Listen: DefaultListen},
-		Log:     Log{Level: "info", Format: LogText},
-		Graph:   Graph{Timeout: Duration(30 * time.Second), MaxAttempts: 6},
-		Monitor: Monitor{SyncInterval: Duration(time.Hour), ExpiryWarning: Duration(30 * 24 * time.Hour)},
-		Notify:  Notify{Timeout: Duration(10 * time.Second)},
+		API:   API{Listen: DefaultListen},
+		Log:   Log{Level: "info", Format: LogText},
+		Graph: Graph{Timeout: Duration(30 * time.Second), MaxAttempts: 6},
+		Monitor: Monitor{SyncInterval: Duration(time.Hour), ExpiryWarning: Duration(30 * 24 * time.Hour),
+			ExpiryThresholds: []Duration{Duration(30 * 24 * time.Hour), Duration(14 * 24 * time.Hour), Duration(7 * 24 * time.Hour), Duration(24 * time.Hour)}},
+		Notify: Notify{Timeout: Duration(10 * time.Second)},
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -99,6 +100,8 @@ func TestDefault(t *testing.T) {
 		{"monitor.expiry_warning", c.Monitor.ExpiryWarning.Duration(), 30 * day},
 		{"notify.webhook_url", c.Notify.WebhookURL, ""},
 		{"notify.timeout", c.Notify.Timeout.Duration(), 10 * time.Second},
+		{"notify.secret_file", c.Notify.SecretFile, ""},
+		{"monitor.expiry_thresholds", fmt.Sprint(c.Monitor.ExpiryThresholds), "[30d 14d 7d 1d]"},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {

@@ -278,6 +278,29 @@ func TestParseProblems(t *testing.T) {
 			},
 		},
 		{
+			name: "expiry thresholds and webhook headers",
+			in:   valid + "monitor:\n  expiry_thresholds: [30d, 12h, 30d, 1.5d, 0, -1d]\nnotify:\n  headers:\n    Webhook-Signature: x\n    content-type: text/plain\n",
+			want: []want{
+				{7, "monitor.expiry_thresholds[1]", "must be whole days, at least 1d, not 12h", false},
+				{7, "monitor.expiry_thresholds[2]", "30d is listed twice", false},
+				{7, "monitor.expiry_thresholds[3]", "must be whole days, at least 1d, not 1d12h", false},
+				{7, "monitor.expiry_thresholds[4]", "must be whole days, at least 1d, not 0s", false},
+				{7, "monitor.expiry_thresholds[5]", "must be whole days, at least 1d, not -1d", false},
+				{10, "notify.headers.Webhook-Signature", "is set by certagent (Standard Webhooks) and cannot be configured", false},
+				{11, "notify.headers.content-type", "is set by certagent (Standard Webhooks) and cannot be configured", false},
+			},
+		},
+		{
+			name: "expiry thresholds not a list of durations",
+			in:   valid + "monitor:\n  expiry_thresholds: 30d\n",
+			want: []want{{7, "monitor.expiry_thresholds", "must be a list, not", true}},
+		},
+		{
+			name: "expiry threshold without a unit",
+			in:   valid + "monitor:\n  expiry_thresholds:\n    - 30\n    - 7d\n",
+			want: []want{{8, "monitor.expiry_thresholds[0]", `must be a duration with a unit, such as "30s" or "30d", not the number 30`, false}},
+		},
+		{
 			name: "paths on top of each other",
 			in:   valid + "state_dir: /srv/ca\ndrop_folder: /srv/ca\napi:\n  token_file: /srv/ca/agent.key\n",
 			want: []want{

@@ -87,6 +87,7 @@ func (c *Config) pathFields() []struct {
 		{"api.token_file", &c.API.TokenFile},
 		{"state_dir", &c.StateDir},
 		{"log.file", &c.Log.File},
+		{"notify.secret_file", &c.Notify.SecretFile},
 	}
 }
 

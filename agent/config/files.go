@@ -41,6 +41,14 @@ func (c *Config) checkFiles(skip map[string]bool) Errors {
 			k.add(f.key, "%v", err)
 		}
 	}
+	if c.Notify.SecretFile != "" {
+		// Written by a person (the provider gave the secret): it must be there.
+		if fi, err := os.Stat(c.Notify.SecretFile); err != nil {
+			k.add("notify.secret_file", "%v", err)
+		} else if !fi.Mode().IsRegular() {
+			k.add("notify.secret_file", "%s is not a regular file", c.Notify.SecretFile)
+		}
+	}
 	for _, f := range []struct{ key, p string }{
 		{"api.token_file", c.API.TokenFile},
 		{"log.file", c.Log.File},

@@ -221,3 +221,42 @@ func TestCheck(t *testing.T) {
 		t.Errorf("Check(missing) = %v, want fs.ErrNotExist", err)
 	}
 }
+
+// TestSecretFile: notify.secret_file is resolved against the config's folder, and
+// CheckFiles wants it to exist as a regular file (a person writes it; the agent cannot).
+func TestSecretFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "certagent.yaml")
+	c, err := Parse(file, []byte(valid+"state_dir: state\nnotify:\n  webhook_url: https://provider.example/hook\n  secret_file: webhook.secret\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "webhook.secret"); c.Notify.SecretFile != want {
+		t.Fatalf("notify.secret_file = %q, want %q", c.Notify.SecretFile, want)
+	}
+	secretProblems := func() []string {
+		var out []string
+		for _, e := range c.checkFiles(nil) {
+			if e.Key == "notify.secret_file" {
+				out = append(out, e.Msg)
+			}
+		}
+		return out
+	}
+	if ps := secretProblems(); len(ps) != 1 || !strings.Contains(ps[0], "webhook.secret") {
+		t.Errorf("CheckFiles without the file = %q, want one problem naming it", ps)
+	}
+	if err := os.Mkdir(c.Notify.SecretFile, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if ps := secretProblems(); len(ps) != 1 || !strings.Contains(ps[0], "not a regular file") {
+		t.Errorf("CheckFiles with a folder = %q, want not a regular file", ps)
+	}
+	os.Remove(c.Notify.SecretFile)
+	if err := os.WriteFile(c.Notify.SecretFile, []byte("whsec_x\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if ps := secretProblems(); len(ps) != 0 {
+		t.Errorf("CheckFiles with the file = %q, want none", ps)
+	}
+}

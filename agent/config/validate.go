@@ -450,6 +450,17 @@ func (k *checker) monitor() {
 	if m.ExpiryWarning < 0 {
 		k.add("monitor.expiry_warning", "must not be negative (0 turns the warning off), not %s", m.ExpiryWarning)
 	}
+	seen := map[Duration]bool{}
+	for i, t := range m.ExpiryThresholds {
+		key := fmt.Sprintf("monitor.expiry_thresholds[%d]", i)
+		switch {
+		case t < Duration(day) || t%Duration(day) != 0:
+			k.add(key, "must be whole days, at least 1d, not %s", t)
+		case seen[t]:
+			k.add(key, "%s is listed twice", t)
+		}
+		seen[t] = true
+	}
 }
 
 func (k *checker) notify() {
@@ -467,12 +478,20 @@ func (k *checker) notify() {
 			k.add(key, "%q is not a valid HTTP header name", name)
 		case reservedHeaders[strings.ToLower(name)]:
 			k.add(key, "is set by the HTTP client and cannot be configured")
+		case webhookHeaders[strings.ToLower(name)]:
+			k.add(key, "is set by certagent (Standard Webhooks) and cannot be configured")
 		case strings.ContainsAny(value, "\r\n\x00"):
 			k.add(key, "the value must be one line")
 		}
 	}
 	k.positive("notify.timeout", n.Timeout)
+	if n.SecretFile != "" {
+		k.absolute("notify.secret_file", n.SecretFile)
+	}
 }
+
+// webhookHeaders are the headers certagent sets on each delivery.
+var webhookHeaders = map[string]bool{"webhook-id": true, "webhook-timestamp": true, "webhook-signature": true, "content-type": true}
 
 // reservedHeaders are the headers Go's HTTP client writes itself.
 var reservedHeaders = map[string]bool{"host": true, "content-length": true, "transfer-encoding": true, "connection": true}

@@ -79,6 +79,12 @@ const (
 	// AuditTrailUnwritable: the audit trail's JSON-lines files beside the store are not
 	// being written (they do not continue the store, or writing them fails).
 	AuditTrailUnwritable = "audit_trail_unwritable"
+	// WebhookFailing: notifications to the provider's webhook keep failing, or stopped
+	// because it answered 410 Gone.
+	WebhookFailing = "webhook_failing"
+	// WebhookUnsigned: notifications to the provider's webhook are sent without a
+	// signature (no notify.secret_file).
+	WebhookUnsigned = "webhook_unsigned"
 )
 
 // Problem is one thing that needs a person.

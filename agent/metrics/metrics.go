@@ -17,8 +17,11 @@ import (
 	"github.com/aucloud/certagent/agent/rotation"
 )
 
-// CertExpiry is one certificate credential of the target app, for the expiry gauge.
+// CertExpiry is one certificate credential of a target app, for the expiry gauge.
 type CertExpiry struct {
+	// Target is the target's name, the gauge's target label ("" while the config has one
+	// unnamed target, and from wiring that does not set it).
+	Target string
 	// Thumbprint is the SHA-1 thumbprint, upper-case hex ("" when Graph did not tell).
 	Thumbprint string
 	// KeyID is Graph's keyId.
@@ -34,7 +37,7 @@ type Config struct {
 	Version string
 	// Rotations counts rotations by state. States missing from the map are reported as 0.
 	Rotations func() map[string]int
-	// Certificates lists the target app's certificate credentials as last read from Graph.
+	// Certificates lists the target apps' certificate credentials as last read from Graph.
 	Certificates func() []CertExpiry
 	// CredentialNotAfter returns when the agent's own credential expires; the zero time
 	// when it has none.
@@ -68,6 +71,7 @@ const (
 // Label names and values.
 const (
 	labelState      = "state"
+	labelTarget     = "target"
 	labelThumbprint = "thumbprint"
 	labelKeyID      = "key_id"
 	labelOp         = "op"
@@ -139,8 +143,8 @@ var (
 	descRotations = prometheus.NewDesc(nameRotations,
 		"Rotations by state.", []string{labelState}, nil)
 	descCertExpiry = prometheus.NewDesc(nameCertExpiry,
-		"When each certificate credential of the target app expires (endDateTime), in Unix seconds.",
-		[]string{labelThumbprint, labelKeyID}, nil)
+		"When each certificate credential of each target app expires (endDateTime), in Unix seconds.",
+		[]string{labelTarget, labelThumbprint, labelKeyID}, nil)
 	descCredExpiry = prometheus.NewDesc(nameCredExpiry,
 		"When the agent's own sign-in credential expires, in Unix seconds.", nil, nil)
 	descLastSync = prometheus.NewDesc(nameLastSync,
@@ -180,14 +184,14 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if f := c.cfg.Certificates; f != nil {
-		seen := map[[2]string]bool{}
+		seen := map[[3]string]bool{}
 		for _, ce := range f() {
-			key := [2]string{ce.Thumbprint, ce.KeyID}
+			key := [3]string{ce.Target, ce.Thumbprint, ce.KeyID}
 			if seen[key] || ce.NotAfter.IsZero() {
 				continue // a registry refuses duplicate series
 			}
 			seen[key] = true
-			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, unix(ce.NotAfter), ce.Thumbprint, ce.KeyID)
+			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, unix(ce.NotAfter), ce.Target, ce.Thumbprint, ce.KeyID)
 		}
 	}
 	if f := c.cfg.CredentialNotAfter; f != nil {

@@ -21,8 +21,9 @@ func TestStateFromCallbacks(t *testing.T) {
 	certs := []CertExpiry{
 		{Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_800_000_000, 0)},
 		{Thumbprint: "", KeyID: "k2", NotAfter: time.Unix(1_700_000_000, 500_000_000)},
-		{Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_900_000_000, 0)}, // duplicate: dropped
-		{Thumbprint: "C3", KeyID: "k3"},                                          // no expiry: dropped
+		{Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_900_000_000, 0)},                  // duplicate: dropped
+		{Target: "teams", Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_850_000_000, 0)}, // another target's: kept
+		{Thumbprint: "C3", KeyID: "k3"},                                                           // no expiry: dropped
 	}
 	credential := time.Unix(1_790_000_000, 0)
 	var lastSync time.Time
@@ -47,10 +48,11 @@ certagent_rotations{state="confirmed"} 0
 certagent_rotations{state="failed"} 1
 certagent_rotations{state="pending_approval"} 0
 certagent_rotations{state="rejected"} 0
-# HELP certagent_certificate_expiry_timestamp_seconds When each certificate credential of the target app expires (endDateTime), in Unix seconds.
+# HELP certagent_certificate_expiry_timestamp_seconds When each certificate credential of each target app expires (endDateTime), in Unix seconds.
 # TYPE certagent_certificate_expiry_timestamp_seconds gauge
-certagent_certificate_expiry_timestamp_seconds{key_id="k1",thumbprint="A1B2"} 1.8e+09
-certagent_certificate_expiry_timestamp_seconds{key_id="k2",thumbprint=""} 1.7000000005e+09
+certagent_certificate_expiry_timestamp_seconds{key_id="k1",target="",thumbprint="A1B2"} 1.8e+09
+certagent_certificate_expiry_timestamp_seconds{key_id="k1",target="teams",thumbprint="A1B2"} 1.85e+09
+certagent_certificate_expiry_timestamp_seconds{key_id="k2",target="",thumbprint=""} 1.7000000005e+09
 # HELP certagent_agent_credential_expiry_timestamp_seconds When the agent's own sign-in credential expires, in Unix seconds.
 # TYPE certagent_agent_credential_expiry_timestamp_seconds gauge
 certagent_agent_credential_expiry_timestamp_seconds 1.79e+09

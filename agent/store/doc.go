@@ -20,7 +20,9 @@
 //     sequence comes from the bucket's NextSequence: strictly increasing, never reused. Each
 //     record repeats its seq and carries the hash chain (chain.go): prevHash, the previous
 //     entry's hash, and hash, SHA-256 over its canonical encoding.
-//   - "meta": the agent's key/value area (GetMeta, PutMeta), plus the reserved keys "_schema"
+//   - "meta": the agent's key/value area (GetMeta, PutMeta, DeleteMeta, and ListMeta for the
+//     keys under a prefix, which parts use as small tables of their own: "notify-outbox/",
+//     "expiry-fired/"), plus the reserved keys "_schema"
 //     (the schema version as decimal text) and "_id" (the store's identity, identity.go).
 //     Keys starting with "_" are the store's own.
 //

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -67,4 +68,34 @@ func (s *Store) DeleteMeta(ctx context.Context, key string) error {
 		return s.wrap(fmt.Sprintf("deleting meta %q", key), err)
 	}
 	return nil
+}
+
+// MetaEntry is one key and its value in the meta area.
+type MetaEntry struct {
+	Key   string
+	Value []byte
+}
+
+// ListMeta returns every key starting with prefix, with a copy of its value, in byte order
+// of the keys. The prefix must not be empty or start with "_" (the store's own keys). It
+// reads one consistent view: a write that commits meanwhile is either wholly in the list or
+// not at all. Nothing under the prefix is an empty list, not an error.
+func (s *Store) ListMeta(ctx context.Context, prefix string) ([]MetaEntry, error) {
+	if err := checkMetaKey(prefix); err != nil {
+		return nil, fmt.Errorf("listing meta %q: %w", prefix, err)
+	}
+	var out []MetaEntry
+	err := s.view(ctx, func(tx *bolt.Tx) error {
+		out = nil
+		p := []byte(prefix)
+		c := tx.Bucket(bucketMeta).Cursor()
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			out = append(out, MetaEntry{Key: string(k), Value: append([]byte{}, v...)})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, s.wrap(fmt.Sprintf("listing meta %q", prefix), err)
+	}
+	return out, nil
 }

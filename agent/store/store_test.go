@@ -365,6 +365,56 @@ func TestMeta(t *testing.T) {
 	}
 }
 
+func TestListMeta(t *testing.T) {
+	ctx := context.Background()
+	s := openTemp(t)
+	if got, err := s.ListMeta(ctx, "outbox/"); err != nil || len(got) != 0 {
+		t.Errorf("ListMeta(empty store) = %v, %v; want nothing", got, err)
+	}
+	for _, k := range []string{"outbox/2", "outbox/10", "outbox/1", "outbox", "outbox0", "other/1", "outbox/3"} {
+		if err := s.PutMeta(ctx, k, []byte("v"+k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteMeta(ctx, "outbox/3"); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListMeta(ctx, "outbox/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, e := range got {
+		keys = append(keys, e.Key)
+		if string(e.Value) != "v"+e.Key {
+			t.Errorf("ListMeta value of %s = %q, want %q", e.Key, e.Value, "v"+e.Key)
+		}
+	}
+	if want := []string{"outbox/1", "outbox/10", "outbox/2"}; !slices.Equal(keys, want) {
+		t.Errorf("ListMeta(outbox/) keys = %q, want %q (byte order, prefix only)", keys, want)
+	}
+	got[0].Value[0] = 'X' // a copy: the store is unchanged
+	if v, _ := s.GetMeta(ctx, "outbox/1"); string(v) != "voutbox/1" {
+		t.Errorf("GetMeta after changing a listed value = %q, want voutbox/1", v)
+	}
+	for _, prefix := range []string{"", "_", "_sch"} {
+		if _, err := s.ListMeta(ctx, prefix); err == nil {
+			t.Errorf("ListMeta(%q) = nil error, want a refusal", prefix)
+		}
+	}
+	// What a listing returns survives a reopen (it reads the file, not a cache).
+	path := s.Path()
+	s.Close()
+	s2, err := Open(path, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if got, err := s2.ListMeta(ctx, "outbox/"); err != nil || len(got) != 3 {
+		t.Errorf("ListMeta after reopening = %d entries, %v; want 3", len(got), err)
+	}
+}
+
 func TestClosed(t *testing.T) {
 	ctx := context.Background()
 	s := openTemp(t)
@@ -388,6 +438,7 @@ func TestClosed(t *testing.T) {
 		"Audit":        func() error { _, err := s.Audit(ctx, rotation.AuditQuery{}); return err }(),
 		"GetMeta":      func() error { _, err := s.GetMeta(ctx, "k"); return err }(),
 		"PutMeta":      s.PutMeta(ctx, "k", nil),
+		"ListMeta":     func() error { _, err := s.ListMeta(ctx, "k"); return err }(),
 	}
 	for name, err := range calls {
 		if !errors.Is(err, ErrClosed) {

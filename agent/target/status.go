@@ -192,7 +192,7 @@ func (t *Target) CertificateExpiries() []metrics.CertExpiry {
 	snap := t.engine.Snapshot()
 	out := make([]metrics.CertExpiry, 0, len(snap.App.KeyCredentials))
 	for _, c := range snap.App.KeyCredentials {
-		out = append(out, metrics.CertExpiry{Thumbprint: c.Thumbprint(), KeyID: c.KeyID, NotAfter: c.EndDateTime})
+		out = append(out, metrics.CertExpiry{Target: t.cfg.Name, Thumbprint: c.Thumbprint(), KeyID: c.KeyID, NotAfter: c.EndDateTime})
 	}
 	return out
 }
