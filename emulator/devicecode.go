@@ -23,7 +23,9 @@ import (
 
 const (
 	grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
-	grantRefresh    = "refresh_token"
+	// grantDeviceCodeShort is the form MSAL-Go sends (observed on the wire; Entra takes both).
+	grantDeviceCodeShort = "device_code"
+	grantRefresh         = "refresh_token"
 	// DefaultDeviceCodeLifetime is expires_in of a device code (Entra: 15 minutes).
 	DefaultDeviceCodeLifetime = 15 * time.Minute
 	// deviceCodeInterval is the polling interval Entra asks for, in seconds.

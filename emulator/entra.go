@@ -361,7 +361,7 @@ func (e *Emulator) issueToken(r *http.Request, form url.Values, target tokenRequ
 	switch {
 	case grant == "":
 		return nil, missingParam("grant_type")
-	case grant == grantDeviceCode:
+	case grant == grantDeviceCode || grant == grantDeviceCodeShort:
 		return e.issueDeviceCodeToken(r, form, target)
 	case grant == grantRefresh:
 		return e.issueRefreshToken(r, form, target)
