@@ -551,4 +551,4 @@ func (a *Admin) Replace(ctx context.Context, objectID string, creds []certs.KeyC
 }
 
 // CloseIdleConnections closes the client's idle connections.
-func (a *Admin) CloseIdleConnections() { a.c.transport.CloseIdleConnections() }
+func (a *Admin) CloseIdleConnections() { a.c.CloseIdleConnections() }

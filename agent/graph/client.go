@@ -374,6 +374,10 @@ func (c *Client) item(objectID string) *applications.ApplicationItemRequestBuild
 	return applications.NewApplicationsRequestBuilderInternal(c.pathParams(), c.adapter).ByApplicationId(objectID)
 }
 
+// CloseIdleConnections closes the client's idle connections (a short-lived client, such as
+// setup's check of the agent's sign-in, calls it when done).
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
+
 func (c *Client) pathParams() map[string]string { return map[string]string{"baseurl": c.baseURL} }
 
 // begin starts an operation: its deadline and the state the middleware fills in.

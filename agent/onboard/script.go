@@ -77,8 +77,11 @@ func (d *recorder) Replace(context.Context, string, []certs.KeyCredential) error
 var errDryRun = fmt.Errorf("a dry run changes nothing")
 
 func jsonText(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+	return strings.TrimSpace(b.String())
 }
 
 // ids returns the ids the printed calls and scripts use: the real ones, or placeholders for
@@ -201,10 +204,26 @@ func (r *run) azScript() []string {
 		l = append(l, `az ad app credential reset --id "$AGENT_APP_ID" --cert @`+shQuote(r.o.CredentialFiles.Cert)+` --append`)
 	}
 	if has(stepWriteConfig) {
-		l = append(l, "# the agent's config ("+r.o.ConfigFile+"):",
-			`echo "tenant_id: `+r.o.TenantID+`  auth.client_id: $AGENT_APP_ID  target.app_id: `+r.provider.AppID+`"`)
+		l = append(l, r.configLines("#", `$AGENT_APP_ID`)...)
+		l = append(l, `echo "auth.client_id: $AGENT_APP_ID"`)
 	}
 	return l
+}
+
+// configLines are the config keys setup writes, as comment lines of a script; appID stands
+// for the agent's app id where the script creates the app.
+func (r *run) configLines(comment, appID string) []string {
+	if r.agentAppFound {
+		appID = r.agentApp.AppID
+	}
+	return []string{
+		comment + " then, on the agent's machine, in " + r.o.ConfigFile + " (or run `certagent setup` again, which writes it):",
+		comment + `   tenant_id: "` + r.o.TenantID + `"`,
+		comment + "   auth:",
+		comment + `     client_id: "` + appID + `"`,
+		comment + "   target:",
+		comment + `     app_id: "` + r.provider.AppID + `"`,
+	}
 }
 
 // psScript is the plan as Microsoft Graph PowerShell commands.
@@ -248,8 +267,8 @@ func (r *run) psScript() []string {
 			"Update-MgApplication -ApplicationId $agentApp.Id -KeyCredentials $keys")
 	}
 	if has(stepWriteConfig) {
-		l = append(l, "# the agent's config ("+r.o.ConfigFile+"):",
-			"\"tenant_id: "+r.o.TenantID+"  auth.client_id: $($agentApp.AppId)  target.app_id: "+r.provider.AppID+"\"")
+		l = append(l, r.configLines("#", "<$agentApp.AppId>")...)
+		l = append(l, `"auth.client_id: $($agentApp.AppId)"`)
 	}
 	return l
 }

@@ -28,6 +28,7 @@ type command struct {
 
 // cmdEnv is what every command may use; tests replace its streams.
 type cmdEnv struct {
+	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
@@ -58,6 +59,7 @@ func init() {
 		{"inspect", "print the verdict the agent would give each certificate file", runInspect},
 		{"config", "validate a config file: config check [-c FILE]", runConfig},
 		{"credential", "the agent's own sign-in credential: credential init|show|rotate", runCredential},
+		{"setup", "the one-time tenant work as an administrator: the agent's app, permission, ownership, key, config", runSetup},
 		{"dev", "run the whole product locally against an emulated tenant", runDev},
 		{"emulator", "run the emulated Entra ID tenant and Graph alone", runEmulator},
 		{"version", "print version, commit and Go version", runVersion},
@@ -68,7 +70,7 @@ func init() {
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	env := &cmdEnv{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	env := &cmdEnv{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
 	err := dispatch(ctx, env, os.Args[1:])
 	stop()
 	os.Exit(exitCode(env, err))
