@@ -400,3 +400,27 @@ applications:
 		t.Errorf("unknown role: %v", err)
 	}
 }
+
+// TestDeviceLoginPage: the verification_uri the emulator hands out is a form a person can use
+// to approve a code by hand.
+func TestDeviceLoginPage(t *testing.T) {
+	env := onboardEnv(t)
+	_, dc := env.deviceCode(setupScopes)
+	resp, err := env.hc.Get(dc["verification_uri"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		t.Errorf("GET devicelogin = %d %s", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	resp, err = env.hc.PostForm(dc["verification_uri"].(string), url.Values{"code": {strings.ToLower(dc["user_code"].(string))}, "user": {"appadmin"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	status, tok := env.pollDeviceCode(dc["device_code"].(string))
+	if status != 200 || !strings.HasPrefix(decodeClaims(t, tok["access_token"].(string))["upn"].(string), "appadmin@") {
+		t.Errorf("after approval on the page: %d %v", status, tok)
+	}
+}
