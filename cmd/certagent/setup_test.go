@@ -344,3 +344,45 @@ func TestSetupUseAz(t *testing.T) {
 		t.Error("setup --use-az asked for a device code")
 	}
 }
+
+// TestDevSetup: `certagent dev --setup` starts from a tenant holding only the provider's app,
+// runs setup (the emulator approving the device code) and then the agent on what setup wrote.
+func TestDevSetup(t *testing.T) {
+	dir := t.TempDir()
+	var out, errb bytes.Buffer
+	e := &cmdEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() {
+		done <- exitCode(e, dispatch(ctx, e, []string{"dev", "--setup", "--dir", dir, "--listen", "127.0.0.1:0"}))
+	}()
+	var info struct {
+		TenantID    string `json:"tenantId"`
+		TargetAppID string `json:"targetAppId"`
+		AgentAppID  string `json:"agentAppId"`
+		ConfigFile  string `json:"configFile"`
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if b, err := os.ReadFile(filepath.Join(dir, "dev.json")); err == nil && json.Unmarshal(b, &info) == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			<-done
+			t.Fatalf("dev --setup wrote no dev.json\n%s%s", out.String(), errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("dev --setup: exit %d\n%s", code, errb.String())
+	}
+	cfg, err := config.Load(info.ConfigFile)
+	if err != nil || info.TargetAppID == "" || cfg.Target.AppID != info.TargetAppID || cfg.Auth.ClientID != info.AgentAppID || info.AgentAppID == "" {
+		t.Errorf("dev.json %+v, config %v", info, err)
+	}
+	if !strings.Contains(out.String(), "Setup is done") {
+		t.Errorf("dev --setup did not run setup:\n%s", out.String())
+	}
+}
