@@ -538,12 +538,16 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 		}
 		e.Settle()
 		w.WriteHeader(http.StatusNoContent)
+	case "/_emulator/devicecode", "/_emulator/devicecode/approve":
+		e.serveControlDeviceCode(w, r)
+	case "/_emulator/devicelogin":
+		e.serveDeviceLogin(w, r)
 	default:
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/_emulator/applications/"); ok {
 			e.serveControlKeyCredentials(w, r, rest)
 			return
 		}
-		writeControlError(w, http.StatusNotFound, "no control route "+r.URL.Path+" (try /_emulator/state, /_emulator/faults, /_emulator/requests, /_emulator/demo, /_emulator/settings, /_emulator/settle, /_emulator/applications/{appId}/keyCredentials)")
+		writeControlError(w, http.StatusNotFound, "no control route "+r.URL.Path+" (try /_emulator/state, /_emulator/faults, /_emulator/requests, /_emulator/demo, /_emulator/settings, /_emulator/settle, /_emulator/devicecode, /_emulator/applications/{appId}/keyCredentials)")
 	}
 }
 

@@ -47,7 +47,13 @@ type DemoInfo struct {
 	// NextProviderCertFile is the provider's next certificate, ready to drop.
 	NextProviderCertFile   string `json:"nextProviderCertFile"`
 	NextProviderThumbprint string `json:"nextProviderThumbprint"`
+	// AdminUser is a Global Administrator of the tenant, who can approve a device code sign-in
+	// (`certagent setup`).
+	AdminUser string `json:"adminUser,omitempty"`
 }
+
+// DemoAdminUser is the demo tenant's Global Administrator (its domain appended).
+const DemoAdminUser = "admin"
 
 // Demo makes the demo tenant: the target app DemoTargetDisplayName holding a provider
 // certificate (RSA 2048, CN "AUCloud VB365 <year>") that expires about 20 days after now, and
@@ -91,6 +97,10 @@ func Demo(dir string, now time.Time) (Seed, DemoInfo, error) {
 	seed := Seed{
 		TenantID: tenantID,
 		Domain:   "aucloud-demo.onmicrosoft.com",
+		Users: []SeedUser{{
+			UserPrincipalName: DemoAdminUser, DisplayName: "Demo Administrator",
+			DirectoryRoles: []string{DirectoryRoleGlobalAdmin},
+		}},
 		Applications: []SeedApplication{
 			{
 				DisplayName: DemoTargetDisplayName,
@@ -126,6 +136,7 @@ func Demo(dir string, now time.Time) (Seed, DemoInfo, error) {
 		AgentCredentialFile:    agentFile,
 		NextProviderCertFile:   nextFile,
 		NextProviderThumbprint: certs.ThumbprintSHA1(next),
+		AdminUser:              DemoAdminUser + "@" + seed.Domain,
 	}
 	return seed, info, nil
 }

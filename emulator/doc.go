@@ -35,6 +35,7 @@
 //	GET  /{tenant}/.well-known/openid-configuration        (v1)
 //	GET  /{tenant}/discovery/v2.0/keys, /{tenant}/discovery/keys
 //	POST /{tenant}/oauth2/v2.0/token, /{tenant}/oauth2/token
+//	POST /{tenant}/oauth2/v2.0/devicecode                  the device code flow (below)
 //	GET  /adfs/.well-known/openid-configuration            for azure-cli (docs/graph.md)
 //	POST /adfs/oauth2/token                                tenant = the one holding client_id
 //	GET  /adfs/discovery/keys
@@ -50,7 +51,12 @@
 //	GET   /v1.0/applications(appId='{appId}')[?$select=...]
 //	PATCH /v1.0/applications/{id}, /v1.0/applications(appId='{appId}')
 //	POST  /v1.0/applications/{id}/addKey, .../removeKey (also microsoft.graph.addKey...)
-//	GET   /v1.0/applications/{id}/owners, /v1.0/applications(appId='{appId}')/owners
+//	POST  /v1.0/applications                               create (the caller owns it)
+//	GET   /v1.0/applications/{id}/owners, (appId='{appId}')/owners   users and service principals
+//	POST  /v1.0/applications/{id}/owners/$ref              {"@odata.id": ".../directoryObjects/{id}"}
+//	GET   /v1.0/servicePrincipals[?$filter=...&$select=...], POST /v1.0/servicePrincipals {"appId"}
+//	GET   /v1.0/servicePrincipals/{id}, /v1.0/servicePrincipals(appId='{appId}')
+//	GET, POST /v1.0/servicePrincipals/{id}/appRoleAssignments, .../appRoleAssignedTo
 //
 // Control (no token; loopback callers only; never faulted, never logged):
 //
@@ -64,6 +70,10 @@
 //	GET    /_emulator/settings   the Settings (durations as strings, "5s")
 //	PUT    /_emulator/settings   change the fields given, keep the others
 //	POST   /_emulator/settle     end every pending delay now (Settle)
+//	GET    /_emulator/devicecode the device code flows (user code, client, scopes, state)
+//	POST   /_emulator/devicecode/approve   {"userCode" (or "user_code"), "user", "scopes",
+//	       "decline"}: a person signs in and consents (ApproveDeviceCode, DeclineDeviceCode)
+//	GET, POST /_emulator/devicelogin  the verification_uri: a form to approve a code by hand
 //	POST   /_emulator/applications/{appId}/keyCredentials           upload a certificate as
 //	       in the portal: {"certificate" (PEM or base64 DER), "displayName", "keyId",
 //	       "startDateTime", "endDateTime"}; 201 with the credential (PortalAddKeyCredential)
@@ -108,6 +118,29 @@
 // token_type, expires_in 3599, ext_expires_in, access_token (v1 and ADFS add expires_on,
 // not_before, resource).
 //
+// # Users and the device code flow
+//
+// Tenants may hold member users (Seed.Users, AddUser), each with Microsoft Entra directory
+// roles (Global Administrator, Privileged Role Administrator, Application Administrator,
+// Cloud Application Administrator, Application Developer). They sign in only with the device
+// code flow, through a first-party public client (Microsoft Graph Command Line Tools
+// 14d82eec-..., Microsoft Azure CLI 04b07795-...); an app registration of the tenant may ask
+// for a code but cannot redeem it without a credential (7000218). POST .../devicecode takes
+// client_id and scope (Graph scopes by name, "https://graph.microsoft.com/X" or this
+// emulator's base URL + "/X", or ".default"; one resource, 28000; unknown scopes 70011) and
+// answers user_code (nine characters), device_code, verification_uri (/_emulator/devicelogin),
+// expires_in 900 (WithDeviceCodeLifetime), interval 5 and message. Polling the token endpoint
+// with grant_type urn:ietf:params:oauth:grant-type:device_code answers 400
+// authorization_pending (70016) until a person approves, expired_token (70020) after
+// expires_in, authorization_declined once declined, bad_verification_code (70018) for an
+// unknown or redeemed code; never slow_down (Entra does not document it). Approval names the
+// user (default: the first Global Administrator) and consents to the scopes asked for (or
+// fewer); WithDeviceCodeAutoApprove approves every code at once. The answer holds a delegated
+// access token (idtyp "user", scp the granted scopes, upn, wids), a refresh token
+// (offline_access), an id token (openid) and client_info (client_info=1); the refresh_token
+// grant gets tokens for consented scopes only (65001 otherwise). Flows, refresh tokens and
+// consents live in memory.
+//
 // # Graph
 //
 // Every /v1.0 request needs an unexpired access token from this emulator for Graph (401
@@ -125,14 +158,36 @@
 // privileges to complete the operation.". An app has no implicit right over itself: reading
 // or PATCHing its own registration needs the same permissions (so an agent with OwnedBy that
 // does not own itself renews its credential with addKey/removeKey, which need no permission
-// on the caller's own app).
+// on the caller's own app). Delegated tokens: reads need Application.Read.All (or
+// ReadWrite, Directory.*, Directory.AccessAsUser.All); writes (PATCH, owners, creating a
+// service principal) need Application.ReadWrite.All and a user who owns the app or is a
+// Global, Application or Cloud Application Administrator; creating an application needs
+// Application.ReadWrite.All (app-only: OwnedBy suffices; the caller becomes the owner).
+// Granting an app role needs AppRoleAssignment.ReadWrite.All with a read permission and, for
+// a user, Global or Privileged Role Administrator (Graph's app roles). An application created
+// through Graph has no service principal until POST /servicePrincipals, and cannot sign in
+// before (7000229).
 //
-// Reads: $select (a comma list of application properties, matched case-insensitively; an
+// Onboarding routes: POST /applications {displayName, signInAudience AzureADMyOrg} answers
+// 201. POST /servicePrincipals {appId} answers 201, 409 Request_MultipleObjectsWithSameKeyValue
+// for a second one. Microsoft Graph's own service principal (appId 00000003-...; its id is
+// derived from the tenant id) lists Graph's app roles with Microsoft's ids
+// (Application.ReadWrite.OwnedBy 18a4783c-866b-4cc7-a460-3d5e5662c884, ...) and delegated
+// scopes. POST .../appRoleAssignedTo (or .../appRoleAssignments) {principalId, resourceId,
+// appRoleId} answers 201 with an id that begins with the principal's id, and 400 "Permission
+// being assigned already exists on the object" for a second time; the role is in the app's
+// next tokens. POST .../owners/$ref answers 204, 404 for an unknown object, 400 "One or more
+// added object references already exist for the following modified properties: 'owners'."
+// for an owner already there. GET .../owners lists #microsoft.graph.servicePrincipal and
+// #microsoft.graph.user objects. $search="displayName:word" on applications (tokenized,
+// prefix of a word) and $count=true need ConsistencyLevel: eventual (400 otherwise).
+//
+// Reads: $select (a comma list of the entity's properties, matched case-insensitively; an
 // unknown one is 400 Request_BadRequest "Parsing OData Select and Expand failed: Could not
 // find a property named ..."); lists also take $filter (appId/id/displayName eq '...',
 // startswith(displayName,'...'); anything else 400 Request_UnsupportedQuery), $top (default
-// 100, at most 999) and $skiptoken (from @odata.nextLink). $expand, $orderby, $search, $count
-// answer 400 Request_UnsupportedQuery. Answers carry @odata.context. A credential's key is
+// 100, at most 999) and $skiptoken (from @odata.nextLink). $expand and $orderby answer 400
+// Request_UnsupportedQuery; $search and $count on applications are described above. Answers carry @odata.context. A credential's key is
 // returned only by a single-object read whose $select names keyCredentials; in lists and
 // without $select it is null. Properties of application the emulator does not model read as
 // null (or []). Unknown object: 404 Request_ResourceNotFound "Resource '...' does not exist
@@ -217,7 +272,8 @@
 // WithObjectSizeLimit (default DefaultObjectSizeLimit), WithSignInPropagation,
 // WithReplicationLag, WithRealistic, WithValidityErrorCode, WithSettings (all of them at
 // once), WithRejectGzip, WithCustomKeyIdentifierFormat (CKIThumbprintHex, default, or
-// CKIThumbprintRaw), WithTokenLifetime (default 3599 s), WithOwnedByReadsOwnedOnly, and two
+// CKIThumbprintRaw), WithTokenLifetime (default 3599 s), WithOwnedByReadsOwnedOnly,
+// WithDeviceCodeAutoApprove, WithDeviceCodeLifetime, and two
 // switches for *inferred* rules: WithExistingCredentialUpdates (apply changes to an existing
 // keyId instead of refusing them) and WithAnyCredentialDates (accept key credential dates
 // outside the certificate).
@@ -226,7 +282,8 @@
 // like any write: AddTenant, AddApplication, AddKeyCredential (no size limit),
 // PortalAddKeyCredential (with it), RemoveKeyCredential, SetOwners, SetGraphRoles,
 // Application, AccessToken (mint a token without signing in), AddFaults, ClearFaults,
-// Faults, Requests, ClearRequests, State, DemoInfo, Settings, SetSettings, Settle.
+// Faults, Requests, ClearRequests, State, DemoInfo, Settings, SetSettings, Settle, AddUser,
+// ApproveDeviceCode, DeclineDeviceCode, DeviceCodes, UserAccessToken (mint a user's token).
 //
 // # Faults
 //
@@ -263,6 +320,11 @@
 //	    passwordCredentials:
 //	      - secret: s3cret                  # also displayName, keyId, start/endDateTime
 //
+//	users:
+//	  - userPrincipalName: admin        # the tenant's domain is appended
+//	    directoryRoles: [Global Administrator]
+//
 // Known Graph roles: Application.Read.All, Application.ReadWrite.All,
-// Application.ReadWrite.OwnedBy, Directory.Read.All, Directory.ReadWrite.All.
+// Application.ReadWrite.OwnedBy, Directory.Read.All, Directory.ReadWrite.All,
+// AppRoleAssignment.ReadWrite.All.
 package emulator

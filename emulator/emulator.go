@@ -46,6 +46,9 @@ type config struct {
 	ownedByReadsOwnedOnly bool
 	applyCredentialUpdate bool
 	anyCredentialDates    bool
+	autoApprove           bool
+	autoApproveUser       string
+	deviceCodeLifetime    time.Duration
 }
 
 // WithSeed creates the tenant s when the directory holds no state yet. Give it several times
@@ -181,10 +184,16 @@ type Emulator struct {
 	// signIns counts token issuance per client app id (lower case).
 	signIns map[string]*signInStats
 	demo    *DemoInfo
-	srv     *http.Server
-	ln      net.Listener
-	url     string
-	closed  bool
+	// deviceCodes holds the device code flows by device code; refreshTokens what each
+	// refresh token stands for; consents the Graph scopes consented per tenant and client
+	// (consentKey). All in memory.
+	deviceCodes   map[string]*deviceAuth
+	refreshTokens map[string]*refreshGrant
+	consents      map[string][]string
+	srv           *http.Server
+	ln            net.Listener
+	url           string
+	closed        bool
 }
 
 type staleEntry struct {
@@ -202,9 +211,10 @@ func New(dir string, opts ...Option) (*Emulator, error) {
 		return nil, errors.New("creating emulator: dir is required")
 	}
 	cfg := config{
-		now:           time.Now,
-		settings:      defaultSettings(),
-		tokenLifetime: DefaultTokenLifetime,
+		now:                time.Now,
+		settings:           defaultSettings(),
+		tokenLifetime:      DefaultTokenLifetime,
+		deviceCodeLifetime: DefaultDeviceCodeLifetime,
 	}
 	for _, o := range opts {
 		o(&cfg)
@@ -217,6 +227,9 @@ func New(dir string, opts ...Option) (*Emulator, error) {
 	}
 	if cfg.tokenLifetime <= 0 {
 		return nil, fmt.Errorf("creating emulator: token lifetime %s must be positive", cfg.tokenLifetime)
+	}
+	if cfg.deviceCodeLifetime <= 0 {
+		return nil, fmt.Errorf("creating emulator: device code lifetime %s must be positive", cfg.deviceCodeLifetime)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating emulator directory: %w", err)
@@ -236,7 +249,11 @@ func New(dir string, opts ...Option) (*Emulator, error) {
 		signIn:   newSignInPropagation(),
 		signIns:  map[string]*signInStats{},
 		settings: cfg.settings,
-		rng:      newRand(cfg.settings.Seed),
+		// device code flows, refresh tokens and consents
+		deviceCodes:   map[string]*deviceAuth{},
+		refreshTokens: map[string]*refreshGrant{},
+		consents:      map[string][]string{},
+		rng:           newRand(cfg.settings.Seed),
 	}
 	e.pool.AddCert(p.caCert)
 	e.ctx, e.cancel = context.WithCancel(context.Background())
@@ -518,6 +535,32 @@ func (e *Emulator) AddApplication(tenantID string, a SeedApplication) (Applicati
 	})
 	if err != nil {
 		return ApplicationView{}, fmt.Errorf("adding application %q: %w", a.DisplayName, err)
+	}
+	return view, nil
+}
+
+// AddUser adds a member user to the tenant tenantID ("" for the first tenant).
+func (e *Emulator) AddUser(tenantID string, su SeedUser) (UserView, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var view UserView
+	err := e.mutate(func(st *tenantState) error {
+		t := st.Tenants[0]
+		if tenantID != "" {
+			if t = st.tenantByName(tenantID); t == nil {
+				return fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
+			}
+		}
+		u, err := su.build(t.Domain)
+		if err != nil {
+			return err
+		}
+		t.Users = append(t.Users, u)
+		view = UserView{ID: u.ID, UserPrincipalName: u.UserPrincipalName, DisplayName: u.DisplayName, DirectoryRoles: append([]string{}, u.DirectoryRoles...)}
+		return nil
+	})
+	if err != nil {
+		return UserView{}, fmt.Errorf("adding user %q: %w", su.UserPrincipalName, err)
 	}
 	return view, nil
 }

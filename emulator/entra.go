@@ -115,7 +115,7 @@ func (e *Emulator) serveEntra(w http.ResponseWriter, r *http.Request) {
 	rest = "/" + rest
 	switch rest {
 	case "/v2.0/.well-known/openid-configuration", "/.well-known/openid-configuration",
-		"/discovery/v2.0/keys", "/discovery/keys", "/oauth2/v2.0/token", "/oauth2/token":
+		"/discovery/v2.0/keys", "/discovery/keys", "/oauth2/v2.0/token", "/oauth2/token", "/oauth2/v2.0/devicecode":
 	default:
 		e.notFound(w, r)
 		return
@@ -148,6 +148,8 @@ func (e *Emulator) serveEntra(w http.ResponseWriter, r *http.Request) {
 		e.serveToken(w, r, tokenRequestTarget{tenantSeg: seg, v2: true})
 	case "/oauth2/token":
 		e.serveToken(w, r, tokenRequestTarget{tenantSeg: seg})
+	case "/oauth2/v2.0/devicecode":
+		e.serveDeviceCode(w, r, seg)
 	}
 }
 
@@ -323,13 +325,7 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request, target tok
 		e.writeEntraError(w, r, *invalidRequest(900561, "The endpoint only accepts POST, OPTIONS requests. Received a %s request.", r.Method))
 		return
 	}
-	form := url.Values{}
-	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
-		body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenRequestBody))
-		if err == nil {
-			form, _ = url.ParseQuery(string(body))
-		}
-	}
+	form := readForm(r)
 	ri := infoOf(r)
 	ri.appID = form.Get("client_id")
 	tok, ee := e.issueToken(r, form, target)
@@ -346,12 +342,29 @@ func (e *Emulator) serveToken(w http.ResponseWriter, r *http.Request, target tok
 	writeJSON(w, http.StatusOK, tok)
 }
 
+// readForm reads a form-encoded request body (at most maxTokenRequestBody); anything else
+// reads as an empty form.
+func readForm(r *http.Request) url.Values {
+	form := url.Values{}
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		body, err := io.ReadAll(io.LimitReader(r.Body, maxTokenRequestBody))
+		if err == nil {
+			form, _ = url.ParseQuery(string(body))
+		}
+	}
+	return form
+}
+
 // issueToken checks a token request the way Entra does and returns the answer body.
 func (e *Emulator) issueToken(r *http.Request, form url.Values, target tokenRequestTarget) (map[string]any, *entraError) {
 	grant := form.Get("grant_type")
 	switch {
 	case grant == "":
 		return nil, missingParam("grant_type")
+	case grant == grantDeviceCode || grant == grantDeviceCodeShort:
+		return e.issueDeviceCodeToken(r, form, target)
+	case grant == grantRefresh:
+		return e.issueRefreshToken(r, form, target)
 	case grant != grantClientCreds:
 		return nil, &entraError{status: http.StatusBadRequest, err: "unsupported_grant_type", code: 70003,
 			desc: fmt.Sprintf("The app requested an unsupported grant type '%s'.", grant)}
@@ -398,6 +411,12 @@ func (e *Emulator) issueToken(r *http.Request, form url.Values, target tokenRequ
 	if a == nil {
 		return nil, &entraError{status: http.StatusBadRequest, err: "unauthorized_client", code: 700016,
 			desc: fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, directory)}
+	}
+
+	if a.ServicePrincipalID == "" {
+		// An application created through Graph has no service principal until one is made
+		// (POST /servicePrincipals): Entra refuses its sign-ins.
+		return nil, invalidClient(7000229, "The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", a.AppID, t.ID)
 	}
 
 	method, acr, thumbprint := "certificate", "2", ""
@@ -691,22 +710,58 @@ func (e *Emulator) mintAccessTokenFor(t *tenant, a *app, resource, host, acr str
 	return tok, exp, err
 }
 
-// caller is who an access token says is calling.
+// caller is who an access token says is calling: an application on its own (an app-only
+// token: spID and roles), or a user through a client application (a delegated token: userID
+// and scopes).
 type caller struct {
 	tenantID string
 	appID    string
-	spID     string
-	roles    []string
-	kind     string // resourceGraph or resourceARM
+	// spID is the calling service principal of an app-only token ("" for a user).
+	spID string
+	// roles are the app roles (application permissions) of an app-only token.
+	roles []string
+	// userID is the signed-in user of a delegated token ("" for an app).
+	userID string
+	// scopes are the delegated permissions (scp) of a delegated token.
+	scopes []string
+	kind   string // resourceGraph or resourceARM
 }
 
+// delegated reports whether the token is a user's.
+func (c caller) delegated() bool { return c.userID != "" }
+
+// hasRole reports whether an app-only token holds one of roles.
 func (c caller) hasRole(roles ...string) bool {
+	if c.delegated() {
+		return false
+	}
 	for _, r := range roles {
 		if containsFold(c.roles, r) {
 			return true
 		}
 	}
 	return false
+}
+
+// hasScope reports whether a delegated token holds one of scopes.
+func (c caller) hasScope(scopes ...string) bool {
+	if !c.delegated() {
+		return false
+	}
+	for _, s := range scopes {
+		if containsFold(c.scopes, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownerID is the id the caller appears as among an application's owners.
+func (c caller) ownerID() string {
+	if c.delegated() {
+		return c.userID
+	}
+	return c.spID
 }
 
 // verifyAccessToken checks the bearer token of a request to Graph or ARM. It returns
@@ -730,7 +785,11 @@ func (e *Emulator) verifyAccessToken(r *http.Request) (caller, string) {
 		appID:    jt.claimString("appid"),
 		spID:     jt.claimString("oid"),
 	}
-	if rs, ok := jt.claims["roles"].([]any); ok {
+	if jt.claimString("idtyp") == "user" {
+		c.userID, c.spID = c.spID, ""
+		c.scopes = strings.Fields(jt.claimString("scp"))
+	}
+	if rs, ok := jt.claims["roles"].([]any); ok && !c.delegated() {
 		for _, v := range rs {
 			if s, ok := v.(string); ok {
 				c.roles = append(c.roles, s)

@@ -61,6 +61,10 @@ func (e *Emulator) serveGraph(w http.ResponseWriter, r *http.Request) {
 	case appIDSegment.MatchString(segs[0]):
 		ref := appRef{id: appIDSegment.FindStringSubmatch(segs[0])[1], byApp: true}
 		ge = e.serveAppResource(w, r, c, ref, segs[1:])
+	case strings.EqualFold(segs[0], "servicePrincipals"):
+		ge = e.serveServicePrincipals(w, r, c, segs[1:], "")
+	case spAppIDSegment.MatchString(segs[0]):
+		ge = e.serveServicePrincipals(w, r, c, segs[1:], spAppIDSegment.FindStringSubmatch(segs[0])[1])
 	default:
 		ge = &graphError{status: http.StatusBadRequest, code: "BadRequest", message: fmt.Sprintf("Resource not found for the segment '%s'.", segs[0])}
 	}
@@ -90,8 +94,10 @@ func (e *Emulator) serveAppResource(w http.ResponseWriter, r *http.Request, c ca
 			return e.serveAppPatch(w, r, c, ref)
 		}
 		return methodNotAllowed()
-	case len(rest) == 1 && strings.EqualFold(rest[0], "owners"):
-		return e.serveAppOwners(w, r, c, ref)
+	case len(rest) == 1 && rest[0] == "owners":
+		return e.serveOwners(w, r, c, ref, false)
+	case len(rest) == 2 && rest[0] == "owners" && rest[1] == "$ref":
+		return e.serveOwners(w, r, c, ref, true)
 	case len(rest) == 1 && (rest[0] == "addKey" || rest[0] == "microsoft.graph.addKey"):
 		if r.Method != http.MethodPost {
 			return methodNotAllowed()
@@ -125,23 +131,48 @@ func (e *Emulator) lookupLocked(st *tenantState, c caller, ref appRef) (*tenant,
 	return t, a, nil
 }
 
-// Permissions. Reads need Application.Read.All, Application.ReadWrite.All, Directory.Read.All,
-// Directory.ReadWrite.All, or Application.ReadWrite.OwnedBy (every app, or owned ones only
-// with WithOwnedByReadsOwnedOnly). Writes need Application.ReadWrite.All, or
+// Permissions. App-only tokens: reads need Application.Read.All, Application.ReadWrite.All,
+// Directory.Read.All, Directory.ReadWrite.All, or Application.ReadWrite.OwnedBy (every app, or
+// owned ones only with WithOwnedByReadsOwnedOnly); writes need Application.ReadWrite.All, or
 // Application.ReadWrite.OwnedBy on an app whose owners include the caller. An app has no
 // implicit right to read or PATCH itself; addKey and removeKey on itself need no permission.
+// Delegated tokens: reads need one of the read or write scopes; writes need
+// Application.ReadWrite.All (or Directory.AccessAsUser.All) and a user who owns the app or
+// holds an application administrator role (applicationAdminRoles).
 func (e *Emulator) canReadAny(c caller) bool {
+	if c.delegated() {
+		return c.hasScope(ScopeApplicationReadAll, ScopeApplicationReadWriteAll, ScopeDirectoryReadAll,
+			ScopeDirectoryReadWriteAll, ScopeDirectoryAccessAsUserAll)
+	}
 	return c.hasRole(RoleApplicationReadAll, RoleApplicationReadWriteAll, RoleDirectoryReadAll, RoleDirectoryReadWriteAll, RoleApplicationReadWriteOwned)
 }
 
 func (e *Emulator) canRead(c caller, a *app) bool {
+	if c.delegated() {
+		return e.canReadAny(c)
+	}
 	if c.hasRole(RoleApplicationReadAll, RoleApplicationReadWriteAll, RoleDirectoryReadAll, RoleDirectoryReadWriteAll) {
 		return true
 	}
 	return c.hasRole(RoleApplicationReadWriteOwned) && (!e.cfg.ownedByReadsOwnedOnly || a.isOwner(c.spID))
 }
 
-func canWrite(c caller, a *app) bool {
+// mayWriteApplications reports whether the caller's token allows writing some application
+// (the check Graph makes before it looks at the application).
+func mayWriteApplications(c caller) bool {
+	return c.hasRole(RoleApplicationReadWriteAll, RoleApplicationReadWriteOwned) ||
+		c.hasScope(ScopeApplicationReadWriteAll, ScopeDirectoryAccessAsUserAll)
+}
+
+// canWrite reports whether the caller may change a, an application of tenant t.
+func canWrite(t *tenant, c caller, a *app) bool {
+	if c.delegated() {
+		if !c.hasScope(ScopeApplicationReadWriteAll, ScopeDirectoryAccessAsUserAll) {
+			return false
+		}
+		u := t.userByID(c.userID)
+		return u != nil && (a.isOwner(u.ID) || u.hasDirectoryRole(applicationAdminRoles...))
+	}
 	return c.hasRole(RoleApplicationReadWriteAll) || (c.hasRole(RoleApplicationReadWriteOwned) && a.isOwner(c.spID))
 }
 
@@ -172,12 +203,42 @@ type queryOptions struct {
 	filter   *appFilter
 	top      int
 	skip     int
+	// search is $search (applications only), count $count=true; both need the
+	// ConsistencyLevel: eventual header.
+	search *searchQuery
+	count  bool
 }
 
-// parseQuery reads $select (and, for lists, $filter, $top and $skiptoken); Graph also takes
-// them without the "$".
+// entityType describes the properties of a Graph entity type for $select and $filter.
+type entityType struct {
+	name  string // "application", "servicePrincipal"
+	title string // "Application", "ServicePrincipal" (in error messages)
+	props []string
+}
+
+var applicationType = entityType{name: "application", title: "Application", props: appProperties}
+
+// canonical returns the property's spelling in the schema (Graph matches $select and $filter
+// names case-insensitively).
+func (et entityType) canonical(name string) (string, bool) {
+	for _, p := range et.props {
+		if strings.EqualFold(p, name) {
+			return p, true
+		}
+	}
+	return "", false
+}
+
+// parseQuery reads $select (and, for lists, $filter, $top and $skiptoken) of an application
+// read; Graph also takes them without the "$".
 func parseQuery(r *http.Request, list bool) (queryOptions, *graphError) {
+	return parseQueryFor(r, list, applicationType)
+}
+
+// parseQueryFor reads the query options of a read of et.
+func parseQueryFor(r *http.Request, list bool, et entityType) (queryOptions, *graphError) {
 	q := queryOptions{top: defaultPageSize}
+	eventual := strings.EqualFold(strings.TrimSpace(r.Header.Get("ConsistencyLevel")), "eventual")
 	for name, vals := range r.URL.Query() {
 		opt := strings.ToLower(strings.TrimPrefix(name, "$"))
 		val := ""
@@ -191,18 +252,39 @@ func parseQuery(r *http.Request, list bool) (queryOptions, *graphError) {
 				if p == "" {
 					continue
 				}
-				canon, ok := canonicalAppProperty(p)
+				canon, ok := et.canonical(p)
 				if !ok {
-					return q, badRequest("Parsing OData Select and Expand failed: Could not find a property named '%s' on type 'microsoft.graph.application'.", p)
+					return q, badRequest("Parsing OData Select and Expand failed: Could not find a property named '%s' on type 'microsoft.graph.%s'.", p, et.name)
 				}
 				q.selected = append(q.selected, canon)
 			}
 		case opt == "filter" && list:
-			f, ge := parseFilter(val)
+			f, ge := parseFilterFor(val, et)
 			if ge != nil {
 				return q, ge
 			}
 			q.filter = &f
+		case opt == "search" && list && et.name == applicationType.name:
+			if !eventual {
+				return q, &graphError{status: http.StatusBadRequest, code: "Request_UnsupportedQuery",
+					message: "Request with $search query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"}
+			}
+			sq, ge := parseSearch(val, et)
+			if ge != nil {
+				return q, ge
+			}
+			q.search = sq
+		case opt == "count" && list && et.name == applicationType.name:
+			switch {
+			case !eventual:
+				// *inferred* wording: Graph refuses $count on directory objects without the header.
+				return q, &graphError{status: http.StatusBadRequest, code: "Request_UnsupportedQuery",
+					message: "Request with $count query parameter only works through MSGraph with a special request header: 'ConsistencyLevel: eventual'"}
+			case strings.EqualFold(val, "true"):
+				q.count = true
+			case !strings.EqualFold(val, "false"):
+				return q, badRequest("Invalid value '%s' for $count.", val)
+			}
 		case opt == "top" && list:
 			n, err := strconv.Atoi(val)
 			if err != nil || n < 1 || n > maxPageSize {
@@ -255,56 +337,66 @@ var (
 // parseFilter supports "appId eq '...'", "id eq '...'", "displayName eq '...'" and
 // "startswith(displayName,'...')", the clauses Graph documents for applications that the
 // agent and azure-cli use.
-func parseFilter(s string) (appFilter, *graphError) {
+func parseFilter(s string) (appFilter, *graphError) { return parseFilterFor(s, applicationType) }
+
+// parseFilterFor parses a $filter on et (applications and service principals take the same
+// clauses).
+func parseFilterFor(s string, et entityType) (appFilter, *graphError) {
 	if m := filterEq.FindStringSubmatch(s); m != nil {
-		prop, ok := canonicalAppProperty(m[1])
+		prop, ok := et.canonical(m[1])
 		switch {
 		case !ok:
-			return appFilter{}, badRequest("Could not find a property named '%s' on type 'microsoft.graph.application'.", m[1])
+			return appFilter{}, badRequest("Could not find a property named '%s' on type 'microsoft.graph.%s'.", m[1], et.name)
 		case prop == "appId" || prop == "id" || prop == "displayName":
 			return appFilter{prop: prop, op: "eq", value: strings.ReplaceAll(m[2], "''", "'")}, nil
 		}
-		return appFilter{}, unsupportedFilter(prop)
+		return appFilter{}, unsupportedFilter(prop, et)
 	}
 	if m := filterStartsWith.FindStringSubmatch(s); m != nil {
-		prop, ok := canonicalAppProperty(m[1])
+		prop, ok := et.canonical(m[1])
 		switch {
 		case !ok:
-			return appFilter{}, badRequest("Could not find a property named '%s' on type 'microsoft.graph.application'.", m[1])
+			return appFilter{}, badRequest("Could not find a property named '%s' on type 'microsoft.graph.%s'.", m[1], et.name)
 		case prop == "displayName":
 			return appFilter{prop: prop, op: "startswith", value: strings.ReplaceAll(m[2], "''", "'")}, nil
 		}
-		return appFilter{}, unsupportedFilter(prop)
+		return appFilter{}, unsupportedFilter(prop, et)
 	}
 	prop := "filter"
 	if m := filterWord.FindStringSubmatch(s); m != nil {
-		if p, ok := canonicalAppProperty(m[1]); ok {
+		if p, ok := et.canonical(m[1]); ok {
 			prop = p
 		} else {
 			prop = m[1]
 		}
 	}
-	return appFilter{}, unsupportedFilter(prop)
+	return appFilter{}, unsupportedFilter(prop, et)
 }
 
-func unsupportedFilter(prop string) *graphError {
+func unsupportedFilter(prop string, et entityType) *graphError {
 	return &graphError{status: http.StatusBadRequest, code: "Request_UnsupportedQuery",
-		message: fmt.Sprintf("Unsupported or invalid query filter clause specified for property '%s' of resource 'Application'.", prop)}
+		message: fmt.Sprintf("Unsupported or invalid query filter clause specified for property '%s' of resource '%s'.", prop, et.title)}
 }
 
 func (f *appFilter) matches(a *app) bool {
 	if f == nil {
 		return true
 	}
-	var v string
+	return f.matchesValues(a.ObjectID, a.AppID, a.DisplayName)
+}
+
+// matchesValues applies the filter to an object's id, appId and displayName.
+func (f *appFilter) matchesValues(id, appID, displayName string) bool {
+	if f == nil {
+		return true
+	}
 	switch f.prop {
 	case "appId":
-		return strings.EqualFold(a.AppID, f.value)
+		return strings.EqualFold(appID, f.value)
 	case "id":
-		return strings.EqualFold(a.ObjectID, f.value)
-	default:
-		v = a.DisplayName
+		return strings.EqualFold(id, f.value)
 	}
+	v := displayName
 	if f.op == "startswith" {
 		return len(v) >= len(f.value) && strings.EqualFold(v[:len(f.value)], f.value)
 	}
@@ -368,10 +460,10 @@ func (e *Emulator) serveAppGet(w http.ResponseWriter, r *http.Request, c caller,
 // serveAppList answers GET /applications, filtered to what the caller may read; key is
 // always null.
 func (e *Emulator) serveAppList(w http.ResponseWriter, r *http.Request, c caller) *graphError {
+	if r.Method == http.MethodPost {
+		return e.serveAppCreate(w, r, c)
+	}
 	if r.Method != http.MethodGet {
-		if r.Method == http.MethodPost {
-			return &graphError{status: http.StatusMethodNotAllowed, code: "Request_BadRequest", message: "The emulator does not create applications through Graph; use a seed or Emulator.AddApplication."}
-		}
 		return methodNotAllowed()
 	}
 	q, ge := parseQuery(r, true)
@@ -385,15 +477,17 @@ func (e *Emulator) serveAppList(w http.ResponseWriter, r *http.Request, c caller
 	t := e.st.tenantByName(c.tenantID)
 	var page []jsonObject
 	next := ""
+	total := 0
 	if t != nil {
 		var visible []*app
 		for _, a := range t.Apps {
 			if e.canRead(c, a) {
-				if v := e.readViewLocked(r, a); q.filter.matches(v) {
+				if v := e.readViewLocked(r, a); q.filter.matches(v) && q.search.matches(v) {
 					visible = append(visible, v)
 				}
 			}
 		}
+		total = len(visible)
 		end := min(q.skip+q.top, len(visible))
 		for i := min(q.skip, len(visible)); i < end; i++ {
 			page = append(page, e.renderApp(t, visible[i], q.selected, false))
@@ -414,6 +508,9 @@ func (e *Emulator) serveAppList(w http.ResponseWriter, r *http.Request, c caller
 		page = []jsonObject{}
 	}
 	body := jsonObject{{"@odata.context", odataContext(r.Host, "applications", q.selected, false)}}
+	if q.count {
+		body = append(body, jsonMember{"@odata.count", total})
+	}
 	if next != "" {
 		body = append(body, jsonMember{"@odata.nextLink", next})
 	}
@@ -463,12 +560,12 @@ func isNull(raw json.RawMessage) bool { return string(bytes.TrimSpace(raw)) == "
 // serveAppPatch updates an application. keyCredentials and passwordCredentials replace the
 // whole collection, keeping each credential by keyId.
 func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c caller, ref appRef) *graphError {
-	if !c.hasRole(RoleApplicationReadWriteAll, RoleApplicationReadWriteOwned) {
+	if !mayWriteApplications(c) {
 		return errForbidden
 	}
 	e.mu.Lock()
-	_, a, ge := e.lookupLocked(e.st, c, ref)
-	if ge == nil && !canWrite(c, a) {
+	t, a, ge := e.lookupLocked(e.st, c, ref)
+	if ge == nil && !canWrite(t, c, a) {
 		ge = errForbidden
 	}
 	e.mu.Unlock()
@@ -501,11 +598,11 @@ func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c calle
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	err := e.mutate(func(st *tenantState) error {
-		_, a, ge := e.lookupLocked(st, c, ref)
+		t, a, ge := e.lookupLocked(st, c, ref)
 		if ge != nil {
 			return ge
 		}
-		if !canWrite(c, a) { // owners may have changed while the body was read
+		if !canWrite(t, c, a) { // owners may have changed while the body was read
 			return errForbidden
 		}
 		if raw, ok := body["displayName"]; ok {
@@ -722,11 +819,11 @@ func (e *Emulator) actionBody(r *http.Request, allowed ...string) (map[string]js
 func (e *Emulator) authorizeAction(c caller, ref appRef) *graphError {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	_, a, ge := e.lookupLocked(e.st, c, ref)
+	t, a, ge := e.lookupLocked(e.st, c, ref)
 	if ge != nil {
 		return ge
 	}
-	if strings.EqualFold(c.appID, a.AppID) || canWrite(c, a) {
+	if (!c.delegated() && strings.EqualFold(c.appID, a.AppID)) || canWrite(t, c, a) {
 		return nil
 	}
 	return errForbidden

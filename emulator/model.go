@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -23,12 +24,14 @@ const (
 	RoleApplicationReadWriteOwned = "Application.ReadWrite.OwnedBy"
 	RoleDirectoryReadAll          = "Directory.Read.All"
 	RoleDirectoryReadWriteAll     = "Directory.ReadWrite.All"
+	// RoleAppRoleAssignmentReadWriteAll grants app roles (with a read permission besides).
+	RoleAppRoleAssignmentReadWriteAll = "AppRoleAssignment.ReadWrite.All"
 )
 
 // knownRoles lists the Graph roles a seed may grant. Anything else is a typo.
 var knownRoles = []string{
 	RoleApplicationReadAll, RoleApplicationReadWriteAll, RoleApplicationReadWriteOwned,
-	RoleDirectoryReadAll, RoleDirectoryReadWriteAll,
+	RoleDirectoryReadAll, RoleDirectoryReadWriteAll, RoleAppRoleAssignmentReadWriteAll,
 }
 
 // stateVersion is the schema version of state.json.
@@ -45,20 +48,39 @@ type tenant struct {
 	ID     string `json:"id"`
 	Domain string `json:"domain"`
 	Apps   []*app `json:"applications"`
+	// Users are the tenant's member users, who sign in with the device code flow.
+	Users []*user `json:"users,omitempty"`
+}
+
+// user is a member user of a tenant.
+type user struct {
+	ID                string `json:"id"`
+	UserPrincipalName string `json:"userPrincipalName"`
+	DisplayName       string `json:"displayName"`
+	// DirectoryRoles are the Microsoft Entra built-in roles the user holds, by display name
+	// (knownDirectoryRoles).
+	DirectoryRoles []string `json:"directoryRoles"`
 }
 
 type app struct {
-	ObjectID           string    `json:"objectId"`
-	AppID              string    `json:"appId"`
-	DisplayName        string    `json:"displayName"`
+	ObjectID    string `json:"objectId"`
+	AppID       string `json:"appId"`
+	DisplayName string `json:"displayName"`
+	// ServicePrincipalID is the id of the app's service principal in the tenant; "" while it
+	// has none (an application created through Graph gets one only from POST
+	// /servicePrincipals).
 	ServicePrincipalID string    `json:"servicePrincipalId"`
 	CreatedDateTime    time.Time `json:"createdDateTime"`
-	// Owners holds the service principal ids of the owning apps.
+	// Owners holds the ids of the owners: service principals of the tenant's apps, or users.
 	Owners []string `json:"owners"`
-	// Roles are the Graph application permissions granted to the app's service principal.
-	Roles               []string       `json:"roles"`
-	KeyCredentials      []keyCred      `json:"keyCredentials"`
-	PasswordCredentials []passwordCred `json:"passwordCredentials"`
+	// Roles are the Graph application permissions granted to the app's service principal
+	// (app role assignments on Microsoft Graph's service principal).
+	Roles []string `json:"roles"`
+	// RoleTimes holds when each role was assigned through Graph (createdDateTime of the
+	// assignment); roles from a seed have none.
+	RoleTimes           map[string]time.Time `json:"roleTimes,omitempty"`
+	KeyCredentials      []keyCred            `json:"keyCredentials"`
+	PasswordCredentials []passwordCred       `json:"passwordCredentials"`
 	// Version counts the writes to the app (starting at 1).
 	Version int64 `json:"version"`
 }
@@ -91,6 +113,11 @@ func (s *tenantState) clone() *tenantState {
 		for _, a := range t.Apps {
 			nt.Apps = append(nt.Apps, a.clone())
 		}
+		for _, u := range t.Users {
+			nu := *u
+			nu.DirectoryRoles = slices.Clone(u.DirectoryRoles)
+			nt.Users = append(nt.Users, &nu)
+		}
 		out.Tenants = append(out.Tenants, nt)
 	}
 	return out
@@ -100,6 +127,7 @@ func (a *app) clone() *app {
 	b := *a
 	b.Owners = slices.Clone(a.Owners)
 	b.Roles = slices.Clone(a.Roles)
+	b.RoleTimes = maps.Clone(a.RoleTimes)
 	b.KeyCredentials = make([]keyCred, len(a.KeyCredentials))
 	for i, k := range a.KeyCredentials {
 		k.Key = bytes.Clone(k.Key)
@@ -155,12 +183,57 @@ func (t *tenant) appByObjectID(id string) *app {
 }
 
 func (t *tenant) appBySPID(id string) *app {
+	if id == "" {
+		return nil
+	}
 	for _, a := range t.Apps {
 		if strings.EqualFold(a.ServicePrincipalID, id) {
 			return a
 		}
 	}
 	return nil
+}
+
+// userByID finds a user by object id.
+func (t *tenant) userByID(id string) *user {
+	for _, u := range t.Users {
+		if strings.EqualFold(u.ID, id) {
+			return u
+		}
+	}
+	return nil
+}
+
+// userByName finds a user by object id or userPrincipalName (case-insensitive); a name
+// without "@" may name the part of a userPrincipalName before it, when only one user has it.
+func (t *tenant) userByName(name string) *user {
+	if u := t.userByID(name); u != nil {
+		return u
+	}
+	var local *user
+	n := 0
+	for _, u := range t.Users {
+		if strings.EqualFold(u.UserPrincipalName, name) {
+			return u
+		}
+		if before, _, _ := strings.Cut(u.UserPrincipalName, "@"); !strings.Contains(name, "@") && strings.EqualFold(before, name) {
+			local, n = u, n+1
+		}
+	}
+	if n == 1 {
+		return local
+	}
+	return nil
+}
+
+// hasDirectoryRole reports whether u holds one of roles.
+func (u *user) hasDirectoryRole(roles ...string) bool {
+	for _, r := range roles {
+		if containsFold(u.DirectoryRoles, r) {
+			return true
+		}
+	}
+	return false
 }
 
 // isOwner reports whether the service principal spID owns a.
@@ -226,17 +299,35 @@ func (s *tenantState) validate() error {
 		if err := unique("tenant id", t.ID); err != nil {
 			return err
 		}
+		upns := map[string]bool{}
+		for _, u := range t.Users {
+			if err := unique("user id", u.ID); err != nil {
+				return fmt.Errorf("user %q: %w", u.UserPrincipalName, err)
+			}
+			if u.UserPrincipalName == "" || upns[strings.ToLower(u.UserPrincipalName)] {
+				return fmt.Errorf("user %s: userPrincipalName %q is empty or used twice", u.ID, u.UserPrincipalName)
+			}
+			upns[strings.ToLower(u.UserPrincipalName)] = true
+			for _, r := range u.DirectoryRoles {
+				if !slices.Contains(knownDirectoryRoles, r) {
+					return fmt.Errorf("user %q: unknown directory role %q (known: %s)", u.UserPrincipalName, r, strings.Join(knownDirectoryRoles, ", "))
+				}
+			}
+		}
 		for _, a := range t.Apps {
 			for _, id := range []struct{ kind, v string }{
 				{"appId", a.AppID}, {"objectId", a.ObjectID}, {"servicePrincipalId", a.ServicePrincipalID},
 			} {
+				if id.kind == "servicePrincipalId" && id.v == "" {
+					continue // no service principal yet
+				}
 				if err := unique(id.kind, id.v); err != nil {
 					return fmt.Errorf("application %q: %w", a.DisplayName, err)
 				}
 			}
 			for _, o := range a.Owners {
-				if t.appBySPID(o) == nil {
-					return fmt.Errorf("application %q: owner %s is not a service principal of tenant %s", a.DisplayName, o, t.ID)
+				if t.appBySPID(o) == nil && t.userByID(o) == nil {
+					return fmt.Errorf("application %q: owner %s is neither a service principal nor a user of tenant %s", a.DisplayName, o, t.ID)
 				}
 			}
 			for _, r := range a.Roles {
@@ -307,8 +398,21 @@ type TenantView struct {
 	Domain       string            `json:"domain,omitempty"`
 	Applications []ApplicationView `json:"applications"`
 	// Clients are the service principals that can sign in to the token endpoint (every
-	// application has one), with what they last did there.
+	// application that has one), with what they last did there.
 	Clients []ClientView `json:"clients"`
+	// Users are the member users (administrators who sign in with the device code flow).
+	Users []UserView `json:"users"`
+	// GraphServicePrincipalID is the id of Microsoft Graph's service principal in the tenant,
+	// the resource of Graph's app role assignments.
+	GraphServicePrincipalID string `json:"graphServicePrincipalId"`
+}
+
+// UserView describes a member user.
+type UserView struct {
+	ID                string   `json:"id"`
+	UserPrincipalName string   `json:"userPrincipalName"`
+	DisplayName       string   `json:"displayName"`
+	DirectoryRoles    []string `json:"directoryRoles"`
 }
 
 // ApplicationView describes one app registration.
@@ -327,11 +431,15 @@ type ApplicationView struct {
 	Version int64 `json:"version"`
 }
 
-// OwnerView names an owning service principal.
+// OwnerView names an owner: a service principal (Type "servicePrincipal", with its app's
+// AppID) or a user (Type "user", with UserPrincipalName; ServicePrincipalID then holds the
+// user's id).
 type OwnerView struct {
-	AppID              string `json:"appId"`
+	Type               string `json:"type"`
+	AppID              string `json:"appId,omitempty"`
 	ServicePrincipalID string `json:"servicePrincipalId"`
 	DisplayName        string `json:"displayName"`
+	UserPrincipalName  string `json:"userPrincipalName,omitempty"`
 }
 
 // KeyCredentialView describes one key credential, key included.
@@ -406,9 +514,11 @@ func (e *Emulator) appView(t *tenant, a *app) ApplicationView {
 		Version:             a.Version,
 	}
 	for _, o := range a.Owners {
-		ov := OwnerView{ServicePrincipalID: o}
+		ov := OwnerView{Type: "servicePrincipal", ServicePrincipalID: o}
 		if oa := t.appBySPID(o); oa != nil {
 			ov.AppID, ov.DisplayName = oa.AppID, oa.DisplayName
+		} else if u := t.userByID(o); u != nil {
+			ov.Type, ov.DisplayName, ov.UserPrincipalName = "user", u.DisplayName, u.UserPrincipalName
 		}
 		v.Owners = append(v.Owners, ov)
 	}
@@ -450,9 +560,17 @@ func (e *Emulator) keyCredView(k keyCred) KeyCredentialView {
 func (e *Emulator) stateViewLocked() StateView {
 	sv := StateView{Tenants: []TenantView{}}
 	for _, t := range e.st.Tenants {
-		tv := TenantView{ID: t.ID, Domain: t.Domain, Applications: []ApplicationView{}, Clients: []ClientView{}}
+		tv := TenantView{ID: t.ID, Domain: t.Domain, Applications: []ApplicationView{}, Clients: []ClientView{},
+			Users: []UserView{}, GraphServicePrincipalID: graphSPID(t)}
+		for _, u := range t.Users {
+			tv.Users = append(tv.Users, UserView{ID: u.ID, UserPrincipalName: u.UserPrincipalName,
+				DisplayName: u.DisplayName, DirectoryRoles: append([]string{}, u.DirectoryRoles...)})
+		}
 		for _, a := range t.Apps {
 			tv.Applications = append(tv.Applications, e.appView(t, a))
+			if a.ServicePrincipalID == "" {
+				continue // no service principal: not a client of the token endpoint
+			}
 			cv := ClientView{
 				AppID: a.AppID, ServicePrincipalID: a.ServicePrincipalID, DisplayName: a.DisplayName,
 				Roles: append([]string{}, a.Roles...),

@@ -425,8 +425,12 @@ func TestPatchByAppIDAndMethods(t *testing.T) {
 			t.Errorf("%s %s = %d, want 405", method, path, resp.StatusCode)
 		}
 	}
-	if resp, _ := env.call(http.MethodPost, "/v1.0/applications", tok, map[string]any{"displayName": "x"}); resp.StatusCode != http.StatusMethodNotAllowed {
-		t.Errorf("POST /applications = %d, want 405", resp.StatusCode)
+	// Application.ReadWrite.OwnedBy may create applications, which the caller then owns.
+	resp, m = env.call(http.MethodPost, "/v1.0/applications", tok, map[string]any{"displayName": "x"})
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("POST /applications = %d %v, want 201", resp.StatusCode, m)
+	} else if v, err := env.e.Application(m["appId"].(string)); err != nil || len(v.Owners) != 1 || v.Owners[0].AppID != env.apps["agent"].AppID {
+		t.Errorf("the new application's owners = %+v (%v), want the agent", v.Owners, err)
 	}
 	// Content-Type must be JSON.
 	resp, m = env.call(http.MethodPatch, path, tok, []byte(`{"keyCredentials":[]}`), "Content-Type", "text/plain")

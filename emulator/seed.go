@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -29,6 +30,24 @@ type Seed struct {
 	// accepted wherever a tenant id is. Default "emulated-<first 8 of the tenant id>.onmicrosoft.com".
 	Domain       string
 	Applications []SeedApplication
+	// Users are member users, such as the administrator who runs `certagent setup`.
+	Users []SeedUser
+}
+
+// SeedUser describes a member user. Users sign in with the device code flow (approved
+// through POST /_emulator/devicecode/approve or WithDeviceCodeAutoApprove); they have no
+// password.
+type SeedUser struct {
+	// UserPrincipalName is the sign-in name; without "@", the tenant's domain is appended.
+	UserPrincipalName string
+	// DisplayName defaults to the part of the name before "@".
+	DisplayName string
+	// ID is the user's object id (generated when empty).
+	ID string
+	// DirectoryRoles are Microsoft Entra built-in roles by display name: DirectoryRoleGlobalAdmin,
+	// DirectoryRolePrivilegedRoleAdmin, DirectoryRoleApplicationAdmin,
+	// DirectoryRoleCloudApplicationAdmin, DirectoryRoleApplicationDeveloper.
+	DirectoryRoles []string
 }
 
 // SeedApplication describes an app registration and its service principal.
@@ -166,6 +185,13 @@ func (s Seed) build(now time.Time, f CustomKeyIdentifierFormat) (*tenant, error)
 		}
 		t.Apps = append(t.Apps, a)
 	}
+	for i, su := range s.Users {
+		u, err := su.build(t.Domain)
+		if err != nil {
+			return nil, fmt.Errorf("users[%d].%w", i, err)
+		}
+		t.Users = append(t.Users, u)
+	}
 	for i, sa := range s.Applications {
 		for j, ref := range sa.Owners {
 			o, err := t.resolveApp(ref)
@@ -182,6 +208,36 @@ func (s Seed) build(now time.Time, f CustomKeyIdentifierFormat) (*tenant, error)
 		return nil, err
 	}
 	return t, nil
+}
+
+func (su SeedUser) build(domain string) (*user, error) {
+	u := &user{UserPrincipalName: su.UserPrincipalName, DisplayName: su.DisplayName, DirectoryRoles: []string{}}
+	if strings.TrimSpace(u.UserPrincipalName) == "" || strings.ContainsAny(u.UserPrincipalName, " /") {
+		return nil, fmt.Errorf("userPrincipalName: %q is not a user name", su.UserPrincipalName)
+	}
+	if !strings.Contains(u.UserPrincipalName, "@") {
+		u.UserPrincipalName += "@" + domain
+	}
+	if u.DisplayName == "" {
+		u.DisplayName, _, _ = strings.Cut(u.UserPrincipalName, "@")
+	}
+	if su.ID == "" {
+		u.ID = newGUID()
+	} else if g, ok := parseGUID(su.ID); ok {
+		u.ID = g
+	} else {
+		return nil, fmt.Errorf("id: %q is not a GUID", su.ID)
+	}
+	for _, r := range su.DirectoryRoles {
+		i := slices.IndexFunc(knownDirectoryRoles, func(k string) bool { return strings.EqualFold(k, r) })
+		if i < 0 {
+			return nil, fmt.Errorf("directoryRoles: unknown role %q (known: %s)", r, strings.Join(knownDirectoryRoles, ", "))
+		}
+		if !slices.Contains(u.DirectoryRoles, knownDirectoryRoles[i]) {
+			u.DirectoryRoles = append(u.DirectoryRoles, knownDirectoryRoles[i])
+		}
+	}
+	return u, nil
 }
 
 // resolveApp finds an app by appId, else by displayName (which must then be unique).
@@ -366,9 +422,17 @@ func containsFold(list []string, s string) bool {
 
 // The seed file format (YAML). Paths are relative to the seed file's directory.
 type seedFile struct {
-	TenantID     string        `yaml:"tenantId"`
-	Domain       string        `yaml:"domain"`
-	Applications []seedFileApp `yaml:"applications"`
+	TenantID     string         `yaml:"tenantId"`
+	Domain       string         `yaml:"domain"`
+	Applications []seedFileApp  `yaml:"applications"`
+	Users        []seedFileUser `yaml:"users"`
+}
+
+type seedFileUser struct {
+	UserPrincipalName string   `yaml:"userPrincipalName"`
+	DisplayName       string   `yaml:"displayName"`
+	ID                string   `yaml:"id"`
+	DirectoryRoles    []string `yaml:"directoryRoles"`
 }
 
 type seedFileApp struct {
@@ -421,6 +485,9 @@ func LoadSeed(path string) (Seed, error) {
 		return Seed{}, fmt.Errorf("reading seed %s: %s: %w", path, field, err)
 	}
 	s := Seed{TenantID: sf.TenantID, Domain: sf.Domain}
+	for _, fu := range sf.Users {
+		s.Users = append(s.Users, SeedUser(fu))
+	}
 	for i, fa := range sf.Applications {
 		prefix := fmt.Sprintf("applications[%d]", i)
 		sa := SeedApplication{

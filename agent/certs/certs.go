@@ -1,5 +1,6 @@
 // Package certs holds the leaf domain types every part of certagent shares: the facts about a
-// certificate, the reasons a certificate is refused, and an application's key credential.
+// certificate, the reasons a certificate is refused, an application's key credential, and the
+// directory objects setup works with (owners, service principals, app role assignments).
 //
 // It imports nothing of the project and nothing outside the standard library.
 package certs

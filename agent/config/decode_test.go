@@ -175,7 +175,7 @@ func TestParseProblems(t *testing.T) {
 		{
 			name: "missing required key at its section",
 			in:   "tenant_id: contoso.onmicrosoft.com\nauth:\n  key_bits: 4096\ntarget:\n  app_id: 33333333-3333-3333-3333-333333333333\n",
-			want: []want{{2, "auth.client_id", "is required: the application (client) ID of the agent's own app registration", false}},
+			want: []want{{2, "auth.client_id", "is required: the application (client) ID of the agent's own app registration (`certagent setup` creates it and writes it here)", false}},
 		},
 		{
 			name: "duplicate top-level key",

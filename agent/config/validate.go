@@ -108,7 +108,7 @@ func (k *checker) tenant() {
 	t := k.c.TenantID
 	switch {
 	case t == "":
-		k.required("tenant_id", "the directory (tenant) ID of your Entra ID tenant, a GUID, or one of its verified domains such as contoso.onmicrosoft.com")
+		k.required("tenant_id", "the directory (tenant) ID of your Entra ID tenant, a GUID, or one of its verified domains such as contoso.onmicrosoft.com (`certagent setup` writes it)")
 	case looksLikeGUID(t):
 		if msg := guidProblem(t); msg != "" {
 			k.add("tenant_id", "%s", msg)
@@ -168,7 +168,7 @@ func (k *checker) auth() {
 	a := k.c.Auth
 	switch {
 	case a.ClientID == "":
-		k.required("auth.client_id", "the application (client) ID of the agent's own app registration")
+		k.required("auth.client_id", "the application (client) ID of the agent's own app registration (`certagent setup` creates it and writes it here)")
 	default:
 		if msg := guidProblem(a.ClientID); msg != "" {
 			k.add("auth.client_id", "%s", msg)
@@ -239,7 +239,7 @@ func (k *checker) oneTarget(key string, t Target, inList bool) {
 	id := t.AppID
 	switch {
 	case id == "":
-		k.required(key+".app_id", "the application (client) ID of the app registration that receives the provider's certificates")
+		k.required(key+".app_id", "the application (client) ID of the app registration that receives the provider's certificates (`certagent setup` finds it and writes it here)")
 	case guidProblem(id) != "":
 		k.add(key+".app_id", "%s", guidProblem(id))
 	case strings.EqualFold(id, k.c.Auth.ClientID):

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/google/uuid"
 	absser "github.com/microsoft/kiota-abstractions-go/serialization"
@@ -86,6 +87,8 @@ type Client struct {
 	cred      *sourceCredential
 	graphHTTP *http.Client
 	adapter   *core.GraphRequestAdapterBase
+	// admin is set for an Admin's client: its errors speak of the administrator, not the agent.
+	admin bool
 }
 
 // New validates cfg and returns a Client. It does not touch the network: the first
@@ -97,6 +100,28 @@ func New(cfg Config) (*Client, error) {
 	if !isGUID(cfg.ClientID) {
 		return nil, fmt.Errorf("graph client: client id %q is not a GUID", cfg.ClientID)
 	}
+	c, err := newBase(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Credential == nil {
+		return nil, errors.New("graph client: credential is required")
+	}
+	c.source = cfg.Credential
+	c.cred = &sourceCredential{c: c}
+	if err := c.buildAdapter(c.cred, []string{c.scope}); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// newBase checks and applies what every client needs (tenant, endpoints, timeout, logger,
+// clock) and builds the transports. cfg.ClientID may be empty (an admin client's public
+// client is set by its constructor).
+func newBase(cfg Config) (*Client, error) {
+	if err := validTenant(cfg.TenantID); err != nil {
+		return nil, err
+	}
 	authority, err := httpsURL("authority host", cfg.AuthorityHost)
 	if err != nil {
 		return nil, err
@@ -105,16 +130,12 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.Credential == nil {
-		return nil, errors.New("graph client: credential is required")
-	}
 	if cfg.Timeout < 0 {
 		return nil, fmt.Errorf("graph client: timeout %s must not be negative", cfg.Timeout)
 	}
 	c := &Client{
 		tenantID:  cfg.TenantID,
 		clientID:  strings.ToLower(cfg.ClientID),
-		source:    cfg.Credential,
 		timeout:   cfg.Timeout,
 		log:       cfg.Logger,
 		observeFn: cfg.Observe,
@@ -145,14 +166,18 @@ func New(cfg Config) (*Client, error) {
 
 	c.transport = newBaseTransport(cfg.RootCAs, c.timeout)
 	c.tokenHTTP = &http.Client{Transport: tokenTransport{c: c, base: c.transport}}
-	c.cred = &sourceCredential{c: c}
+	return c, nil
+}
 
+// buildAdapter builds the SDK's request adapter, signing requests with tokens of cred for
+// scopes.
+func (c *Client) buildAdapter(cred azcore.TokenCredential, scopes []string) error {
 	// The valid-hosts list must name the Graph host: for any other host the provider adds
 	// no Authorization header, without an error (docs/graph.md).
 	auth, err := graphauth.NewAzureIdentityAuthenticationProviderWithScopesAndValidHosts(
-		c.cred, []string{c.scope}, []string{graphURL.Hostname()})
+		cred, scopes, []string{c.graphURL.Hostname()})
 	if err != nil {
-		return nil, fmt.Errorf("graph client: %w", err)
+		return fmt.Errorf("graph client: %w", err)
 	}
 	// Serializers are registered on the adapter, not in kiota's process-wide registries.
 	parsers := absser.NewParseNodeFactoryRegistry()
@@ -163,10 +188,10 @@ func New(cfg Config) (*Client, error) {
 	c.adapter, err = core.NewGraphRequestAdapterBaseWithParseNodeFactoryAndSerializationWriterFactoryAndHttpClient(
 		auth, core.GraphClientOptions{GraphServiceLibraryVersion: sdkVersion()}, parsers, writers, c.graphHTTP)
 	if err != nil {
-		return nil, fmt.Errorf("graph client: %w", err)
+		return fmt.Errorf("graph client: %w", err)
 	}
 	c.adapter.SetBaseUrl(c.baseURL)
-	return c, nil
+	return nil
 }
 
 // selectProperties are the properties Get asks for. Naming keyCredentials in $select on a
@@ -348,6 +373,10 @@ func (c *Client) proof(op, objectID string) (string, error) {
 func (c *Client) item(objectID string) *applications.ApplicationItemRequestBuilder {
 	return applications.NewApplicationsRequestBuilderInternal(c.pathParams(), c.adapter).ByApplicationId(objectID)
 }
+
+// CloseIdleConnections closes the client's idle connections (a short-lived client, such as
+// setup's check of the agent's sign-in, calls it when done).
+func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
 
 func (c *Client) pathParams() map[string]string { return map[string]string{"baseurl": c.baseURL} }
 

@@ -6,6 +6,12 @@
 // the agent's own app registration (self-renewal with a proof of possession), and Owners and
 // ServicePrincipalID, with which `certagent doctor` checks that the agent owns the target app.
 //
+// Admin is the other client: `certagent setup` signs an administrator in with it (azidentity's
+// DeviceCodeCredential through the public client "Microsoft Graph Command Line Tools", asking
+// for AdminScopes only; or AzureCLICredential with --use-az) to find the provider's app,
+// create the agent's app and service principal, grant Application.ReadWrite.OwnedBy and add
+// owners. Its token stays in memory and is never stored.
+//
 // # What the client guards against
 //
 // These are the hazards of docs/graph.md and of the SDKs themselves, as of msgraph-sdk-go
@@ -36,6 +42,16 @@
 //     panic; errors are read field by field and never through that method. An error answer
 //     that is not JSON (a proxy's HTML page) yields no ODataError at all, so the status and
 //     headers of the last answer are recorded by the client's own middleware and used instead.
+//   - MSAL-Go redeems device codes with grant_type=device_code, not RFC 8628's URN, and polls
+//     on its own schedule (50 ms growing to 5 s), ignoring the server's interval.
+//   - The SDK's authentication provider asks azidentity for tokens with CAE on, and azidentity
+//     keeps CAE and non-CAE tokens apart: Admin.SignIn asks with CAE too, or the first Graph
+//     call would start a second device code flow.
+//   - Graph is not idempotent where setup needs it to be: a second owners/$ref answers 400
+//     "One or more added object references already exist...", a second app role assignment
+//     400 "Permission being assigned already exists on the object", a second service
+//     principal 409. AddOwner, AssignAppRole and CreateServicePrincipal take those answers as
+//     success and return what exists. $search needs the ConsistencyLevel: eventual header.
 //   - azidentity's ClientCertificateCredential is built for one certificate. The client wraps
 //     it in a credential that rebuilds it when the CredentialSource's certificate thumbprint
 //     changes (see "Tokens" below).

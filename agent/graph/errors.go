@@ -59,6 +59,8 @@ type Error struct {
 	hint string
 	// err is the underlying network, context or local error; nil for an answer from a server.
 	err error
+	// notYet marks an object the client just created that Graph does not show yet.
+	notYet bool
 }
 
 func (e *Error) Error() string {
@@ -79,6 +81,22 @@ func (e *Error) Unwrap() error { return e.err }
 // Transient reports whether the call is worth retrying: throttling, 408, 500, 502, 503, 504,
 // timeouts, connection resets, DNS and dial failures, and token endpoint outages.
 func (e *Error) Transient() bool { return e.transient }
+
+// NotYetVisible reports whether Graph does not know the object (404, or an application a new
+// service principal names that it cannot find): right after the object was created, that is
+// replication lag, worth waiting for (docs/graph.md).
+func (e *Error) NotYetVisible() bool {
+	return e.notYet || e.StatusCode == http.StatusNotFound ||
+		(e.StatusCode == http.StatusBadRequest && strings.Contains(e.Message, "does not reference a valid application object"))
+}
+
+// alreadyExists reports whether Graph refused to create what exists already: 409, or 400
+// "Permission being assigned already exists on the object" and "One or more added object
+// references already exist...".
+func (e *Error) alreadyExists() bool {
+	return e.StatusCode == http.StatusConflict ||
+		(e.StatusCode == http.StatusBadRequest && strings.Contains(e.Message, "already exist"))
+}
 
 // RetryAfter is how long the server asked to wait (its Retry-After header), 0 when it did not.
 func (e *Error) RetryAfter() time.Duration { return e.retryAfter }
@@ -106,6 +124,24 @@ func describeOp(op, object string) string {
 		return "listing the owners of application " + object
 	case opToken:
 		return "signing in as app " + object
+	case opSignIn:
+		return "signing in as an administrator"
+	case opSearch:
+		return fmt.Sprintf("searching applications named %q", object)
+	case opList:
+		return fmt.Sprintf("listing applications named %q", object)
+	case opCreateApp:
+		return fmt.Sprintf("creating application %q", object)
+	case opServicePrincipal:
+		return "reading the service principal of application " + object
+	case opCreateSP:
+		return "creating the service principal of application " + object
+	case opAssignments:
+		return "listing the app roles granted to service principal " + object
+	case opAssign:
+		return "granting an app role to service principal " + object
+	case opAddOwner:
+		return "adding an owner to application " + object
 	}
 	return op + " " + object
 }
@@ -118,6 +154,16 @@ const (
 	opRemoveKey = "removeKey"
 	opOwners    = "owners"
 	opToken     = "token"
+	// The admin client's operations (setup).
+	opSignIn           = "signIn"
+	opSearch           = "search"
+	opList             = "list"
+	opCreateApp        = "createApplication"
+	opServicePrincipal = "servicePrincipal"
+	opCreateSP         = "createServicePrincipal"
+	opAssignments      = "appRoleAssignments"
+	opAssign           = "assignAppRole"
+	opAddOwner         = "addOwner"
 )
 
 // classify turns whatever the SDK returned for op into an *Error. last is the last answer the
@@ -232,11 +278,18 @@ func (c *Client) classifyStatus(e *Error) {
 		}
 	case http.StatusForbidden:
 		e.reason = certs.GraphDenied
+		if c.admin {
+			e.hint = "The signed-in administrator may not do this: setup needs the delegated permissions " +
+				"Application.ReadWrite.All and AppRoleAssignment.ReadWrite.All (consented), and a Global Administrator " +
+				"or Privileged Role Administrator to grant Microsoft Graph's Application.ReadWrite.OwnedBy " +
+				"(an Application Administrator can do the rest). Or run the printed script (setup --dry-run) as one"
+			break
+		}
 		e.hint = fmt.Sprintf("The agent's app %s needs the Graph application permission Application.ReadWrite.OwnedBy "+
 			"and to be among the owners of the target app (or Application.ReadWrite.All), with admin consent", c.clientID)
 	case http.StatusNotFound:
 		e.reason = certs.AppNotFound
-		if e.Op == opGet {
+		if e.Op == opGet && !c.admin {
 			e.hint = "Check target.app_id: no app registration with this application (client) id exists in tenant " + c.tenantID
 		}
 	case http.StatusTooManyRequests, http.StatusRequestTimeout, http.StatusInternalServerError,
@@ -352,6 +405,64 @@ func (c *Client) signInError(ctx context.Context, err error, tp string) *Error {
 		e.err = err
 		e.reason = certs.AuthFailed
 		e.detail = who + ": " + trimTroubleshootLink(err.Error())
+	}
+	return e
+}
+
+// adminSignInError classifies a failure to sign the administrator in with method (the device
+// code flow or the Azure CLI's login).
+func (c *Client) adminSignInError(ctx context.Context, method string, err error) *Error {
+	var own *Error
+	if errors.As(err, &own) {
+		return own
+	}
+	e := &Error{SignIn: true, clientID: c.clientID, reason: certs.AuthFailed}
+	who := "signing in as an administrator with " + method
+	var af *azidentity.AuthenticationFailedError
+	switch {
+	case ctx.Err() != nil:
+		e.err = ctx.Err()
+		e.reason = certs.GraphUnavailable
+		e.detail = who + ": " + ctx.Err().Error()
+	case errors.As(err, &af) && af.RawResponse != nil:
+		resp := af.RawResponse
+		e.StatusCode = resp.StatusCode
+		te := readTokenError(resp)
+		e.Code, e.Message, e.AADSTS = te.Error, te.Description, te.aadsts()
+		e.RequestID, e.ClientRequestID = te.TraceID, te.CorrelationID
+		summary := te.summary()
+		if summary == "" {
+			summary = strconv.Itoa(resp.StatusCode) + " " + http.StatusText(resp.StatusCode)
+		}
+		e.detail = who + ": " + summary
+		switch {
+		case te.Error == "temporarily_unavailable" || isTransientStatus(resp.StatusCode):
+			e.transient = true
+			e.reason = certs.GraphUnavailable
+		case e.AADSTS == 70020 || te.Error == "expired_token":
+			e.hint = "The code expired before it was entered: run setup again and enter the code within 15 minutes"
+		case te.Error == "authorization_declined" || e.AADSTS == 65004:
+			e.hint = "The sign-in was declined"
+		case e.AADSTS == 65001 || te.Error == "consent_required":
+			e.hint = "Consent to the permissions setup asks for (an administrator can consent for the organisation)"
+		case e.AADSTS == 90002:
+			e.hint = "Check --tenant"
+		}
+	case method == "the device code flow" && (errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), context.DeadlineExceeded.Error())):
+		// MSAL stops polling when the code expires.
+		e.err = err
+		e.detail = who + ": the code expired before anyone entered it"
+		e.hint = "Run setup again and enter the code within 15 minutes"
+	default:
+		msg := err.Error()
+		for _, p := range []string{"DeviceCodeCredential: ", "AzureCLICredential: "} {
+			msg = strings.TrimPrefix(msg, p)
+		}
+		e.err = err
+		e.detail = who + ": " + strings.Join(strings.Fields(trimTroubleshootLink(msg)), " ")
+		if method == "the Azure CLI's login" {
+			e.hint = "Sign the Azure CLI in first (`az login --tenant <tenant>`, as an administrator), or leave out --use-az to sign in with a device code"
+		}
 	}
 	return e
 }

@@ -23,9 +23,6 @@ func SetTokenRetryDelay(t testing.TB, d time.Duration) {
 // middleware, the client's own checks, the base transport).
 func (c *Client) GraphHTTPClient() *http.Client { return c.graphHTTP }
 
-// CloseIdleConnections closes the client's idle connections (tests check for leaks).
-func (c *Client) CloseIdleConnections() { c.transport.CloseIdleConnections() }
-
 // ReplaceBody serializes the PATCH body Replace would send for creds, exactly as the SDK
 // writes it.
 func ReplaceBody(creds []certs.KeyCredential) ([]byte, error) {

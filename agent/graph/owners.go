@@ -9,34 +9,26 @@ import (
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/microsoftgraph/msgraph-sdk-go/models"
-)
 
-// Owner is a directory object that owns an application.
-type Owner struct {
-	// ID is its object id. For a service principal it is what an access token of its app
-	// carries as oid (ServicePrincipalID).
-	ID string
-	// Type is the object's type: "servicePrincipal", "user", ... (Graph's @odata.type without
-	// "#microsoft.graph.").
-	Type string
-	// AppID and DisplayName are empty when Graph does not tell: a caller that may not read
-	// the object's type gets its type and id only (docs/graph.md, "List owners").
-	AppID       string
-	DisplayName string
-}
+	"github.com/aucloud/certagent/agent/certs"
+)
 
 // Owners lists the owners of the application with object id objectID: GET
 // /applications/{objectID}/owners, following @odata.nextLink. It needs the permissions a read
 // of the application needs. Compare owners by ID: with Application.ReadWrite.OwnedBy alone
 // Graph may leave their other properties out.
-func (c *Client) Owners(ctx context.Context, objectID string) ([]Owner, error) {
+//
+// Owners are users and service principals (certs.DirectoryObject); with Application.Read.All
+// or ReadWrite.OwnedBy alone, Graph may give their type and id only (docs/graph.md, "List
+// owners").
+func (c *Client) Owners(ctx context.Context, objectID string) ([]certs.DirectoryObject, error) {
 	if !isGUID(objectID) {
 		return nil, c.invalid(opOwners, objectID, "the object id is not a GUID")
 	}
 	ctx, st, cancel := c.begin(ctx, opOwners)
 	defer cancel()
 	b := c.item(objectID).Owners()
-	var out []Owner
+	var out []certs.DirectoryObject
 	for page := 0; ; page++ {
 		res, err := b.Get(ctx, nil)
 		if err != nil {
@@ -49,11 +41,14 @@ func (c *Client) Owners(ctx context.Context, objectID string) ([]Owner, error) {
 			if o == nil {
 				continue
 			}
-			ow := Owner{ID: deref(o.GetId()), Type: strings.TrimPrefix(deref(o.GetOdataType()), "#microsoft.graph.")}
-			if sp, ok := o.(models.ServicePrincipalable); ok {
-				ow.AppID, ow.DisplayName = deref(sp.GetAppId()), deref(sp.GetDisplayName())
+			d := certs.DirectoryObject{ID: deref(o.GetId()), Type: strings.TrimPrefix(deref(o.GetOdataType()), "#microsoft.graph.")}
+			switch v := o.(type) {
+			case models.ServicePrincipalable:
+				d.Type, d.AppID, d.DisplayName = certs.ObjectServicePrincipal, deref(v.GetAppId()), deref(v.GetDisplayName())
+			case models.Userable:
+				d.Type, d.UserPrincipalName, d.DisplayName = certs.ObjectUser, deref(v.GetUserPrincipalName()), deref(v.GetDisplayName())
 			}
-			out = append(out, ow)
+			out = append(out, d)
 		}
 		next := deref(res.GetOdataNextLink())
 		if next == "" || page >= 100 {

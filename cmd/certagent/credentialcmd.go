@@ -36,7 +36,19 @@ func runCredential(ctx context.Context, env *cmdEnv, args []string) error {
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configFile)
+	var cfg *config.Config
+	var err error
+	if sub == "init" {
+		// The key pair needs only the paths and key settings: a config that `certagent setup`
+		// has not completed yet (no tenant, client or target) will do.
+		path := *configFile
+		if path == "" {
+			path = config.DefaultPath()
+		}
+		cfg, err = config.LoadIncomplete(path)
+	} else {
+		cfg, err = loadConfig(*configFile)
+	}
 	if err != nil {
 		return err
 	}
@@ -82,9 +94,13 @@ func credentialInit(env *cmdEnv, cfg *config.Config, asJSON bool) error {
 	}
 	fmt.Fprintf(env.stdout, "agent credential %s\n  certificate  %s\n  key          %s (private; never leaves this machine)\n  thumbprint   %s\n  valid until  %s\n\n",
 		verb, files.Cert, files.Key, f.Thumbprint, f.NotAfter.Format(time.DateOnly))
-	fmt.Fprintf(env.stdout, "One-time step: in the Azure portal, open App registrations > the agent's app (%s) >\n"+
+	app := "the agent's app"
+	if cfg.Auth.ClientID != "" {
+		app += " (" + cfg.Auth.ClientID + ")"
+	}
+	fmt.Fprintf(env.stdout, "One-time step: `certagent setup` uploads it; or, in the Azure portal, open App registrations > %s >\n"+
 		"Certificates & secrets > Certificates > Upload certificate, and upload %s.\n"+
-		"From then on the agent renews this credential itself.\n", cfg.Auth.ClientID, files.Cert)
+		"From then on the agent renews this credential itself.\n", app, files.Cert)
 	return nil
 }
 

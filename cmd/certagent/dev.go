@@ -11,17 +11,25 @@ import (
 )
 
 func runDev(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "dev", "dev [--dir DIR] [--listen ADDR] [--realistic] [--realistic-seed N]")
+	fs := newFlags(env, "dev", "dev [--dir DIR] [--listen ADDR] [--realistic] [--realistic-seed N] [--setup]")
 	dir := fs.String("dir", ".certagent-dev", "folder for the emulated tenant, the agent's state, config and drop folder (kept between runs)")
 	listen := fs.String("listen", "127.0.0.1:8471", "the agent API's address (a free port is used when it is taken)")
 	realistic := addRealisticFlags(fs)
+	setup := fs.Bool("setup", false, "start from a tenant that holds only the provider's app and an administrator, and run `certagent setup` on it (device code approved at once); use a --dir of its own")
 	verbose := fs.Bool("v", false, "debug logging")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log := consoleLogger(env, *verbose)
 	on, seed := realistic.resolve(fs)
-	e, err := devenv.Setup(devenv.Options{Dir: *dir, APIListen: *listen, Logger: log, Realistic: on, RealisticSeed: seed})
+	opts := devenv.Options{Dir: *dir, APIListen: *listen, Logger: log, Realistic: on, RealisticSeed: seed}
+	var e *devenv.Env
+	var err error
+	if *setup {
+		e, err = devSetup(ctx, env, opts)
+	} else {
+		e, err = devenv.Setup(opts)
+	}
 	if err != nil {
 		return err
 	}
@@ -37,6 +45,27 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	fmt.Fprint(env.stdout, e.Banner(*dir, os.Args[0]))
 	return a.Run(ctx)
+}
+
+// devSetup prepares an unconfigured tenant and runs `certagent setup` on it, as an
+// administrator whose device code the emulator approves at once.
+func devSetup(ctx context.Context, env *cmdEnv, o devenv.Options) (*devenv.Env, error) {
+	u, err := devenv.SetupUnconfigured(o)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(env.stdout, "certagent dev --setup: an emulated tenant with only the provider's app; the emulator approves device codes as %s.\n\n", u.Admin)
+	if err := runSetup(ctx, env, []string{"-c", u.ConfigFile, "--tenant", u.TenantID, "--yes"}); err != nil {
+		u.Close()
+		return nil, err
+	}
+	fmt.Fprintln(env.stdout)
+	e, err := u.Finish()
+	if err != nil {
+		u.Close()
+		return nil, err
+	}
+	return e, nil
 }
 
 // consoleLogger is the text log of the interactive commands (dev, emulator): info, or debug

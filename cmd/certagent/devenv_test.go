@@ -20,7 +20,7 @@ import (
 // devSetup prepares `certagent dev`'s environment (an emulated tenant, the agent's
 // credential registered on it, a config) without starting the agent: commands run against
 // it in-process with -c env.Config.File.
-func devSetup(t *testing.T, edit func(*config.Config)) *devenv.Env {
+func testDevEnv(t *testing.T, edit func(*config.Config)) *devenv.Env {
 	t.Helper()
 	env, err := devenv.Setup(devenv.Options{Dir: t.TempDir(), APIListen: "127.0.0.1:0", Edit: func(c *config.Config) {
 		c.Intake.Settle = config.Duration(100 * time.Millisecond)

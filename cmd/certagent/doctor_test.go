@@ -30,7 +30,7 @@ var doctorChecks = []string{"config", "state folder", "drop folder", "token file
 // TestDoctor: doctor passes against `certagent dev`'s environment, with the agent running and
 // stopped, and fails with the right line, and a fix, for each broken part.
 func TestDoctor(t *testing.T) {
-	env := devSetup(t, nil)
+	env := testDevEnv(t, nil)
 	cfg := env.Config
 	ra := startRun(t, cfg)
 

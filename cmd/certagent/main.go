@@ -32,8 +32,8 @@ type cmdEnv struct {
 	stdout io.Writer
 	stderr io.Writer
 	getenv func(string) string
-	// stdin answers questions (store rebuild's confirmation) when interactive reports that it
-	// is a terminal; nil is no terminal.
+	// stdin answers questions (setup, store rebuild's confirmation); interactive reports
+	// whether it is a terminal (nil: it is not).
 	stdin       io.Reader
 	interactive func() bool
 	// now is the clock of checks that compare times (doctor); nil is time.Now.
@@ -77,6 +77,7 @@ func init() {
 		{"inspect", "print the verdict the agent would give each certificate file", runInspect},
 		{"config", "validate a config file: config check [-c FILE]", runConfig},
 		{"credential", "the agent's own sign-in credential: credential init|show|rotate", runCredential},
+		{"setup", "the one-time tenant work as an administrator: the agent's app, permission, ownership, key, config", runSetup},
 		{"dev", "run the whole product locally against an emulated tenant", runDev},
 		{"emulator", "run the emulated Entra ID tenant and Graph alone", runEmulator},
 		{"version", "print version, commit and Go version", runVersion},

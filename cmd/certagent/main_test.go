@@ -17,7 +17,7 @@ import (
 func runCmd(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	env := &cmdEnv{stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
+	env := &cmdEnv{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, getenv: func(string) string { return "" }}
 	code := exitCode(env, dispatch(context.Background(), env, args))
 	return out.String(), errb.String(), code
 }

@@ -25,7 +25,7 @@ import (
 func TestStoreRebuild(t *testing.T) {
 	for _, damage := range []string{"emptied", "deleted"} {
 		t.Run(damage, func(t *testing.T) {
-			env := devSetup(t, func(c *config.Config) { c.Policy.Approval = config.ApprovalManual })
+			env := testDevEnv(t, func(c *config.Config) { c.Policy.Approval = config.ApprovalManual })
 			cfg := env.Config
 			now := time.Now()
 			certA := certtest.New(now, certtest.CommonName("provider A"))
@@ -190,7 +190,7 @@ func checkSnapshot(t *testing.T, path, appID string) {
 // files. The agent runs on from the store without writing over the files, status shows
 // audit_trail_unwritable, store check names it, and store rebuild puts the trail back.
 func TestRestoredBackup(t *testing.T) {
-	env := devSetup(t, nil)
+	env := testDevEnv(t, nil)
 	cfg := env.Config
 	path := agent.StorePath(cfg)
 	startRun(t, cfg).stop()

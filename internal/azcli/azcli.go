@@ -361,6 +361,30 @@ func (c *CLI) ListCertificates(ctx context.Context, appID string) ([]KeyCredenti
 	return creds, res, nil
 }
 
+// DirectoryObject is one owner as `az ad app owner list` prints it: Graph's directoryObject
+// JSON (a servicePrincipal or a user).
+type DirectoryObject struct {
+	ODataType         string `json:"@odata.type"`
+	ID                string `json:"id"`
+	AppID             string `json:"appId"`
+	DisplayName       string `json:"displayName"`
+	UserPrincipalName string `json:"userPrincipalName"`
+}
+
+// ListAppOwners returns the owners of the app registration appID: `az ad app owner list --id
+// appID`.
+func (c *CLI) ListAppOwners(ctx context.Context, appID string) ([]DirectoryObject, Result, error) {
+	res, err := c.Run(ctx, "ad", "app", "owner", "list", "--id", appID, "--output", "json")
+	if err != nil {
+		return nil, res, err
+	}
+	var owners []DirectoryObject
+	if err := json.Unmarshal(res.Stdout, &owners); err != nil {
+		return nil, res, fmt.Errorf("decoding the output of %s: %w", res.Command(), err)
+	}
+	return owners, res, nil
+}
+
 // Exchange is one HTTP request az made, as its --debug output tells it.
 type Exchange struct {
 	Method string
