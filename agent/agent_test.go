@@ -672,6 +672,85 @@ func TestRealisticRenewal(t *testing.T) {
 // TestTwoTargets: one agent keeps two backup apps current. A file in drop/<name>/ reaches
 // only its target; a file at the top goes to the target whose policy names it; one both
 // name is refused as ambiguous_target; status and the API show each target.
+// TestOneCertificateTwoTargets: the same certificate is one rotation per app. Dropped into
+// both targets' folders it reaches both apps; dropped at the top with intake.route_to_all it
+// reaches every app whose policy names it; dropped again it is a duplicate on each.
+func TestOneCertificateTwoTargets(t *testing.T) {
+	t.Parallel()
+	const appB = "b0000000-0000-4000-8000-0000000000ac"
+	h := startPrepared(t, devenv.Options{}, nil, func(env *devenv.Env) {
+		if _, err := env.Emulator.AddApplication(env.Info.TenantID, emulator.SeedApplication{
+			DisplayName: "Veeam Teams backup", AppID: appB, Owners: []string{env.Info.AgentAppID},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := env.Config
+		cfg.Targets = []config.Target{
+			{Name: "exchange", AppID: cfg.Target.AppID, Policy: config.TargetPolicy{AllowedSubjects: []string{"Both *"}}},
+			{Name: "teams", AppID: appB, Policy: config.TargetPolicy{AllowedSubjects: []string{"Both *"}}},
+		}
+		cfg.Target = config.Target{}
+		cfg.Intake.RouteToAll = true
+	})
+	ctx := context.Background()
+	credsB := func() []emulator.KeyCredentialView {
+		app, err := h.env.Emulator.Application(appB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app.KeyCredentials
+	}
+	write := func(dir, name string, c certtest.Cert) {
+		if err := os.WriteFile(filepath.Join(dir, name), c.PEM(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inFolders := certtest.New(time.Now(), certtest.CommonName("Both services, one file per folder"))
+	write(filepath.Join(h.env.Config.DropFolder, "exchange"), "same.cer", inFolders)
+	write(filepath.Join(h.env.Config.DropFolder, "teams"), "same.cer", inFolders)
+	atTop := certtest.New(time.Now(), certtest.CommonName("Both services, at the top"))
+	write(h.env.Config.DropFolder, "top.cer", atTop)
+	h.waitFor("four rotations applied", func() bool {
+		rs, err := h.client.Rotations(ctx, "applied")
+		return err == nil && len(rs) == 4
+	})
+	for _, c := range []certtest.Cert{inFolders, atTop} {
+		thumb := certs.ThumbprintSHA1(c.DER)
+		if countThumb(h.creds(), thumb) != 1 || countThumb(credsB(), thumb) != 1 {
+			t.Errorf("%s: on exchange %d times, on teams %d times; want once on each", c.Cert.Subject, countThumb(h.creds(), thumb), countThumb(credsB(), thumb))
+		}
+	}
+	for _, name := range []string{"exchange", "teams"} {
+		rs, err := h.client.RotationsOf(ctx, name, "")
+		if err != nil || len(rs) != 2 {
+			t.Errorf("rotations of %s = %d, %v; want 2", name, len(rs), err)
+		}
+	}
+
+	// Again, through the API to one target: that target's rotation, nothing new.
+	r, created, err := h.client.SubmitTo(ctx, inFolders.PEM(), "", "teams")
+	if err != nil || created || r.Target.AppID != appB {
+		t.Errorf("submitting the certificate to teams again = %+v, created %v, %v; want teams' rotation", r.Target, created, err)
+	}
+	if rs, err := h.client.Rotations(ctx, ""); err != nil || len(rs) != 4 {
+		t.Errorf("rotations after the duplicate = %d, %v; want 4", len(rs), err)
+	}
+	// The audit log says which app each step was on.
+	page, err := h.client.Audit(ctx, 0, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	apps := map[string]bool{}
+	for _, e := range page.Items {
+		if e.Action == "graph.write" {
+			apps[e.AppID] = true
+		}
+	}
+	if !apps[h.env.Info.TargetAppID] || !apps[appB] || len(apps) != 2 {
+		t.Errorf("graph.write entries name apps %v; want exactly exchange's and teams'", apps)
+	}
+}
+
 func TestTwoTargets(t *testing.T) {
 	t.Parallel()
 	const appB = "b0000000-0000-4000-8000-0000000000ab"

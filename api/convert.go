@@ -60,6 +60,7 @@ func toAuditEntry(e rotation.AuditEntry) apitype.AuditEntry {
 		KeyID:      e.KeyID,
 		Code:       string(e.Code),
 		Message:    e.Message,
+		AppID:      e.AppID,
 	}
 	if e.Cert != nil {
 		cert := *e.Cert

@@ -122,6 +122,7 @@ func New(cfg Config) (*Engine, error) {
 	case cfg.Logger == nil:
 		return nil, errors.New("rotation: Config.Logger is required")
 	}
+	cfg.Store = appAudit{cfg.Store, cfg.AppID}
 	if cfg.MaxAttempts <= 0 {
 		cfg.MaxAttempts = 6
 	}
@@ -609,4 +610,34 @@ func (e *Engine) audit(ctx context.Context, a AuditEntry) {
 	if err := e.cfg.Store.Append(context.WithoutCancel(ctx), a); err != nil {
 		e.log.Error("writing audit entry", "action", a.Action, "err", err)
 	}
+}
+
+// appAudit is the engine's view of its Store: every audit entry it writes names the engine's
+// app, so that with several targets the log says which app each step was on.
+type appAudit struct {
+	Store
+	appID string
+}
+
+func (s appAudit) stamp(audit []AuditEntry) []AuditEntry {
+	out := make([]AuditEntry, len(audit))
+	for i, a := range audit {
+		if a.AppID == "" {
+			a.AppID = s.appID
+		}
+		out[i] = a
+	}
+	return out
+}
+
+func (s appAudit) Create(ctx context.Context, r Rotation, audit ...AuditEntry) (Rotation, bool, error) {
+	return s.Store.Create(ctx, r, s.stamp(audit)...)
+}
+
+func (s appAudit) Update(ctx context.Context, r Rotation, audit ...AuditEntry) error {
+	return s.Store.Update(ctx, r, s.stamp(audit)...)
+}
+
+func (s appAudit) Append(ctx context.Context, audit ...AuditEntry) error {
+	return s.Store.Append(ctx, s.stamp(audit)...)
 }

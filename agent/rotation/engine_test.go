@@ -494,7 +494,9 @@ func TestPersonActions(t *testing.T) {
 		f := newFixture(t, nil)
 		c := newCert(string(tt.from) + string(tt.action))
 		x, _ := x509.ParseCertificate(c.DER)
-		f.store.Create(context.Background(), rotation.Rotation{ID: "r", State: tt.from, Certificate: certs.FactsOf(x), DER: c.DER, CreatedAt: now, UpdatedAt: now})
+		if _, _, err := f.store.Create(context.Background(), rotation.Rotation{ID: "r", State: tt.from, Certificate: certs.FactsOf(x), DER: c.DER, Target: rotation.Target{AppID: appID}, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
 		got, err := f.engine.Execute(context.Background(), "r", tt.action, "api:alice", "note")
 		if tt.want == "" {
 			if !errors.Is(err, rotation.ErrInvalidState) {

@@ -3,6 +3,7 @@ package rotation
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
@@ -30,14 +31,16 @@ type AuditQuery struct {
 // none.
 type Store interface {
 	// Create stores r, with its audit entries, unless a rotation for the same certificate
-	// thumbprint exists; then it stores nothing and returns the existing rotation and false.
+	// on the same app (CertKey) exists; then it stores nothing and returns the existing
+	// rotation and false. The same certificate may be rotated onto several apps.
 	Create(ctx context.Context, r Rotation, audit ...AuditEntry) (Rotation, bool, error)
 	// Get returns the rotation with id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Rotation, error)
-	// ByThumbprint returns the rotation for a certificate thumbprint, or ErrNotFound.
-	ByThumbprint(ctx context.Context, thumbprint string) (Rotation, error)
+	// ByThumbprint returns the rotation of a certificate thumbprint on the app appID, or
+	// ErrNotFound.
+	ByThumbprint(ctx context.Context, appID, thumbprint string) (Rotation, error)
 	// Update replaces the stored rotation with r.ID (ErrNotFound if none) and appends the
-	// audit entries, in one transaction.
+	// audit entries, in one transaction. Its certificate and app cannot change.
 	Update(ctx context.Context, r Rotation, audit ...AuditEntry) error
 	// List returns the rotations that match f, oldest first.
 	List(ctx context.Context, f Filter) ([]Rotation, error)
@@ -106,3 +109,14 @@ func (e *StateError) Error() string {
 
 // Unwrap lets errors.Is(err, ErrInvalidState) match.
 func (e *StateError) Unwrap() error { return ErrInvalidState }
+
+// CertKey names what a Store keeps one rotation for: one certificate on one app. The app id
+// is case-folded (Graph prints GUIDs in lower case, people may not) and the thumbprint
+// normalized; "" when either is missing.
+func CertKey(appID, thumbprint string) string {
+	app, thumb := strings.ToLower(strings.TrimSpace(appID)), certs.NormalizeThumbprint(thumbprint)
+	if app == "" || thumb == "" {
+		return ""
+	}
+	return app + "/" + thumb
+}

@@ -6,6 +6,7 @@ package rotation
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
@@ -118,6 +119,8 @@ func (r Rotation) Validate() error {
 		return errors.New("the rotation has no id")
 	case certs.NormalizeThumbprint(r.Certificate.Thumbprint) == "":
 		return errors.New("the rotation has no certificate thumbprint")
+	case strings.TrimSpace(r.Target.AppID) == "":
+		return errors.New("the rotation has no target app id")
 	case !r.State.Valid():
 		return fmt.Errorf("unknown state %q", r.State)
 	}
@@ -192,4 +195,7 @@ type AuditEntry struct {
 	Cert       *certs.Certificate `json:"certificate,omitempty"`
 	Code       certs.Code         `json:"code,omitempty"`
 	Message    string             `json:"message,omitempty"`
+	// AppID is the app registration the entry is about, when it is about one: a rotation's
+	// target, a write, a file routed to a target. The engine and the target fill it in.
+	AppID string `json:"appId,omitempty"`
 }

@@ -27,7 +27,9 @@ import (
 //	certificate.subject, certificate.issuer, certificate.serialNumber,
 //	certificate.notBefore, certificate.notAfter, certificate.keyAlgorithm,
 //	certificate.keyBits,
-//	then code, message.
+//	then code, message,
+//	then, only when the entry names an app: appId (added after the first release; entries
+//	without it hash as they always did).
 //
 // Numbers are decimal, times RFC 3339 in UTC with as many fractional digits as needed (Go's
 // time.RFC3339Nano), strings valid UTF-8 (each invalid byte replaced by U+FFFD, as the JSON
@@ -64,6 +66,9 @@ func canonicalBody(rec *auditRecord) []byte {
 	}
 	b = field(b, "code", rec.Code)
 	b = field(b, "message", rec.Message)
+	if rec.AppID != "" {
+		b = field(b, "appId", rec.AppID)
+	}
 	return b
 }
 
@@ -102,7 +107,7 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 // back from the store or from a file hashes the same.
 func (rec *auditRecord) sanitize() {
 	rec.At = rec.At.UTC().Round(0)
-	for _, s := range []*string{&rec.Action, &rec.Actor, &rec.Outcome, &rec.RotationID, &rec.State, &rec.File, &rec.KeyID, &rec.Code, &rec.Message} {
+	for _, s := range []*string{&rec.Action, &rec.Actor, &rec.Outcome, &rec.RotationID, &rec.State, &rec.File, &rec.KeyID, &rec.Code, &rec.Message, &rec.AppID} {
 		*s = validUTF8(*s)
 	}
 	if c := rec.Cert; c != nil {

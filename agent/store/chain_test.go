@@ -101,6 +101,51 @@ func TestChainLinks(t *testing.T) {
 	}
 }
 
+// TestChainAppID: an entry that names an app hashes it (moving an entry to another app breaks
+// the chain), and an entry without one hashes exactly as before the field existed, so that
+// chains written by earlier versions verify.
+func TestChainAppID(t *testing.T) {
+	rec := toAuditRecord(auditEntry("about an app"))
+	rec.sanitize()
+	before, body := hashOf(&rec), string(canonicalBody(&rec))
+	rec.AppID = "11111111-2222-4333-8444-555555555555"
+	withApp := hashOf(&rec)
+	// The field comes last, so an entry without it encodes as it always did (the golden
+	// entry in testdata/audit.v2.json holds an old hash).
+	if got := string(canonicalBody(&rec)); got != body+"appId:36:"+rec.AppID+"\n" {
+		t.Errorf("canonical body with an app id = %q, want the old body and then the app id", got)
+	}
+	rec.AppID = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+	if withApp == before || hashOf(&rec) == withApp {
+		t.Error("the hash does not cover the app id")
+	}
+
+	path := filepath.Join(t.TempDir(), "certagent.db")
+	s, err := Open(path, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := auditEntry("on an app")
+	e.AppID = "11111111-2222-4333-8444-555555555555"
+	if err := s.Append(context.Background(), auditEntry("before"), e, auditEntry("after")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Audit(context.Background(), rotation.AuditQuery{Limit: 2})
+	if err != nil || len(got) != 2 || got[1].AppID != e.AppID || got[0].AppID != "" {
+		t.Errorf("audit read back = %+v, %v; want the app id on the middle entry only", got, err)
+	}
+	s.Close()
+	if rep := reportOf(t, path); !rep.Intact() {
+		t.Fatalf("report = %+v, want intact", rep)
+	}
+	tamperStore(t, path, func(ab *bolt.Bucket) {
+		editRecord(t, ab, 2, func(m map[string]any) { m["appId"] = "66666666-7777-4888-9999-aaaaaaaaaaaa" })
+	})
+	if rep := reportOf(t, path); rep.Store.Break == nil || rep.Store.Break.Seq != 2 {
+		t.Errorf("store report after moving entry 2 to another app = %+v, want a break at 2", rep.Store)
+	}
+}
+
 // TestChainInvalidUTF8: a string with invalid UTF-8 is hashed as its JSON holds it, so the
 // copies read back from the store and from the files verify.
 func TestChainInvalidUTF8(t *testing.T) {

@@ -164,11 +164,11 @@ func verifyCrashed(t *testing.T, path string, j *journal) {
 	// The thumbprint index and the rotations agree, both ways.
 	err = s.db.View(func(tx *bolt.Tx) error {
 		n := 0
-		err := tx.Bucket(bucketThumbprints).ForEach(func(thumb, id []byte) error {
+		err := tx.Bucket(bucketThumbprints).ForEach(func(key, id []byte) error {
 			n++
 			r, ok := byID[string(id)]
-			if !ok || r.Certificate.Thumbprint != string(thumb) {
-				t.Errorf("thumbprint index: %s → %s, which is not a rotation for it", thumb, id)
+			if !ok || rotation.CertKey(r.Target.AppID, r.Certificate.Thumbprint) != string(key) {
+				t.Errorf("thumbprint index: %s → %s, which is not a rotation for it", key, id)
 			}
 			return nil
 		})
@@ -183,7 +183,7 @@ func verifyCrashed(t *testing.T, path string, j *journal) {
 
 	// Every committed write is there.
 	for id, thumb := range j.created {
-		r, err := s.ByThumbprint(ctx, thumb)
+		r, err := s.ByThumbprint(ctx, testApp, thumb)
 		if err != nil || r.ID != id {
 			t.Errorf("committed rotation %s (%s): ByThumbprint = %s, %v", id, thumb, r.ID, err)
 		}
@@ -336,6 +336,7 @@ func crashChild(path, round string) {
 				r := rotation.Rotation{
 					ID: id, State: rotation.StateApplying,
 					Certificate: certs.Certificate{Thumbprint: certs.ThumbprintSHA1(der), SHA256: certs.FingerprintSHA256(der)},
+					Target:      rotation.Target{AppID: testApp},
 					DER:         der, History: []rotation.Event{{At: now, State: rotation.StateApplying, Actor: "crash"}},
 					CreatedAt: now, UpdatedAt: now,
 				}

@@ -9,13 +9,15 @@
 // audit-sequence indexes, and locks the file so that a second agent cannot open the same
 // state.
 //
-// # Layout (schema version 2)
+// # Layout (schema version 3)
 //
 // The file holds four buckets. Their names, key encodings and the JSON field names of their
 // values are the on-disk format: they never change within a schema version.
 //
 //   - "rotations": rotation id → rotation record (JSON, see rotationRecord).
-//   - "thumbprints": certificate SHA-1 thumbprint (upper-case hex) → rotation id.
+//   - "thumbprints": the app id (lower case), "/", and the certificate's SHA-1 thumbprint
+//     (upper-case hex), as rotation.CertKey makes them → rotation id. One rotation per
+//     certificate per app: the same certificate may go to two targets.
 //   - "audit": big-endian uint64 sequence number → audit record (JSON, see auditRecord). The
 //     sequence comes from the bucket's NextSequence: strictly increasing, never reused. Each
 //     record repeats its seq and carries the hash chain (chain.go): prevHash, the previous

@@ -8,12 +8,16 @@ import (
 	"strconv"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/aucloud/certagent/agent/rotation"
 )
 
 // Schema versions:
 //
 //	1  rotations, thumbprints, audit and meta buckets; audit values without a chain
 //	2  every audit value carries its seq, prevHash and hash (chain.go)
+//	3  the thumbprints index is keyed by app and thumbprint (rotation.CertKey), not by
+//	   thumbprint alone, so that one certificate can be rotated onto several apps
 //
 // Open migrates an older file to SchemaVersion in one transaction: after a crash during the
 // migration the file is still the old version, and the next Open migrates it again.
@@ -32,12 +36,50 @@ func (s *Store) migrate(from int) error {
 			}
 			s.log.Info("state store migrated: audit entries chained", "path", s.path, "entries", n)
 		}
+		if from < 3 {
+			n, err := reindexByApp(tx)
+			if err != nil {
+				return err
+			}
+			s.log.Info("state store migrated: certificates indexed by app", "path", s.path, "rotations", n)
+		}
 		return tx.Bucket(bucketMeta).Put(keySchema, []byte(strconv.Itoa(SchemaVersion)))
 	})
 	if err != nil {
 		return fmt.Errorf("migrating state file %s from schema version %d to %d: %w", s.path, from, SchemaVersion, err)
 	}
 	return nil
+}
+
+// reindexByApp rebuilds the thumbprints index from the rotations, keyed by rotation.CertKey.
+// It returns how many rotations it indexed. Before version 3 a thumbprint had one rotation
+// whatever its app, so no two rotations can claim one key; if a damaged file has two, the
+// migration stops rather than hide one.
+func reindexByApp(tx *bolt.Tx) (int, error) {
+	if err := tx.DeleteBucket(bucketThumbprints); err != nil {
+		return 0, fmt.Errorf("dropping the old thumbprint index: %w", err)
+	}
+	tb, err := tx.CreateBucket(bucketThumbprints)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = tx.Bucket(bucketRotations).ForEach(func(id, v []byte) error {
+		r, _, err := decodeRotation(v)
+		if err != nil {
+			return fmt.Errorf("decoding rotation %s: %v: %w", id, err, ErrDamaged)
+		}
+		key := []byte(rotation.CertKey(r.Target.AppID, r.Certificate.Thumbprint))
+		if len(key) == 0 {
+			return fmt.Errorf("rotation %s has no app id or thumbprint: %w", id, ErrDamaged)
+		}
+		if other := tb.Get(key); other != nil {
+			return fmt.Errorf("rotations %s and %s are both for %s: %w", other, id, key, ErrDamaged)
+		}
+		n++
+		return tb.Put(key, append([]byte(nil), id...))
+	})
+	return n, err
 }
 
 // chainExisting rewrites every audit entry of a version 1 file with its seq and its place in

@@ -92,6 +92,7 @@ type auditRecord struct {
 	Cert       *certRecord `json:"certificate,omitempty"`
 	Code       string      `json:"code,omitempty"`
 	Message    string      `json:"message,omitempty"`
+	AppID      string      `json:"appId,omitempty"`
 	PrevHash   string      `json:"prevHash"`
 	Hash       string      `json:"hash"`
 }
@@ -167,7 +168,7 @@ func toAuditRecord(a rotation.AuditEntry) auditRecord {
 	rec := auditRecord{
 		At: utc(a.At), Action: string(a.Action), Actor: a.Actor, Outcome: string(a.Outcome),
 		RotationID: a.RotationID, State: string(a.State), File: a.File, KeyID: a.KeyID,
-		Code: string(a.Code), Message: a.Message,
+		Code: string(a.Code), Message: a.Message, AppID: a.AppID,
 	}
 	if a.Cert != nil {
 		c := toCertRecord(*a.Cert)
@@ -180,7 +181,7 @@ func (rec auditRecord) entry(seq uint64) rotation.AuditEntry {
 	a := rotation.AuditEntry{
 		Seq: seq, At: rec.At, Action: rotation.Action(rec.Action), Actor: rec.Actor, Outcome: rotation.Outcome(rec.Outcome),
 		RotationID: rec.RotationID, State: rotation.State(rec.State), File: rec.File, KeyID: rec.KeyID,
-		Code: certs.Code(rec.Code), Message: rec.Message,
+		Code: certs.Code(rec.Code), Message: rec.Message, AppID: rec.AppID,
 	}
 	if rec.Cert != nil {
 		c := rec.Cert.cert()

@@ -185,8 +185,9 @@ func TestOnDiskFormat(t *testing.T) {
 			t.Errorf("buckets = %v, want [audit meta rotations thumbprints]", names)
 		}
 		storedRotation = bytes.Clone(tx.Bucket([]byte("rotations")).Get([]byte(r.ID)))
-		if id := tx.Bucket([]byte("thumbprints")).Get([]byte(r.Certificate.Thumbprint)); string(id) != r.ID {
-			t.Errorf("thumbprints[%s] = %q, want %s", r.Certificate.Thumbprint, id, r.ID)
+		key := "11111111-2222-3333-4444-555555555555/" + r.Certificate.Thumbprint
+		if id := tx.Bucket([]byte("thumbprints")).Get([]byte(key)); string(id) != r.ID {
+			t.Errorf("thumbprints[%s] = %q, want %s", key, id, r.ID)
 		}
 		c := tx.Bucket([]byte("audit")).Cursor()
 		var keys []uint64
@@ -201,8 +202,8 @@ func TestOnDiskFormat(t *testing.T) {
 			t.Errorf("audit keys = %v, want [1 2] (big-endian uint64)", keys)
 		}
 		meta := tx.Bucket([]byte("meta"))
-		if v := meta.Get([]byte("_schema")); string(v) != "2" {
-			t.Errorf("meta[_schema] = %q, want \"2\"", v)
+		if v := meta.Get([]byte("_schema")); string(v) != "3" {
+			t.Errorf("meta[_schema] = %q, want \"3\"", v)
 		}
 		if v := meta.Get([]byte("snapshot")); string(v) != "opaque" {
 			t.Errorf("meta[snapshot] = %q, want the value as given", v)

@@ -20,7 +20,8 @@ import (
 //
 // What no entry records is left zero: the certificate's DER (the caller takes it from
 // processed/ or from the app), the target's object id and display name, the attempt count.
-// appID is the target app's client id.
+// A rotation's app is the one its first entry names; entries written before they named one
+// give it appID, the app of the agent's one target then.
 func RecoverRotations(entries []ChainedEntry, appID string) []rotation.Rotation {
 	byID := map[string]*rotation.Rotation{}
 	var order []string
@@ -40,6 +41,9 @@ func RecoverRotations(entries []ChainedEntry, appID string) []rotation.Rotation 
 					ID: e.RotationID, Certificate: *e.Cert, CreatedAt: e.At,
 					Source: rotation.Source{Kind: rotation.SourceAPI, FileName: e.File},
 					Target: rotation.Target{AppID: appID},
+				}
+				if e.AppID != "" {
+					r.Target.AppID = e.AppID
 				}
 				if e.Actor == rotation.ActorIntake {
 					r.Source.Kind = rotation.SourceDropFolder

@@ -17,7 +17,7 @@ func TestRecoverRotations(t *testing.T) {
 	entries := []ChainedEntry{
 		e(rotation.AuditEntry{At: at(1), Action: rotation.ActionRotationState, Actor: "intake", RotationID: "a", State: rotation.StatePendingApproval, File: "a.cer", Cert: &certA, Message: "dropped as a.cer"}),
 		e(rotation.AuditEntry{At: at(2), Action: rotation.ActionIntakeFiled, Actor: "intake", Outcome: rotation.OutcomeOK, RotationID: "a", File: "a.cer", Message: "moved to processed/20261125T193002Z_a.cer"}),
-		e(rotation.AuditEntry{At: at(3), Action: rotation.ActionRotationState, Actor: "api:ann", RotationID: "b", State: rotation.StateApplying, File: "b.pem", Cert: &certB, Message: "submitted through the API"}),
+		e(rotation.AuditEntry{At: at(3), Action: rotation.ActionRotationState, Actor: "api:ann", RotationID: "b", State: rotation.StateApplying, File: "b.pem", Cert: &certB, Message: "submitted through the API", AppID: "app-2"}),
 		e(rotation.AuditEntry{At: at(4), Action: rotation.ActionGraphWrite, Actor: "agent", RotationID: "b", State: rotation.StateApplying, KeyID: "k-b", Message: "writing keyId k-b to app x"}),
 		e(rotation.AuditEntry{At: at(5), Action: rotation.ActionRotationState, Actor: "agent", RotationID: "b", State: rotation.StateApplied, KeyID: "k-b", Cert: &certB, Message: "on the app as keyId k-b"}),
 		e(rotation.AuditEntry{At: at(6), Action: rotation.ActionAgentStop, Actor: "agent"}),
@@ -34,7 +34,7 @@ func TestRecoverRotations(t *testing.T) {
 		t.Errorf("rotation a = %+v", a)
 	}
 	if b.ID != "b" || b.State != rotation.StateApplied || b.Source.Kind != rotation.SourceAPI || b.KeyID != "k-b" || b.IntentKeyID != "k-b" ||
-		b.AlreadyPresent || b.Certificate.Thumbprint != "BB" || b.Reason != nil {
+		b.AlreadyPresent || b.Certificate.Thumbprint != "BB" || b.Reason != nil || b.Target.AppID != "app-2" {
 		t.Errorf("rotation b = %+v", b)
 	}
 	for _, r := range got {

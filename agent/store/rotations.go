@@ -13,15 +13,15 @@ import (
 	"github.com/aucloud/certagent/agent/rotation"
 )
 
-// Create stores r, with its audit entries, unless a rotation for the same certificate
-// thumbprint exists: then it stores nothing and returns the existing rotation and false. The
-// check and the insert are one transaction. A rotation whose id is taken by another
-// certificate is refused.
+// Create stores r, with its audit entries, unless a rotation for the same certificate on the
+// same app exists (rotation.CertKey): then it stores nothing and returns the existing
+// rotation and false. The check and the insert are one transaction. A rotation whose id is
+// taken by another certificate is refused.
 func (s *Store) Create(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) (rotation.Rotation, bool, error) {
 	if err := r.Validate(); err != nil {
 		return rotation.Rotation{}, false, fmt.Errorf("storing rotation %s: %w", r.ID, err)
 	}
-	thumb := []byte(certs.NormalizeThumbprint(r.Certificate.Thumbprint))
+	key := []byte(rotation.CertKey(r.Target.AppID, r.Certificate.Thumbprint))
 	records, err := encodeAll(audit)
 	if err != nil {
 		return rotation.Rotation{}, false, fmt.Errorf("storing rotation %s: %w", r.ID, err)
@@ -33,7 +33,7 @@ func (s *Store) Create(ctx context.Context, r rotation.Rotation, audit ...rotati
 	err = s.update(ctx, func(tx *bolt.Tx) error {
 		existing, created = rotation.Rotation{}, false
 		rb, tb := tx.Bucket(bucketRotations), tx.Bucket(bucketThumbprints)
-		if id := tb.Get(thumb); id != nil {
+		if id := tb.Get(key); id != nil {
 			got, _, err := getRotation(rb, id)
 			if err != nil {
 				return err
@@ -55,7 +55,7 @@ func (s *Store) Create(ctx context.Context, r rotation.Rotation, audit ...rotati
 		if err := rb.Put([]byte(r.ID), v); err != nil {
 			return err
 		}
-		if err := tb.Put(thumb, []byte(r.ID)); err != nil {
+		if err := tb.Put(key, []byte(r.ID)); err != nil {
 			return err
 		}
 		created = true
@@ -86,14 +86,14 @@ func (s *Store) Get(ctx context.Context, id string) (rotation.Rotation, error) {
 	return r, nil
 }
 
-// ByThumbprint returns the rotation for a certificate thumbprint (any case, separators
-// allowed), or an error wrapping rotation.ErrNotFound.
-func (s *Store) ByThumbprint(ctx context.Context, thumbprint string) (rotation.Rotation, error) {
-	thumb := certs.NormalizeThumbprint(thumbprint)
+// ByThumbprint returns the rotation of a certificate thumbprint (any case, separators
+// allowed) on the app appID, or an error wrapping rotation.ErrNotFound.
+func (s *Store) ByThumbprint(ctx context.Context, appID, thumbprint string) (rotation.Rotation, error) {
+	key := rotation.CertKey(appID, thumbprint)
 	var r rotation.Rotation
 	err := s.view(ctx, func(tx *bolt.Tx) error {
-		id := tx.Bucket(bucketThumbprints).Get([]byte(thumb))
-		if id == nil || thumb == "" {
+		id := tx.Bucket(bucketThumbprints).Get([]byte(key))
+		if id == nil || key == "" {
 			return rotation.ErrNotFound
 		}
 		var err error
@@ -104,7 +104,7 @@ func (s *Store) ByThumbprint(ctx context.Context, thumbprint string) (rotation.R
 		return err
 	})
 	if err != nil {
-		return rotation.Rotation{}, s.wrap("reading rotation for thumbprint "+thumb, err)
+		return rotation.Rotation{}, s.wrap("reading rotation for certificate "+thumbprint+" on app "+appID, err)
 	}
 	return r, nil
 }
@@ -131,6 +131,9 @@ func (s *Store) Update(ctx context.Context, r rotation.Rotation, audit ...rotati
 		}
 		if certs.NormalizeThumbprint(old.Certificate.Thumbprint) != certs.NormalizeThumbprint(r.Certificate.Thumbprint) {
 			return refusal{fmt.Errorf("the rotation is for certificate %s, not %s", old.Certificate.Thumbprint, r.Certificate.Thumbprint)}
+		}
+		if rotation.CertKey(old.Target.AppID, old.Certificate.Thumbprint) != rotation.CertKey(r.Target.AppID, r.Certificate.Thumbprint) {
+			return refusal{fmt.Errorf("the rotation is for app %s, not %s", old.Target.AppID, r.Target.AppID)}
 		}
 		v, err := encodeRotation(r, order)
 		if err != nil {

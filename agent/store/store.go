@@ -22,7 +22,7 @@ import (
 // SchemaVersion is the layout this package writes and reads (migrate.go lists them). A file
 // with a higher version was written by a newer certagent and is refused; an older one is
 // migrated by Open.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
 // DefaultLockTimeout is how long Open waits for another process to release the state file.
 const DefaultLockTimeout = 2 * time.Second

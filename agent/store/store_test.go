@@ -43,6 +43,9 @@ func TestConformance(t *testing.T) {
 
 var epoch = time.Date(2026, 11, 25, 19, 30, 0, 0, time.UTC)
 
+// testApp is the app of testRotation's rotations.
+const testApp = "11111111-2222-4333-8444-555555555555"
+
 func testRotation() rotation.Rotation {
 	der := make([]byte, 700)
 	rand.Read(der)
@@ -52,6 +55,7 @@ func testRotation() rotation.Rotation {
 		Certificate: certs.Certificate{Thumbprint: certs.ThumbprintSHA1(der), SHA256: certs.FingerprintSHA256(der), Subject: "CN=test"},
 		DER:         der,
 		Source:      rotation.Source{Kind: rotation.SourceAPI},
+		Target:      rotation.Target{AppID: testApp},
 		History:     []rotation.Event{{At: epoch, State: rotation.StateApplying, Actor: "api"}},
 		CreatedAt:   epoch,
 		UpdatedAt:   epoch,
@@ -88,7 +92,7 @@ func TestReopenKeepsEverything(t *testing.T) {
 		t.Fatalf("reopening: %v", err)
 	}
 	defer s.Close()
-	got, err := s.ByThumbprint(ctx, r.Certificate.Thumbprint)
+	got, err := s.ByThumbprint(ctx, r.Target.AppID, r.Certificate.Thumbprint)
 	if err != nil || got.ID != r.ID || !bytes.Equal(got.DER, r.DER) {
 		t.Errorf("ByThumbprint after reopening = %s, %v; want %s with its DER", got.ID, err, r.ID)
 	}
@@ -431,7 +435,7 @@ func TestClosed(t *testing.T) {
 	calls := map[string]error{
 		"Create":       func() error { _, _, err := s.Create(ctx, testRotation()); return err }(),
 		"Get":          func() error { _, err := s.Get(ctx, r.ID); return err }(),
-		"ByThumbprint": func() error { _, err := s.ByThumbprint(ctx, r.Certificate.Thumbprint); return err }(),
+		"ByThumbprint": func() error { _, err := s.ByThumbprint(ctx, r.Target.AppID, r.Certificate.Thumbprint); return err }(),
 		"Update":       s.Update(ctx, r),
 		"List":         func() error { _, err := s.List(ctx, rotation.Filter{}); return err }(),
 		"Append":       s.Append(ctx, auditEntry("x")),
@@ -574,7 +578,7 @@ func TestOversizedWriteFails(t *testing.T) {
 	if _, _, err := s.Create(ctx, r, auditEntry("huge")); err == nil || !strings.Contains(err.Error(), s.Path()) {
 		t.Errorf("Create(id longer than bbolt's key limit) = %v, want an error naming the state file", err)
 	}
-	if _, err := s.ByThumbprint(ctx, r.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
+	if _, err := s.ByThumbprint(ctx, r.Target.AppID, r.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
 		t.Errorf("ByThumbprint after the failed Create = %v, want ErrNotFound", err)
 	}
 	if log, _ := s.Audit(ctx, rotation.AuditQuery{}); len(log) != 0 {

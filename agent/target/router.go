@@ -147,7 +147,7 @@ func (r *Router) Filed(ctx context.Context, f intake.File, d intake.Decision, ar
 	routed := r.routed[f.Name]
 	delete(r.routed, f.Name)
 	if len(routed) == 0 {
-		r.targets[0].Filed(ctx, f, d, archivedAs)
+		r.targets[0].filed(ctx, f, d, archivedAs, "") // refused: for no app
 		return
 	}
 	for i, rt := range routed {

@@ -32,6 +32,7 @@ type Store interface {
 	rotation.Store
 	GetMeta(ctx context.Context, key string) ([]byte, error)
 	PutMeta(ctx context.Context, key string, value []byte) error
+	DeleteMeta(ctx context.Context, key string) error
 	// AppendAsync queues audit entries without waiting for the disk (a flood of drop files).
 	AppendAsync(ctx context.Context, audit ...rotation.AuditEntry) error
 }
@@ -90,9 +91,15 @@ type Target struct {
 	lastRefresh time.Time
 }
 
-// snapshotKey is the store's meta key for the last read of the app, so that status and
-// certificates have an answer right after a restart, before the first read.
-const snapshotKey = "target-app-snapshot"
+// SnapshotKey is the store's meta key for the last read of the app appID, so that status
+// and certificates have an answer right after a restart, before the first read. Targets share
+// one store: each app has its own key.
+func SnapshotKey(appID string) string {
+	return legacySnapshotKey + "/" + strings.ToLower(appID)
+}
+
+// legacySnapshotKey is where an agent with one target kept its snapshot.
+const legacySnapshotKey = "target-app-snapshot"
 
 // New builds a target; Run starts its work.
 func New(cfg Config) (*Target, error) {
@@ -229,7 +236,7 @@ func (t *Target) SubmitAPI(ctx context.Context, data []byte, fileName, actor str
 		t.countIntake("rejected", string(v.Reason.Code))
 		t.audit(ctx, rotation.AuditEntry{
 			Action: rotation.ActionIntakeRejected, Actor: actor, Outcome: rotation.OutcomeRefused,
-			File: fileName, Cert: v.Certificate, Code: v.Reason.Code, Message: v.Reason.Message,
+			File: fileName, Cert: v.Certificate, Code: v.Reason.Code, Message: v.Reason.Message, AppID: t.cfg.AppID,
 		})
 		return s, nil
 	}
@@ -254,9 +261,14 @@ func (t *Target) HandleFile(ctx context.Context, f intake.File) intake.Decision 
 
 // Filed implements intake.Handler: every file's fate goes to the audit log and the metrics.
 func (t *Target) Filed(ctx context.Context, f intake.File, d intake.Decision, archivedAs string) {
+	t.filed(ctx, f, d, archivedAs, t.cfg.AppID)
+}
+
+// filed audits a file's fate; appID is the app it was for ("" when it went to no target).
+func (t *Target) filed(ctx context.Context, f intake.File, d intake.Decision, archivedAs, appID string) {
 	e := rotation.AuditEntry{
 		Action: rotation.ActionIntakeFiled, Actor: rotation.ActorIntake, Outcome: rotation.OutcomeOK,
-		RotationID: d.RotationID, File: f.Name, Cert: d.Cert,
+		RotationID: d.RotationID, File: f.Name, Cert: d.Cert, AppID: appID,
 		Message: "moved to processed/" + archivedAs,
 	}
 	if d.Accepted {
@@ -404,20 +416,38 @@ func (t *Target) saveSnapshot(s rotation.Snapshot) {
 		t.log.Error("encoding app snapshot", "err", err)
 		return
 	}
-	if err := t.cfg.Store.PutMeta(context.Background(), snapshotKey, b); err != nil {
+	if err := t.cfg.Store.PutMeta(context.Background(), SnapshotKey(t.cfg.AppID), b); err != nil {
 		t.log.Warn("saving app snapshot", "err", err)
 	}
 }
 
+// restoreSnapshot gives the engine the last read of its app: from the app's own key, or
+// from the key of an agent with one target when it was a read of this app (moved to the app's
+// key). A snapshot of another app is never restored: its ledger would be this app's.
 func (t *Target) restoreSnapshot() {
-	b, err := t.cfg.Store.GetMeta(context.Background(), snapshotKey)
-	if err != nil || len(b) == 0 {
-		return
-	}
-	var s rotation.Snapshot
-	if err := json.Unmarshal(b, &s); err != nil {
-		t.log.Warn("ignoring unreadable app snapshot", "err", err)
-		return
+	ctx := context.Background()
+	s, ok := t.readSnapshot(ctx, SnapshotKey(t.cfg.AppID))
+	if !ok {
+		if s, ok = t.readSnapshot(ctx, legacySnapshotKey); !ok {
+			return
+		}
+		t.saveSnapshot(s)
+		if err := t.cfg.Store.DeleteMeta(ctx, legacySnapshotKey); err != nil {
+			t.log.Warn("removing the single-target app snapshot", "err", err)
+		}
 	}
 	t.engine.Restore(s)
+}
+
+func (t *Target) readSnapshot(ctx context.Context, key string) (rotation.Snapshot, bool) {
+	var s rotation.Snapshot
+	b, err := t.cfg.Store.GetMeta(ctx, key)
+	if err != nil || len(b) == 0 {
+		return s, false
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.log.Warn("ignoring unreadable app snapshot", "key", key, "err", err)
+		return s, false
+	}
+	return s, strings.EqualFold(s.App.AppID, t.cfg.AppID)
 }

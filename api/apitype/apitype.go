@@ -262,6 +262,8 @@ type AuditEntry struct {
 	Certificate *certs.Certificate `json:"certificate,omitempty"`
 	Code        string             `json:"code,omitempty"`
 	Message     string             `json:"message,omitempty"`
+	// AppID is the app registration the entry is about, when it is about one.
+	AppID string `json:"appId,omitempty"`
 }
 
 // AuditList is the body of GET /api/v1/audit: a page of the audit log, newest first.

@@ -21,11 +21,8 @@ import (
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/agent/store"
+	"github.com/aucloud/certagent/agent/target"
 )
-
-// appSnapshotKey is the store's meta key under which the target keeps its last read of the
-// app (agent/target's snapshotKey): a rebuilt store starts with the app as rebuild read it.
-const appSnapshotKey = "target-app-snapshot"
 
 // rebuildReport is what store rebuild did and could not do.
 type rebuildReport struct {
@@ -287,7 +284,7 @@ func saveSnapshot(ctx context.Context, s *store.Store, app certs.Application, no
 	if err != nil {
 		return err
 	}
-	return s.PutMeta(ctx, appSnapshotKey, b)
+	return s.PutMeta(ctx, target.SnapshotKey(app.AppID), b)
 }
 
 func printRebuild(w io.Writer, cfg *config.Config, rep *rebuildReport) {

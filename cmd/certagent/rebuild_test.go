@@ -15,6 +15,7 @@ import (
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/agent/store"
+	"github.com/aucloud/certagent/agent/target"
 	"github.com/aucloud/certagent/api/apitype"
 	"github.com/aucloud/certagent/internal/certtest"
 )
@@ -173,7 +174,7 @@ func checkSnapshot(t *testing.T, path, appID string) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	b, err := s.GetMeta(context.Background(), appSnapshotKey)
+	b, err := s.GetMeta(context.Background(), target.SnapshotKey(appID))
 	if err != nil {
 		t.Fatal(err)
 	}

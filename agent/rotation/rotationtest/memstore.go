@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/aucloud/certagent/agent/certs"
@@ -28,12 +29,12 @@ type MemStore struct {
 	BeforeWrite func(method string) error
 
 	// mu guards the fields below.
-	mu      sync.Mutex
-	byID    map[string]memRotation
-	byThumb map[string]string // normalized thumbprint → id
-	audit   []rotation.AuditEntry
-	seq     uint64 // last audit sequence number given out
-	order   uint64 // last creation order given out
+	mu     sync.Mutex
+	byID   map[string]memRotation
+	byCert map[string]string // rotation.CertKey → id
+	audit  []rotation.AuditEntry
+	seq    uint64 // last audit sequence number given out
+	order  uint64 // last creation order given out
 }
 
 type memRotation struct {
@@ -45,7 +46,7 @@ var _ rotation.Store = (*MemStore)(nil)
 
 // NewMemStore returns an empty MemStore.
 func NewMemStore() *MemStore {
-	return &MemStore{byID: map[string]memRotation{}, byThumb: map[string]string{}}
+	return &MemStore{byID: map[string]memRotation{}, byCert: map[string]string{}}
 }
 
 func (m *MemStore) before(ctx context.Context, method string) error {
@@ -66,10 +67,10 @@ func (m *MemStore) Create(ctx context.Context, r rotation.Rotation, audit ...rot
 	if err := m.before(ctx, "Create"); err != nil {
 		return rotation.Rotation{}, false, fmt.Errorf("storing rotation %s: %w", r.ID, err)
 	}
-	thumb := certs.NormalizeThumbprint(r.Certificate.Thumbprint)
+	key := rotation.CertKey(r.Target.AppID, r.Certificate.Thumbprint)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if id, ok := m.byThumb[thumb]; ok {
+	if id, ok := m.byCert[key]; ok {
 		return m.byID[id].r.Clone(), false, nil
 	}
 	if _, ok := m.byID[r.ID]; ok {
@@ -77,7 +78,7 @@ func (m *MemStore) Create(ctx context.Context, r rotation.Rotation, audit ...rot
 	}
 	m.order++
 	m.byID[r.ID] = memRotation{r: r.Clone(), order: m.order}
-	m.byThumb[thumb] = r.ID
+	m.byCert[key] = r.ID
 	m.appendLocked(audit)
 	return r.Clone(), true, nil
 }
@@ -98,16 +99,16 @@ func (m *MemStore) Get(ctx context.Context, id string) (rotation.Rotation, error
 
 // ByThumbprint implements rotation.Store. The thumbprint may be in any case and carry
 // separators.
-func (m *MemStore) ByThumbprint(ctx context.Context, thumbprint string) (rotation.Rotation, error) {
+func (m *MemStore) ByThumbprint(ctx context.Context, appID, thumbprint string) (rotation.Rotation, error) {
 	if err := ctx.Err(); err != nil {
 		return rotation.Rotation{}, err
 	}
-	thumb := certs.NormalizeThumbprint(thumbprint)
+	key := rotation.CertKey(appID, thumbprint)
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	id, ok := m.byThumb[thumb]
-	if !ok {
-		return rotation.Rotation{}, fmt.Errorf("reading rotation for thumbprint %s: %w", thumb, rotation.ErrNotFound)
+	id, ok := m.byCert[key]
+	if !ok || key == "" {
+		return rotation.Rotation{}, fmt.Errorf("reading rotation for certificate %s on app %s: %w", thumbprint, appID, rotation.ErrNotFound)
 	}
 	return m.byID[id].r.Clone(), nil
 }
@@ -128,6 +129,9 @@ func (m *MemStore) Update(ctx context.Context, r rotation.Rotation, audit ...rot
 	}
 	if certs.NormalizeThumbprint(old.r.Certificate.Thumbprint) != certs.NormalizeThumbprint(r.Certificate.Thumbprint) {
 		return fmt.Errorf("updating rotation %s: the rotation is for certificate %s, not %s", r.ID, old.r.Certificate.Thumbprint, r.Certificate.Thumbprint)
+	}
+	if !strings.EqualFold(old.r.Target.AppID, r.Target.AppID) {
+		return fmt.Errorf("updating rotation %s: the rotation is for app %s, not %s", r.ID, old.r.Target.AppID, r.Target.AppID)
 	}
 	m.byID[r.ID] = memRotation{r: r.Clone(), order: old.order}
 	m.appendLocked(audit)

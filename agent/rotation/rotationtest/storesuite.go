@@ -20,7 +20,8 @@ import (
 // new, empty store for each call; TestStore closes nothing (register cleanups in open).
 //
 // It checks the semantics the engine relies on: Create is an atomic check-and-insert by
-// thumbprint that writes nothing for a duplicate; Get, ByThumbprint and Update report
+// certificate and app (rotation.CertKey) that writes nothing for a duplicate, and keeps the
+// same certificate on two apps apart; Get, ByThumbprint and Update report
 // rotation.ErrNotFound; Update of an unknown id writes no audit; List filters and orders
 // oldest first (CreatedAt, then creation order); audit sequence numbers are strictly
 // increasing and unique, Audit pages newest first with Before and Limit (default 100);
@@ -36,12 +37,14 @@ func TestStore(t *testing.T, open func(t *testing.T) rotation.Store) {
 	}{
 		{"CreateGet", testCreateGet},
 		{"CreateDuplicateThumbprint", testCreateDuplicate},
+		{"SameCertificateTwoApps", testSameCertificateTwoApps},
 		{"CreateIDTaken", testCreateIDTaken},
 		{"CreateInvalid", testCreateInvalid},
 		{"NotFound", testNotFound},
 		{"Update", testUpdate},
 		{"UpdateNotFound", testUpdateNotFound},
 		{"UpdateOtherCertificate", testUpdateOtherCertificate},
+		{"UpdateOtherApp", testUpdateOtherApp},
 		{"List", testList},
 		{"AuditAppend", testAuditAppend},
 		{"AuditPaging", testAuditPaging},
@@ -83,7 +86,7 @@ func newRotation(created time.Time) rotation.Rotation {
 		},
 		DER:    der,
 		Source: rotation.Source{Kind: rotation.SourceDropFolder, FileName: "provider.cer"},
-		Target: rotation.Target{AppID: "11111111-2222-3333-4444-555555555555"},
+		Target: rotation.Target{AppID: suiteApp},
 		History: []rotation.Event{
 			{At: created, State: rotation.StateApplying, Actor: "intake", Note: "dropped as provider.cer"},
 		},
@@ -188,7 +191,7 @@ func testCreateGet(t *testing.T, s rotation.Store) {
 	// The thumbprint is found however a person types it.
 	colons := strings.Join(splitEvery(strings.ToLower(r.Certificate.Thumbprint), 2), ":")
 	for _, thumb := range []string{r.Certificate.Thumbprint, strings.ToLower(r.Certificate.Thumbprint), colons} {
-		got, err := s.ByThumbprint(ctx, thumb)
+		got, err := s.ByThumbprint(ctx, r.Target.AppID, thumb)
 		if err != nil {
 			t.Fatalf("ByThumbprint(%s): %v", thumb, err)
 		}
@@ -230,6 +233,55 @@ func testCreateDuplicate(t *testing.T, s rotation.Store) {
 	}
 }
 
+// suiteApp is the app of newRotation's rotations; otherApp is a second one.
+const (
+	suiteApp = "11111111-2222-3333-4444-555555555555"
+	otherApp = "66666666-7777-4888-9999-aaaaaaaaaaaa"
+)
+
+// The same certificate dropped for two targets is two rotations, one per app; a second drop
+// for either app is a duplicate of that app's rotation only. The app id matches in any case.
+func testSameCertificateTwoApps(t *testing.T, s rotation.Store) {
+	ctx := context.Background()
+	first := newRotation(suiteEpoch)
+	mustCreate(t, s, first, entry(rotation.ActionRotationState, "first app"))
+
+	second := newRotation(suiteEpoch.Add(time.Minute))
+	second.Certificate, second.DER = first.Certificate, first.DER
+	second.Target.AppID = otherApp
+	got, created, err := s.Create(ctx, second, entry(rotation.ActionRotationState, "second app"))
+	if err != nil || !created {
+		t.Fatalf("Create(same certificate, other app) = created %v, %v; want a new rotation", created, err)
+	}
+	checkRotation(t, "Create(same certificate, other app)", got, second)
+
+	for _, tc := range []struct {
+		app  string
+		want rotation.Rotation
+	}{{suiteApp, first}, {strings.ToUpper(otherApp), second}} {
+		got, err := s.ByThumbprint(ctx, tc.app, strings.ToLower(first.Certificate.Thumbprint))
+		if err != nil {
+			t.Fatalf("ByThumbprint(%s): %v", tc.app, err)
+		}
+		checkRotation(t, "ByThumbprint("+tc.app+")", got, tc.want)
+	}
+	if _, err := s.ByThumbprint(ctx, rotation.NewGUID(), first.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
+		t.Errorf("ByThumbprint(third app) = %v, want ErrNotFound", err)
+	}
+
+	again := newRotation(suiteEpoch.Add(2 * time.Minute))
+	again.Certificate, again.DER = first.Certificate, first.DER
+	again.Target.AppID = strings.ToUpper(otherApp)
+	got, created, err = s.Create(ctx, again)
+	if err != nil || created {
+		t.Fatalf("Create(same certificate, second app again) = created %v, %v; want the existing rotation", created, err)
+	}
+	checkRotation(t, "Create(duplicate on the second app)", got, second)
+	if rs, err := s.List(ctx, rotation.Filter{}); err != nil || len(rs) != 2 {
+		t.Errorf("List = %d rotations, %v; want 2", len(rs), err)
+	}
+}
+
 func testCreateIDTaken(t *testing.T, s rotation.Store) {
 	ctx := context.Background()
 	first := newRotation(suiteEpoch)
@@ -240,7 +292,7 @@ func testCreateIDTaken(t *testing.T, s rotation.Store) {
 	if err == nil || created || errors.Is(err, rotation.ErrNotFound) {
 		t.Fatalf("Create(same id, other certificate) = created %v, %v; want a refusal", created, err)
 	}
-	if _, err := s.ByThumbprint(ctx, other.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
+	if _, err := s.ByThumbprint(ctx, other.Target.AppID, other.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
 		t.Errorf("ByThumbprint(refused certificate) = %v, want ErrNotFound", err)
 	}
 	got, err := s.Get(ctx, first.ID)
@@ -261,6 +313,7 @@ func testCreateInvalid(t *testing.T, s rotation.Store) {
 	}{
 		{"no id", func(r *rotation.Rotation) { r.ID = "" }},
 		{"no thumbprint", func(r *rotation.Rotation) { r.Certificate.Thumbprint = "" }},
+		{"no app", func(r *rotation.Rotation) { r.Target.AppID = " " }},
 		{"unknown state", func(r *rotation.Rotation) { r.State = "sideways" }},
 	}
 	for _, tt := range tests {
@@ -295,7 +348,7 @@ func testNotFound(t *testing.T, s rotation.Store) {
 		}
 	}
 	for _, thumb := range []string{"", randomThumbprint()} {
-		if _, err := s.ByThumbprint(ctx, thumb); !errors.Is(err, rotation.ErrNotFound) {
+		if _, err := s.ByThumbprint(ctx, suiteApp, thumb); !errors.Is(err, rotation.ErrNotFound) {
 			t.Errorf("ByThumbprint(%q) = %v, want ErrNotFound", thumb, err)
 		}
 	}
@@ -324,7 +377,7 @@ func testUpdate(t *testing.T, s rotation.Store) {
 		t.Fatal(err)
 	}
 	checkRotation(t, "Get after Update", got, r)
-	got, err = s.ByThumbprint(ctx, r.Certificate.Thumbprint)
+	got, err = s.ByThumbprint(ctx, r.Target.AppID, r.Certificate.Thumbprint)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -354,7 +407,7 @@ func testUpdateNotFound(t *testing.T, s rotation.Store) {
 	if _, err := s.Get(ctx, r.ID); !errors.Is(err, rotation.ErrNotFound) {
 		t.Errorf("Get after Update(unknown id) = %v, want ErrNotFound (Update must not create)", err)
 	}
-	if _, err := s.ByThumbprint(ctx, r.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
+	if _, err := s.ByThumbprint(ctx, r.Target.AppID, r.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
 		t.Errorf("ByThumbprint after Update(unknown id) = %v, want ErrNotFound", err)
 	}
 	if log := allAudit(t, s); len(log) != 0 {
@@ -377,11 +430,37 @@ func testUpdateOtherCertificate(t *testing.T, s rotation.Store) {
 		t.Fatal(err)
 	}
 	checkRotation(t, "Get after a refused Update", got, r)
-	if _, err := s.ByThumbprint(ctx, changed.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
+	if _, err := s.ByThumbprint(ctx, changed.Target.AppID, changed.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
 		t.Errorf("ByThumbprint(refused thumbprint) = %v, want ErrNotFound", err)
 	}
 	if log := allAudit(t, s); len(log) != 0 {
 		t.Errorf("audit log after a refused Update = %+v, want empty", log)
+	}
+}
+
+func testUpdateOtherApp(t *testing.T, s rotation.Store) {
+	ctx := context.Background()
+	r := newRotation(suiteEpoch)
+	mustCreate(t, s, r)
+	moved := r.Clone()
+	moved.Target.AppID = otherApp
+	if err := s.Update(ctx, moved, entry(rotation.ActionRotationState, "move")); err == nil || errors.Is(err, rotation.ErrNotFound) {
+		t.Fatalf("Update(other app) = %v, want a refusal", err)
+	}
+	if _, err := s.ByThumbprint(ctx, otherApp, r.Certificate.Thumbprint); !errors.Is(err, rotation.ErrNotFound) {
+		t.Errorf("ByThumbprint(other app) after a refused move = %v, want ErrNotFound", err)
+	}
+	got, err := s.ByThumbprint(ctx, suiteApp, r.Certificate.Thumbprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRotation(t, "ByThumbprint after a refused move", got, r)
+	// The app id's case is not a change.
+	upper := r.Clone()
+	upper.Target.AppID = strings.ToUpper(r.Target.AppID)
+	upper.Attempts = 1
+	if err := s.Update(ctx, upper); err != nil {
+		t.Errorf("Update(app id in upper case) = %v, want nil", err)
 	}
 }
 
@@ -759,7 +838,9 @@ func testNotAliased(t *testing.T, s rotation.Store) {
 		get  func() (rotation.Rotation, error)
 	}{
 		{"Get", func() (rotation.Rotation, error) { return s.Get(ctx, want.ID) }},
-		{"ByThumbprint", func() (rotation.Rotation, error) { return s.ByThumbprint(ctx, want.Certificate.Thumbprint) }},
+		{"ByThumbprint", func() (rotation.Rotation, error) {
+			return s.ByThumbprint(ctx, want.Target.AppID, want.Certificate.Thumbprint)
+		}},
 		{"List", func() (rotation.Rotation, error) {
 			rs, err := s.List(ctx, rotation.Filter{})
 			if err != nil || len(rs) != 1 {
