@@ -236,7 +236,7 @@ func (a *Agent) build() error {
 			Intake:        ic,
 			SyncInterval:  cfg.Monitor.SyncInterval.Duration(),
 			ExpiryWarning: cfg.Monitor.ExpiryWarning.Duration(),
-			OnApplied:     a.notifier.RotationChanged,
+			OnOutcome:     a.notifier.RotationChanged,
 			OnWrite:       a.metrics.ReadToWrite,
 			OnIntake:      a.metrics.IntakeFile,
 			Logger:        a.log.With("target", tc.Name),

@@ -44,8 +44,8 @@
 //
 // # Wiring
 //
-// New(Config) then Run(ctx) in the agent's group. The engine's OnApplied calls
-// RotationChanged (or Wake); a failed rotation is found by the next pass (Config.Rescan,
-// default 1 minute) or at once when a failure hook calls RotationChanged. The expiry
+// New(Config) then Run(ctx) in the agent's group. The engine's OnOutcome calls
+// RotationChanged when a rotation is applied, failed or rejected, so its event goes out at
+// once; the next pass (Config.Rescan, default 1 minute) finds anything missed. The expiry
 // checker calls Expiring. Problems joins the status problems.
 package notify

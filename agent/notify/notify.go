@@ -171,7 +171,7 @@ func (n *Notifier) Wake() {
 }
 
 // RotationChanged tells the notifier that r changed state; it matches the rotation engine's
-// OnApplied hook (and any hook for failures). It never blocks: Run records the event. Without
+// OnOutcome hook (applied, failed, rejected). It never blocks: Run records the event. Without
 // the call, Run still finds applied and failed rotations within Config.Rescan.
 func (n *Notifier) RotationChanged(rotation.Rotation) { n.Wake() }
 

@@ -61,8 +61,9 @@ type Config struct {
 	// OnSnapshot, if set, is called after every successful read of the target app, with the
 	// app as read. It must not block.
 	OnSnapshot func(Snapshot)
-	// OnApplied, if set, is called when a rotation reaches StateApplied. It must not block.
-	OnApplied func(Rotation)
+	// OnOutcome, if set, is called when the engine takes a rotation to StateApplied,
+	// StateFailed or StateRejected (the policy refused it on the app). It must not block.
+	OnOutcome func(Rotation)
 	Logger    *slog.Logger // required
 	// Now is the clock (default time.Now).
 	Now func() time.Time
@@ -575,11 +576,11 @@ func (e *Engine) finishWith(ctx context.Context, r *Rotation, state State, reaso
 	switch state {
 	case StateApplied:
 		log.Info("rotation applied", "key_id", r.KeyID, "already_present", r.AlreadyPresent)
-		if e.cfg.OnApplied != nil {
-			e.cfg.OnApplied(r.Clone())
-		}
 	default:
 		log.Warn("rotation "+string(state), "code", reason.Code, "reason", reason.Message)
+	}
+	if e.cfg.OnOutcome != nil {
+		e.cfg.OnOutcome(r.Clone())
 	}
 }
 

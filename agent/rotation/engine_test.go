@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"log/slog"
 	"slices"
 	"strings"
@@ -316,7 +317,10 @@ func TestTransientThenSuccessHonoursRetryAfter(t *testing.T) {
 }
 
 func TestPermanentFailure(t *testing.T) {
-	f := newFixture(t, nil)
+	var outcomes []rotation.State
+	f := newFixture(t, func(c *rotation.Config) {
+		c.OnOutcome = func(r rotation.Rotation) { outcomes = append(outcomes, r.State) }
+	})
 	f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error { return rotationtest.Denied() }
 	c := newCert("denied")
 	r := f.submit(c)
@@ -339,6 +343,10 @@ func TestPermanentFailure(t *testing.T) {
 	}
 	if f.count(c.DER) != 1 {
 		t.Errorf("certificate on the app %d times", f.count(c.DER))
+	}
+	// The notifier hears of both outcomes at once, the failure as well as the success.
+	if fmt.Sprint(outcomes) != "[failed applied]" {
+		t.Errorf("OnOutcome saw %v, want [failed applied]", outcomes)
 	}
 }
 

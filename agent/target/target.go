@@ -67,8 +67,9 @@ type Config struct {
 	SyncInterval time.Duration
 	// ExpiryWarning is how long before the newest certificate expires a problem is raised.
 	ExpiryWarning time.Duration
-	// OnApplied, if set, is called when a rotation reaches applied; it must not block.
-	OnApplied func(rotation.Rotation)
+	// OnOutcome, if set, is called when the engine takes a rotation to applied, failed or
+	// rejected; it must not block.
+	OnOutcome func(rotation.Rotation)
 	// OnWrite, if set, gets the read-to-write window of each write (metrics).
 	OnWrite func(time.Duration)
 	// OnIntake, if set, counts each certificate taken in: verdict "accepted" or "rejected",
@@ -123,7 +124,7 @@ func New(cfg Config) (*Target, error) {
 		Read:           cfg.Read,
 		Retire:         cfg.Retire,
 		OnSnapshot:     t.saveSnapshot,
-		OnApplied:      cfg.OnApplied,
+		OnOutcome:      cfg.OnOutcome,
 		OnWrite:        cfg.OnWrite,
 		Logger:         cfg.Logger,
 		Now:            cfg.Now,
