@@ -151,7 +151,7 @@ func (a *Agent) build() error {
 		Rotations:          a.rotationCounts,
 		Certificates:       a.certificateExpiries,
 		CredentialNotAfter: func() time.Time { return a.cred.Credential().Cert.NotAfter },
-		LastSync:           a.lastSync,
+		LastSync:           a.lastSyncs,
 	})
 	caPEM, roots, err := rootCAs(cfg)
 	if err != nil {

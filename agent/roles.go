@@ -300,12 +300,10 @@ func (c credentialOf) RotateCredential(_ context.Context, actor string) error {
 }
 
 // rotationCounts counts every target's rotations by state, for the metrics.
-func (a *Agent) rotationCounts() map[string]int {
-	m := map[string]int{}
+func (a *Agent) rotationCounts() map[string]map[string]int {
+	m := map[string]map[string]int{}
 	for _, t := range a.targets {
-		for k, n := range t.RotationCounts() {
-			m[k] += n
-		}
+		m[t.Name()] = t.RotationCounts()
 	}
 	return m
 }
@@ -319,13 +317,11 @@ func (a *Agent) certificateExpiries() []metrics.CertExpiry {
 	return out
 }
 
-// lastSync is the oldest of the targets' last successful reads.
-func (a *Agent) lastSync() time.Time {
-	var oldest time.Time
+// lastSyncs is each target's last successful read of its app.
+func (a *Agent) lastSyncs() map[string]time.Time {
+	m := map[string]time.Time{}
 	for _, t := range a.targets {
-		if s := t.LastSync(); oldest.IsZero() || s.Before(oldest) {
-			oldest = s
-		}
+		m[t.Name()] = t.LastSync()
 	}
-	return oldest
+	return m
 }

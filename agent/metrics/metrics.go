@@ -5,6 +5,7 @@
 package metrics
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"time"
@@ -19,8 +20,8 @@ import (
 
 // CertExpiry is one certificate credential of a target app, for the expiry gauge.
 type CertExpiry struct {
-	// Target is the target's name, the gauge's target label ("" while the config has one
-	// unnamed target, and from wiring that does not set it).
+	// Target is the target's name, the gauge's target label ("default" for the config's one
+	// unnamed target).
 	Target string
 	// Thumbprint is the SHA-1 thumbprint, upper-case hex ("" when Graph did not tell).
 	Thumbprint string
@@ -35,16 +36,17 @@ type CertExpiry struct {
 type Config struct {
 	// Version is the agent's version, for certagent_build_info.
 	Version string
-	// Rotations counts rotations by state. States missing from the map are reported as 0.
-	Rotations func() map[string]int
+	// Rotations counts each target's rotations by state: target name → state → count. States
+	// missing from a target's map are reported as 0.
+	Rotations func() map[string]map[string]int
 	// Certificates lists the target apps' certificate credentials as last read from Graph.
 	Certificates func() []CertExpiry
 	// CredentialNotAfter returns when the agent's own credential expires; the zero time
 	// when it has none.
 	CredentialNotAfter func() time.Time
-	// LastSync returns when the target app was last read from Graph successfully; the zero
-	// time when it never was.
-	LastSync func() time.Time
+	// LastSync returns when each target's app was last read from Graph successfully, by
+	// target name; a target whose app never was is left out (or has the zero time).
+	LastSync func() map[string]time.Time
 }
 
 // Metrics records and serves the agent's metrics. Its methods are safe for concurrent use.
@@ -141,14 +143,14 @@ type stateCollector struct {
 
 var (
 	descRotations = prometheus.NewDesc(nameRotations,
-		"Rotations by state.", []string{labelState}, nil)
+		"Rotations by target and state.", []string{labelTarget, labelState}, nil)
 	descCertExpiry = prometheus.NewDesc(nameCertExpiry,
 		"When each certificate credential of each target app expires (endDateTime), in Unix seconds.",
 		[]string{labelTarget, labelThumbprint, labelKeyID}, nil)
 	descCredExpiry = prometheus.NewDesc(nameCredExpiry,
 		"When the agent's own sign-in credential expires, in Unix seconds.", nil, nil)
 	descLastSync = prometheus.NewDesc(nameLastSync,
-		"When the target app was last read from Graph successfully, in Unix seconds.", nil, nil)
+		"When each target's app was last read from Graph successfully, in Unix seconds.", []string{labelTarget}, nil)
 	descBuildInfo = prometheus.NewDesc(nameBuildInfo,
 		"Always 1; the version label tells the agent's version.", []string{"version"}, nil)
 )
@@ -168,19 +170,22 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(descBuildInfo, prometheus.GaugeValue, 1, version)
 	if f := c.cfg.Rotations; f != nil {
-		counts := f()
-		for _, st := range rotation.States {
-			ch <- prometheus.MustNewConstMetric(descRotations, prometheus.GaugeValue, float64(counts[string(st)]), string(st))
-		}
-		var extra []string
-		for k := range counts {
-			if !rotation.State(k).Valid() {
-				extra = append(extra, k)
+		byTarget := f()
+		for _, target := range slices.Sorted(maps.Keys(byTarget)) {
+			counts := byTarget[target]
+			for _, st := range rotation.States {
+				ch <- prometheus.MustNewConstMetric(descRotations, prometheus.GaugeValue, float64(counts[string(st)]), target, string(st))
 			}
-		}
-		slices.Sort(extra)
-		for _, k := range extra {
-			ch <- prometheus.MustNewConstMetric(descRotations, prometheus.GaugeValue, float64(counts[k]), k)
+			var extra []string
+			for k := range counts {
+				if !rotation.State(k).Valid() {
+					extra = append(extra, k)
+				}
+			}
+			slices.Sort(extra)
+			for _, k := range extra {
+				ch <- prometheus.MustNewConstMetric(descRotations, prometheus.GaugeValue, float64(counts[k]), target, k)
+			}
 		}
 	}
 	if f := c.cfg.Certificates; f != nil {
@@ -200,8 +205,10 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	if f := c.cfg.LastSync; f != nil {
-		if t := f(); !t.IsZero() {
-			ch <- prometheus.MustNewConstMetric(descLastSync, prometheus.GaugeValue, unix(t))
+		for target, t := range f() {
+			if !t.IsZero() {
+				ch <- prometheus.MustNewConstMetric(descLastSync, prometheus.GaugeValue, unix(t), target)
+			}
 		}
 	}
 }

@@ -17,42 +17,46 @@ var t0 = time.Date(2026, 11, 25, 19, 30, 0, 0, time.UTC)
 
 func TestStateFromCallbacks(t *testing.T) {
 	var mu sync.Mutex
-	rotations := map[string]int{"applied": 2, "failed": 1}
+	rotations := map[string]map[string]int{"default": {"applied": 2, "failed": 1}}
 	certs := []CertExpiry{
-		{Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_800_000_000, 0)},
-		{Thumbprint: "", KeyID: "k2", NotAfter: time.Unix(1_700_000_000, 500_000_000)},
-		{Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_900_000_000, 0)},                  // duplicate: dropped
-		{Target: "teams", Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_850_000_000, 0)}, // another target's: kept
-		{Thumbprint: "C3", KeyID: "k3"},                                                           // no expiry: dropped
+		{Target: "default", Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_800_000_000, 0)},
+		{Target: "default", Thumbprint: "", KeyID: "k2", NotAfter: time.Unix(1_700_000_000, 500_000_000)},
+		{Target: "default", Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_900_000_000, 0)}, // duplicate: dropped
+		{Target: "teams", Thumbprint: "A1B2", KeyID: "k1", NotAfter: time.Unix(1_850_000_000, 0)},   // another target's: kept
+		{Target: "default", Thumbprint: "C3", KeyID: "k3"},                                          // no expiry: dropped
 	}
 	credential := time.Unix(1_790_000_000, 0)
-	var lastSync time.Time
+	lastSync := map[string]time.Time{"default": {}}
 	m := New(Config{
 		Version: "1.2.3",
-		Rotations: func() map[string]int {
+		Rotations: func() map[string]map[string]int {
 			mu.Lock()
 			defer mu.Unlock()
 			return rotations
 		},
 		Certificates:       func() []CertExpiry { return certs },
 		CredentialNotAfter: func() time.Time { return credential },
-		LastSync:           func() time.Time { return lastSync },
+		LastSync: func() map[string]time.Time {
+			mu.Lock()
+			defer mu.Unlock()
+			return lastSync
+		},
 	})
 
 	want := `
-# HELP certagent_rotations Rotations by state.
+# HELP certagent_rotations Rotations by target and state.
 # TYPE certagent_rotations gauge
-certagent_rotations{state="applied"} 2
-certagent_rotations{state="applying"} 0
-certagent_rotations{state="confirmed"} 0
-certagent_rotations{state="failed"} 1
-certagent_rotations{state="pending_approval"} 0
-certagent_rotations{state="rejected"} 0
+certagent_rotations{state="applied",target="default"} 2
+certagent_rotations{state="applying",target="default"} 0
+certagent_rotations{state="confirmed",target="default"} 0
+certagent_rotations{state="failed",target="default"} 1
+certagent_rotations{state="pending_approval",target="default"} 0
+certagent_rotations{state="rejected",target="default"} 0
 # HELP certagent_certificate_expiry_timestamp_seconds When each certificate credential of each target app expires (endDateTime), in Unix seconds.
 # TYPE certagent_certificate_expiry_timestamp_seconds gauge
-certagent_certificate_expiry_timestamp_seconds{key_id="k1",target="",thumbprint="A1B2"} 1.8e+09
+certagent_certificate_expiry_timestamp_seconds{key_id="k1",target="default",thumbprint="A1B2"} 1.8e+09
 certagent_certificate_expiry_timestamp_seconds{key_id="k1",target="teams",thumbprint="A1B2"} 1.85e+09
-certagent_certificate_expiry_timestamp_seconds{key_id="k2",target="",thumbprint=""} 1.7000000005e+09
+certagent_certificate_expiry_timestamp_seconds{key_id="k2",target="default",thumbprint=""} 1.7000000005e+09
 # HELP certagent_agent_credential_expiry_timestamp_seconds When the agent's own sign-in credential expires, in Unix seconds.
 # TYPE certagent_agent_credential_expiry_timestamp_seconds gauge
 certagent_agent_credential_expiry_timestamp_seconds 1.79e+09
@@ -66,23 +70,30 @@ certagent_build_info{version="1.2.3"} 1
 		t.Error(err)
 	}
 
-	// The callbacks are read at every scrape: a sync happens, a rotation is confirmed.
-	lastSync = t0
+	// The callbacks are read at every scrape: a sync happens, a rotation is confirmed, a
+	// second target appears.
 	mu.Lock()
-	rotations = map[string]int{"applied": 1, "confirmed": 1, "failed": 1}
+	lastSync = map[string]time.Time{"default": t0, "teams": {}}
+	rotations = map[string]map[string]int{"default": {"applied": 1, "confirmed": 1, "failed": 1}, "teams": {"applying": 1}}
 	mu.Unlock()
 	want2 := `
-# HELP certagent_last_sync_success_timestamp_seconds When the target app was last read from Graph successfully, in Unix seconds.
+# HELP certagent_last_sync_success_timestamp_seconds When each target's app was last read from Graph successfully, in Unix seconds.
 # TYPE certagent_last_sync_success_timestamp_seconds gauge
-certagent_last_sync_success_timestamp_seconds 1.795635e+09
-# HELP certagent_rotations Rotations by state.
+certagent_last_sync_success_timestamp_seconds{target="default"} 1.795635e+09
+# HELP certagent_rotations Rotations by target and state.
 # TYPE certagent_rotations gauge
-certagent_rotations{state="applied"} 1
-certagent_rotations{state="applying"} 0
-certagent_rotations{state="confirmed"} 1
-certagent_rotations{state="failed"} 1
-certagent_rotations{state="pending_approval"} 0
-certagent_rotations{state="rejected"} 0
+certagent_rotations{state="applied",target="default"} 1
+certagent_rotations{state="applying",target="default"} 0
+certagent_rotations{state="confirmed",target="default"} 1
+certagent_rotations{state="failed",target="default"} 1
+certagent_rotations{state="pending_approval",target="default"} 0
+certagent_rotations{state="rejected",target="default"} 0
+certagent_rotations{state="applied",target="teams"} 0
+certagent_rotations{state="applying",target="teams"} 1
+certagent_rotations{state="confirmed",target="teams"} 0
+certagent_rotations{state="failed",target="teams"} 0
+certagent_rotations{state="pending_approval",target="teams"} 0
+certagent_rotations{state="rejected",target="teams"} 0
 `
 	if err := testutil.GatherAndCompare(m.reg, strings.NewReader(want2), "certagent_rotations", "certagent_last_sync_success_timestamp_seconds"); err != nil {
 		t.Error(err)
@@ -141,7 +152,7 @@ func TestCounters(t *testing.T) {
 }
 
 func TestHandler(t *testing.T) {
-	m := New(Config{Version: "1.2.3", Rotations: func() map[string]int { return nil }})
+	m := New(Config{Version: "1.2.3", Rotations: func() map[string]map[string]int { return map[string]map[string]int{"default": nil} }})
 	m.GraphRequest("get", "ok")
 	rec := httptest.NewRecorder()
 	m.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
@@ -151,7 +162,7 @@ func TestHandler(t *testing.T) {
 	}
 	for _, want := range []string{
 		`certagent_graph_requests_total{op="get",outcome="ok"} 1`,
-		`certagent_rotations{state="pending_approval"} 0`,
+		`certagent_rotations{state="pending_approval",target="default"} 0`,
 		`certagent_intake_files_total{code="",verdict="accepted"} 0`,
 		"go_goroutines ",
 		"process_",
@@ -164,11 +175,13 @@ func TestHandler(t *testing.T) {
 
 func TestLint(t *testing.T) {
 	m := New(Config{
-		Version:            "1",
-		Rotations:          func() map[string]int { return map[string]int{"applied": 1} },
-		Certificates:       func() []CertExpiry { return []CertExpiry{{Thumbprint: "A", KeyID: "k", NotAfter: t0}} },
+		Version:   "1",
+		Rotations: func() map[string]map[string]int { return map[string]map[string]int{"default": {"applied": 1}} },
+		Certificates: func() []CertExpiry {
+			return []CertExpiry{{Target: "default", Thumbprint: "A", KeyID: "k", NotAfter: t0}}
+		},
 		CredentialNotAfter: func() time.Time { return t0 },
-		LastSync:           func() time.Time { return t0 },
+		LastSync:           func() map[string]time.Time { return map[string]time.Time{"default": t0} },
 	})
 	m.GraphRequest("get", "ok")
 	problems, err := testutil.GatherAndLint(m.reg)
@@ -183,7 +196,7 @@ func TestLint(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	m := New(Config{Rotations: func() map[string]int { return map[string]int{"applied": 1} }})
+	m := New(Config{Rotations: func() map[string]map[string]int { return map[string]map[string]int{"default": {"applied": 1}} }})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
