@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aucloud/certagent/agent/apitoken"
 	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/credential"
@@ -137,7 +138,7 @@ func (a *Agent) build() error {
 		return fmt.Errorf("loading the agent's own credential: %w; restore the files from a backup, or move them aside, run `certagent credential init` and upload the new certificate to the agent's app registration", err)
 	}
 	a.cred = credential.NewSource(c)
-	token, err := loadOrCreateToken(cfg.API.TokenFile)
+	token, err := apitoken.LoadOrCreate(cfg.API.TokenFile)
 	if err != nil {
 		return err
 	}
