@@ -34,6 +34,7 @@ import (
 	"github.com/aucloud/certagent/agent/store"
 	"github.com/aucloud/certagent/agent/target"
 	"github.com/aucloud/certagent/api"
+	"github.com/aucloud/certagent/api/apitype"
 )
 
 // Options are what New needs besides the config.
@@ -253,6 +254,10 @@ func (a *Agent) openStore() error {
 
 // Handler returns the API's handler (for tests that serve it themselves).
 func (a *Agent) Handler() http.Handler { return a.handler }
+
+// Status returns the agent's status as GET /api/v1/status serves it (the service watches its
+// problems for the Event Log and the journal).
+func (a *Agent) Status(ctx context.Context) apitype.Status { return statusOf{a}.Status(ctx) }
 
 // Run runs the agent until ctx ends: the API server, the target's work (drop folder, rotation
 // engine, periodic read of the app), the renewal of its own credential and the notifier. A
