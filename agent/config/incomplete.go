@@ -23,7 +23,13 @@ func LoadIncomplete(path string) (c *Config, missing []string, err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	c, errs, _ := parse(abs, data)
+	return ParseIncomplete(abs, data)
+}
+
+// ParseIncomplete does what LoadIncomplete does with the contents of a file already read (or
+// about to be written), as Parse does for Load.
+func ParseIncomplete(file string, data []byte) (c *Config, missing []string, err error) {
+	c, errs, _ := parse(file, data)
 	var other Errors
 	for _, e := range errs {
 		if e.missing {
