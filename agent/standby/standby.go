@@ -33,6 +33,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -43,6 +44,7 @@ import (
 	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/logevent"
 	"github.com/aucloud/certagent/agent/securefile"
+	"github.com/aucloud/certagent/agent/store"
 	"github.com/aucloud/certagent/api"
 	"github.com/aucloud/certagent/api/apitype"
 )
@@ -500,6 +502,9 @@ func (s *supervisor) standby(ctx context.Context, p plan, retry time.Duration) e
 func (s *supervisor) token(cfg *config.Config) []byte {
 	err := securefile.MkdirAll(cfg.StateDir)
 	if err == nil {
+		err = s.prepareStore(cfg)
+	}
+	if err == nil {
 		var tok []byte
 		if tok, err = apitoken.LoadOrCreate(cfg.API.TokenFile); err == nil {
 			return tok
@@ -509,6 +514,28 @@ func (s *supervisor) token(cfg *config.Config) []byte {
 	var raw [32]byte
 	rand.Read(raw[:])
 	return []byte(hex.EncodeToString(raw[:]))
+}
+
+// StorePath is the agent's store in cfg's state folder: agent.StorePath, which a test of
+// cmd/certagent holds equal.
+func StorePath(cfg *config.Config) string { return filepath.Join(cfg.StateDir, "certagent.db") }
+
+// prepareStore makes the agent's store before the standby makes the API token, when neither
+// exists: the agent takes a token without a store for a lost store (and refuses to start),
+// so the two are made in the agent's order. A token without a store is left as it is: that
+// is for the agent to report.
+func (s *supervisor) prepareStore(cfg *config.Config) error {
+	if _, err := os.Lstat(cfg.API.TokenFile); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if _, err := os.Lstat(StorePath(cfg)); !errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	st, err := store.Open(StorePath(cfg), store.Logger(s.log))
+	if err != nil {
+		return err
+	}
+	return st.Close()
 }
 
 // logProblems logs the standby's problems when they differ from what was logged last.
