@@ -43,7 +43,6 @@ func TestHeavyImportsConfined(t *testing.T) {
 		"github.com/Azure/azure-sdk-for-go/":  "github.com/aucloud/certagent/agent/graph",
 		"github.com/labstack/echo/":           "github.com/aucloud/certagent/api",
 		"github.com/fsnotify/fsnotify":        "github.com/aucloud/certagent/agent/intake",
-		"github.com/kardianos/service":        "github.com/aucloud/certagent/agent/daemon",
 		"github.com/prometheus/client_golang": "github.com/aucloud/certagent/agent/metrics",
 		"go.etcd.io/bbolt":                    "github.com/aucloud/certagent/agent/store",
 	}
