@@ -314,31 +314,10 @@ wine_env() {
 	unset DISPLAY WAYLAND_DISPLAY
 }
 
-build_shim() { # build_shim OUT.dll
-	"$MINGW_CC" -shared -O2 -s -nostdlib -Wl,--entry,DllMain -o "$1" \
-		"$here/wine/bcryptprimitives.c" -ladvapi32
-}
-
 # make_prefix DIR LOG creates a win64 prefix in DIR with the ProcessPrng shim and
-# %TEMP% = C:\certagent\tmp.
+# %TEMP% = C:\certagent\tmp (scripts/wine/prefix.sh, shared with internal/winsvc).
 make_prefix() {
-	local dir=$1 log=$2
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	(
-		wine_env "$dir"
-		# wineboot complains about syswow64\rundll32.exe without wine32: harmless for win64.
-		"$WINE64" wineboot --init >>"$log" 2>&1 || { echo "wineboot --init failed (see $log)" >&2; exit 1; }
-		"$WINESERVER" -w
-		local v
-		for v in TEMP TMP; do
-			"$WINE64" reg add 'HKCU\Environment' /v "$v" /t REG_SZ /d 'C:\certagent\tmp' /f >>"$log" 2>&1 ||
-				{ echo "setting %$v% failed (see $log)" >&2; exit 1; }
-		done
-		"$WINESERVER" -w
-	) || return 1
-	build_shim "$dir/drive_c/windows/system32/bcryptprimitives.dll" >>"$log" 2>&1 ||
-		{ echo "building the ProcessPrng shim failed (see $log)" >&2; return 1; }
+	"$here/wine/prefix.sh" "$1" 2>>"$2" || { echo "making the prefix failed (see $2)" >&2; return 1; }
 }
 
 # run_exe REL NAME LOG ARGS... runs the test binary NAME.test.exe from its package folder
@@ -434,7 +413,7 @@ echo "   $WINE_VERSION; $(go version | cut -d' ' -f3)"
 
 # The prefix: cached per Wine version and set-up recipe, or a throwaway one.
 t0=$(now_us)
-key_src="$RECIPE $WINE_VERSION $(cat "$here/wine/bcryptprimitives.c")"
+key_src="$RECIPE $WINE_VERSION $(cat "$here/wine/bcryptprimitives.c" "$here/wine/prefix.sh")"
 key="wine-$(sed 's/^wine-//; s/ .*//' <<<"$WINE_VERSION")-$(sha256sum <<<"$key_src" | cut -c1-12)"
 cache_root=${CERTAGENT_WINE_CACHE:-${XDG_CACHE_HOME:-${HOME:-}/.cache}/certagent-wine}
 if [ "$fresh" != 1 ] && ! { [ -n "${HOME:-}${XDG_CACHE_HOME:-}${CERTAGENT_WINE_CACHE:-}" ] && mkdir -p "$cache_root" 2>/dev/null && [ -w "$cache_root" ]; }; then
