@@ -321,7 +321,14 @@ func printServiceStatus(env *cmdEnv, st daemon.Status, asJSON bool) error {
 	}
 	w("starts", st.StartType)
 	w("runs as", st.Account)
-	w("command", strings.Join(st.Command, " "))
+	cmd := make([]string, len(st.Command))
+	for i, a := range st.Command {
+		cmd[i] = a
+		if strings.ContainsAny(a, " \t") {
+			cmd[i] = `"` + a + `"`
+		}
+	}
+	w("command", strings.Join(cmd, " "))
 	w("config", st.ConfigFile)
 	w("defined in", st.Definition)
 	for _, n := range st.Notes {
