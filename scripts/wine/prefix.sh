@@ -46,5 +46,6 @@ for v in TEMP TMP; do
 		{ echo "prefix.sh: setting %$v% failed" >&2; exit 1; }
 done
 "$wineserver" -w
+mkdir -p "$dir/drive_c/certagent/tmp" # msiexec copies the package there, and fails without it
 "$cc" -shared -O2 -s -nostdlib -Wl,--entry,DllMain -o "$dir/drive_c/windows/system32/bcryptprimitives.dll" \
 	"$here/bcryptprimitives.c" -ladvapi32 >&2 || { echo "prefix.sh: building the ProcessPrng shim failed" >&2; exit 1; }
