@@ -24,7 +24,7 @@ LIGHT_PKGS   = $(shell $(GO) list ./... | grep -v -E '/agent$$|/agent/graph|/cmd
 
 .PHONY: build build-windows test check fmt-check vet test-light test-heavy test-windows \
         fuzz fuzz-short bench dev clean tidy-check ps-module test-powershell msi deb \
-        test-wine-service test-deb
+        test-wine-service test-deb build-linux
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent ./cmd/certagent
@@ -98,6 +98,24 @@ msi: build-windows ps-module
 	installer/windows/build-msi.sh --exe $(BIN)/certagent.exe --module $(DIST)/CertAgent \
 	  --version $(MSI_VERSION) --module-version $(PS_VERSION) --out $(MSI) \
 	  $(if $(SIGN_PFX),--sign-pfx $(SIGN_PFX)) $(if $(SIGN_PASS),--sign-pass $(SIGN_PASS))
+
+# The .deb (installer/linux). Debian versions start with a digit: v1.2.3 -> 1.2.3, five
+# commits later 1.2.3+5.gabc1234, a build without a tag 0.0.0+gabc1234.
+DEB_VERSION  ?= $(shell echo '$(VERSION)' | sed -E 's/^v//; s/^([0-9a-f]{7,40})(-dirty)?$$/0.0.0+g\1\2/; s/-([0-9]+)-g([0-9a-f]+)/+\1.g\2/; s/-dirty$$/.dirty/; s/-/~/g')
+DEB          := $(DIST)/certagent_$(DEB_VERSION)_amd64.deb
+
+## deb: dist/certagent_<version>_amd64.deb with nfpm (go tool nfpm: a tool dependency of the
+## module, so nothing is downloaded at build time). Staged, so that nfpm.yaml names fixed paths.
+DEB_STAGE    := $(BIN)/deb-stage
+deb: build-linux
+	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE) $(DIST)
+	cp $(BIN)/linux-amd64/certagent installer/linux/* configs/certagent.example.yaml $(DEB_STAGE)/
+	nfpm=$$($(GO) tool -n nfpm) && cd $(DEB_STAGE) && DEB_VERSION=$(DEB_VERSION) \
+	  $$nfpm package --config nfpm.yaml --packager deb --target $(abspath $(DEB))
+
+## test-deb: the .deb's metadata and contents, then dpkg -i / -r / -P into a temporary root.
+test-deb: deb
+	installer/linux/test-deb.sh $(DEB)
 
 ## ps-module: the module as shipped, with the build's version stamped in, in dist/CertAgent.
 ps-module:

@@ -3,7 +3,9 @@ package daemon
 import (
 	"bytes"
 	"encoding/hex"
+	"flag"
 	"log/slog"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -112,5 +114,30 @@ func TestEventFor(t *testing.T) {
 		if id != tt.id || typ != tt.typ || ok != tt.ok {
 			t.Errorf("eventFor(%s, %q) = %d, %d, %v; want %d, %d, %v", tt.level, tt.kind, id, typ, ok, tt.id, tt.typ, tt.ok)
 		}
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite installer/linux/certagent.service from RenderUnit")
+
+// PackagedUnit is the spec of the unit the .deb ships (installer/linux/certagent.service).
+var PackagedUnit = Spec{Executable: "/usr/bin/certagent", ConfigFile: "/etc/certagent/certagent.yaml",
+	User: "certagent", ReadWritePaths: []string{"/var/lib/certagent"}}
+
+// TestPackagedUnit holds the .deb's unit file to what RenderUnit writes (go test -update
+// rewrites it).
+func TestPackagedUnit(t *testing.T) {
+	const path = "../../installer/linux/certagent.service"
+	want := RenderUnit(PackagedUnit)
+	if *update {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(bytes.ReplaceAll(got, []byte("\r\n"), []byte("\n"))) != want {
+		t.Errorf("%s is not RenderUnit(PackagedUnit); run go test ./agent/daemon -run TestPackagedUnit -update\n%s", path, got)
 	}
 }

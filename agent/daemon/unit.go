@@ -19,9 +19,9 @@ import (
 func RenderUnit(s Spec) string {
 	var b strings.Builder
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
-	w("# %s: the %s service, written by `certagent install`.", UnitName, Name)
-	w("# Run `certagent install` again to change it; keep local changes in a drop-in")
-	w("# (systemctl edit certagent), which install leaves alone.")
+	w("# %s: the %s service (certagent run --service).", UnitName, Name)
+	w("# `certagent install` and the certagent package write this file: keep local changes")
+	w("# in a drop-in (systemctl edit certagent), which both leave alone.")
 	w("[Unit]")
 	w("Description=%s", DisplayName)
 	w("Documentation=https://github.com/aucloud/certagent")
