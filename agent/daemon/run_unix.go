@@ -9,11 +9,15 @@ import (
 )
 
 func runService(ctx context.Context, p Program, _ func(error) uint32) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// STOPPING=1 when systemd (SIGTERM) ends ctx; not when the program ends by itself.
+	done := make(chan struct{})
+	defer close(done)
 	go func() {
-		<-ctx.Done()
-		sdNotify("STOPPING=1")
+		select {
+		case <-ctx.Done():
+			sdNotify("STOPPING=1")
+		case <-done:
+		}
 	}()
 	return p(ctx, func() { sdNotify("READY=1") })
 }
