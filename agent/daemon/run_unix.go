@@ -9,17 +9,18 @@ import (
 )
 
 func runService(ctx context.Context, p Program, _ func(error) uint32) error {
-	// STOPPING=1 when systemd (SIGTERM) ends ctx; not when the program ends by itself.
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		select {
-		case <-ctx.Done():
-			sdNotify("STOPPING=1")
-		case <-done:
-		}
-	}()
-	return p(ctx, func() { sdNotify("READY=1") })
+	// STOPPING=1 as soon as systemd (SIGTERM) ends ctx, and sent before returning; nothing
+	// when the program ends by itself.
+	notified := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		sdNotify("STOPPING=1")
+		close(notified)
+	})
+	err := p(ctx, func() { sdNotify("READY=1") })
+	if !stop() {
+		<-notified
+	}
+	return err
 }
 
 // sdNotify sends state to systemd over $NOTIFY_SOCKET (sd_notify(3)), when systemd gave one
