@@ -23,7 +23,8 @@ HEAVY_PKGS  := ./agent ./agent/graph/... ./cmd/...
 LIGHT_PKGS   = $(shell $(GO) list ./... | grep -v -E '/agent$$|/agent/graph|/cmd/')
 
 .PHONY: build build-windows test check fmt-check vet test-light test-heavy test-windows \
-        fuzz fuzz-short bench dev clean tidy-check ps-module test-powershell
+        fuzz fuzz-short bench dev clean tidy-check ps-module test-powershell msi deb \
+        test-wine-service test-deb build-linux
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent ./cmd/certagent
@@ -31,8 +32,11 @@ build:
 build-windows:
 	GOOS=windows GOARCH=amd64 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent.exe ./cmd/certagent
 
+build-linux:
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/linux-amd64/certagent ./cmd/certagent
+
 ## test: everything CI runs. Fails on the first failing step.
-test: check test-powershell test-light test-heavy fuzz-short test-windows
+test: check test-powershell test-light test-heavy fuzz-short test-windows test-wine-service test-deb
 	@echo "make test: all passed"
 
 ## check: formatting, vet for both OSes, the Windows cross-build, go.mod tidiness.
@@ -58,6 +62,19 @@ test-heavy:
 test-windows:
 	scripts/wine-test.sh
 
+## test-wine-service: the Windows service (certagent install) and the MSI (two versions:
+## install, upgrade, refused downgrade, repair, uninstall) under Wine, the MSI's tables, and
+## Authenticode signing with a throwaway certificate (internal/winsvc).
+WINE_MSI_DIR := $(BIN)/wine-msi
+test-wine-service:
+	scripts/msi-version.sh --test
+	$(MAKE) --no-print-directory msi VERSION=v1.0.0 BIN=$(WINE_MSI_DIR)/old DIST=$(WINE_MSI_DIR)/old
+	$(MAKE) --no-print-directory msi VERSION=v1.1.0 BIN=$(WINE_MSI_DIR)/new DIST=$(WINE_MSI_DIR)/new
+	installer/windows/test-sign.sh $(WINE_MSI_DIR)/new/certagent.exe $(WINE_MSI_DIR)/new/CertAgent
+	CERTAGENT_WINE=1 CERTAGENT_MSI_OLD=$(abspath $(WINE_MSI_DIR))/old/certagent-1.0.0-x64.msi \
+	  CERTAGENT_MSI_NEW=$(abspath $(WINE_MSI_DIR))/new/certagent-1.1.0-x64.msi \
+	  $(GO) test -count=1 -timeout 20m -v ./internal/winsvc
+
 # The PowerShell module (scripts/CertAgent). pwsh does not run on these machines: the module is
 # checked statically by scripts/pscheck (node and npm; .ci/run installs them), and its Pester
 # tests (scripts/CertAgent/Tests) run on Windows.
@@ -67,6 +84,38 @@ NODE          ?= node
 # ModuleVersion is numeric (major.minor[.build[.revision]]): a tag v1.2.3 gives 1.2.3; a build
 # without a version tag gives 0.0.1. ReleaseNotes keeps the whole $(VERSION).
 PS_VERSION    ?= $(or $(shell echo '$(VERSION)' | sed -nE 's/^v?([0-9]+(\.[0-9]+){1,3}).*/\1/p'),0.0.1)
+
+# The MSI (installer/windows). Windows Installer compares three numbers: scripts/msi-version.sh
+# maps the git version to them (v1.2.3 -> 1.2.3000, 5 commits later -> 1.2.3005).
+MSI_VERSION  ?= $(shell scripts/msi-version.sh '$(VERSION)')
+MSI          := $(DIST)/certagent-$(MSI_VERSION)-x64.msi
+SIGN_PFX     ?=
+SIGN_PASS    ?=
+
+## msi: dist/certagent-<version>-x64.msi with Debian's wixl; SIGN_PFX=file.pfx [SIGN_PASS=...]
+## signs certagent.exe and the MSI (osslsigncode).
+msi: build-windows ps-module
+	installer/windows/build-msi.sh --exe $(BIN)/certagent.exe --module $(DIST)/CertAgent \
+	  --version $(MSI_VERSION) --module-version $(PS_VERSION) --out $(MSI) \
+	  $(if $(SIGN_PFX),--sign-pfx $(SIGN_PFX)) $(if $(SIGN_PASS),--sign-pass $(SIGN_PASS))
+
+# The .deb (installer/linux). Debian versions start with a digit: v1.2.3 -> 1.2.3, five
+# commits later 1.2.3+5.gabc1234, a build without a tag 0.0.0+gabc1234.
+DEB_VERSION  ?= $(shell echo '$(VERSION)' | sed -E 's/^v//; s/^([0-9a-f]{7,40})(-dirty)?$$/0.0.0+g\1\2/; s/-([0-9]+)-g([0-9a-f]+)/+\1.g\2/; s/-dirty$$/.dirty/; s/-/~/g')
+DEB          := $(DIST)/certagent_$(DEB_VERSION)_amd64.deb
+
+## deb: dist/certagent_<version>_amd64.deb with nfpm (go tool nfpm: a tool dependency of the
+## module, so nothing is downloaded at build time). Staged, so that nfpm.yaml names fixed paths.
+DEB_STAGE    := $(BIN)/deb-stage
+deb: build-linux
+	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE) $(DIST)
+	cp $(BIN)/linux-amd64/certagent installer/linux/* configs/certagent.example.yaml $(DEB_STAGE)/
+	nfpm=$$($(GO) tool -n nfpm) && cd $(DEB_STAGE) && DEB_VERSION=$(DEB_VERSION) \
+	  $$nfpm package --config nfpm.yaml --packager deb --target $(abspath $(DEB))
+
+## test-deb: the .deb's metadata and contents, then dpkg -i / -r / -P into a temporary root.
+test-deb: deb
+	installer/linux/test-deb.sh $(DEB)
 
 ## ps-module: the module as shipped, with the build's version stamped in, in dist/CertAgent.
 ps-module:

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/aucloud/certagent/agent/apitoken"
 	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/credential"
@@ -34,6 +35,7 @@ import (
 	"github.com/aucloud/certagent/agent/store"
 	"github.com/aucloud/certagent/agent/target"
 	"github.com/aucloud/certagent/api"
+	"github.com/aucloud/certagent/api/apitype"
 )
 
 // Options are what New needs besides the config.
@@ -141,7 +143,7 @@ func (a *Agent) build() error {
 		return fmt.Errorf("loading the agent's own credential: %w; restore the files from a backup, or move them aside, run `certagent credential init` and upload the new certificate to the agent's app registration", err)
 	}
 	a.cred = credential.NewSource(c)
-	token, err := loadOrCreateToken(cfg.API.TokenFile)
+	token, err := apitoken.LoadOrCreate(cfg.API.TokenFile)
 	if err != nil {
 		return err
 	}
@@ -314,6 +316,10 @@ func (a *Agent) openStore() error {
 
 // Handler returns the API's handler (for tests that serve it themselves).
 func (a *Agent) Handler() http.Handler { return a.handler }
+
+// Status returns the agent's status as GET /api/v1/status serves it (the service watches its
+// problems for the Event Log and the journal).
+func (a *Agent) Status(ctx context.Context) apitype.Status { return statusOf{a}.Status(ctx) }
 
 // Run runs the agent until ctx ends: the API server, the target's work (drop folder, rotation
 // engine, periodic read of the app), the renewal of its own credential and the notifier. A

@@ -80,6 +80,11 @@ func startPrepared(t testing.TB, o devenv.Options, edit func(*config.Config), pr
 }
 
 func (h *harness) startAgent() {
+	h.t.Helper()
+	h.startAgentWith(true)
+}
+
+func (h *harness) startAgentWith(waitReady bool) {
 	t := h.t
 	t.Helper()
 	var ln = h.env.APIListener
@@ -103,6 +108,10 @@ func (h *harness) startAgent() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !waitReady {
+		h.waitFor("live", func() bool { _, err := h.client.Live(context.Background()); return err == nil })
+		return
+	}
 	h.waitFor("ready", func() bool { _, err := h.client.Ready(context.Background()); return err == nil })
 }
 
@@ -121,6 +130,13 @@ func (h *harness) stop() {
 // restart stops the agent and starts a new one on the same state, on a fresh API port.
 func (h *harness) restart() {
 	h.t.Helper()
+	h.restartWith(true)
+}
+
+// restartWith restarts the agent; without waitReady it waits only until the API answers (an
+// agent that cannot sign in for good is live but never ready).
+func (h *harness) restartWith(waitReady bool) {
+	h.t.Helper()
 	h.stop()
 	ln, err := netListen()
 	if err != nil {
@@ -128,7 +144,7 @@ func (h *harness) restart() {
 	}
 	h.env.APIListener = ln
 	h.env.Config.API.Listen = ln.Addr().String()
-	h.startAgent()
+	h.startAgentWith(waitReady)
 }
 
 func (h *harness) waitFor(what string, cond func() bool) {
@@ -521,8 +537,9 @@ func TestUnknownAgentKey(t *testing.T) {
 			}
 		}
 	}
-	// Tokens already issued stay valid; a new agent must sign in afresh.
-	h.restart()
+	// Tokens already issued stay valid; a new agent must sign in afresh. It cannot: it is
+	// live but never ready.
+	h.restartWith(false)
 	var p apitype.StatusProblem
 	h.waitFor("graph_unreachable naming AADSTS700027", func() bool {
 		s, _ := h.client.Status(ctx)
@@ -536,6 +553,10 @@ func TestUnknownAgentKey(t *testing.T) {
 	})
 	if p.Severity != apitype.SeverityCritical {
 		t.Errorf("problem = %+v; want critical", p)
+	}
+	// /readyz says so too, with the problem, so that a load balancer or a monitor sees it.
+	if _, err := h.client.Ready(ctx); err == nil || !strings.Contains(err.Error(), "700027") {
+		t.Errorf("readyz = %v; want not ready naming AADSTS700027", err)
 	}
 }
 

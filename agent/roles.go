@@ -129,7 +129,7 @@ func (s statusOf) Status(ctx context.Context) apitype.Status {
 	return st
 }
 
-func (s statusOf) Ready(context.Context) error {
+func (s statusOf) Ready(ctx context.Context) error {
 	select {
 	case <-s.a.running:
 	default:
@@ -140,10 +140,21 @@ func (s statusOf) Ready(context.Context) error {
 			return err
 		}
 	}
+	// A sign-in or permission failure (AADSTS700027, 403, a missing app) will not fix itself:
+	// the agent cannot do its work until a person acts. A transient one keeps it ready.
+	var ps []health.Problem
 	for _, t := range s.a.targets {
 		if err := t.Ready(); err != nil {
 			return err
 		}
+		for _, p := range t.Status(ctx, s.a.now()).Problems {
+			if p.Code == health.GraphUnreachable && p.Severity == health.Critical {
+				ps = append(ps, p)
+			}
+		}
+	}
+	if len(ps) > 0 {
+		return &health.NotReadyError{Problems: ps}
 	}
 	return nil
 }

@@ -9,16 +9,18 @@
 #
 # plus go, git, tar, flock (util-linux) and timeout (coreutils). No display is needed.
 #
-# Usage: scripts/wine-test.sh [--all] [--list] [--fresh] [--keep] [--no-overlay] [PACKAGE...]
+# Usage: scripts/wine-test.sh [--all] [--list] [--fresh] [--keep] [--no-overlay] [--no-heavy] [PACKAGE...]
 #
 #   (no PACKAGE)  the packages with Windows-specific code, found from the source (see below)
 #   PACKAGE...    these packages instead (./agent/intake, agent/intake or the import path)
-#   --all         every package with tests, except those that link msgraph-sdk-go
+#   --all         every package with tests
 #   --list        print the packages it would test, and why, and stop
 #   --fresh       use a throwaway Wine prefix instead of the cached one
 #   --keep        keep the logs, and the test binaries and sources in the prefix (until the
 #                 next run), even when everything passed
 #   --no-overlay  build without the Deleteat overlay (to see Wine's raw behaviour)
+#   --no-heavy    leave out the packages whose test binary links msgraph-sdk-go (agent,
+#                 agent/graph, cmd/certagent): a quick run
 #
 # Environment: WINE_TEST_TIMEOUT (seconds per package, default 300), CERTAGENT_WINE_CACHE
 # (where the prefix is cached, default ${XDG_CACHE_HOME:-$HOME/.cache}/certagent-wine),
@@ -28,7 +30,9 @@
 # Linux build (_windows.go, //go:build windows, !unix...), or use runtime.GOOS or
 # golang.org/x/sys/windows, or when it imports a package whose Windows build differs (an
 # in-module one found by the same rule, or a third-party one such as bbolt, fsnotify,
-# kardianos/service). Packages whose test binary links msgraph-sdk-go are never built.
+# golang.org/x/sys/windows). The packages whose test binary links msgraph-sdk-go are built
+# too: the first build for Windows compiles the SDK (minutes, once per Go build cache), and
+# the Go build cache keeps each linked test binary, so later runs rebuild only what changed.
 #
 # What makes Go run under Wine 8.0 (scripts/wine/README.md tells more):
 #   - scripts/wine/bcryptprimitives.c: ProcessPrng, which Go >= 1.22 needs and Wine 8.0 lacks.
@@ -59,7 +63,7 @@ usage() {
 
 # --- arguments -------------------------------------------------------------------------
 
-mode=auto list_only=0 fresh=${CERTAGENT_WINE_FRESH:-0} keep=0 overlay=1
+mode=auto list_only=0 fresh=${CERTAGENT_WINE_FRESH:-0} keep=0 overlay=1 heavy_ok=1
 args=()
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -68,6 +72,7 @@ while [ $# -gt 0 ]; do
 	--fresh) fresh=1 ;;
 	--keep) keep=1 ;;
 	--no-overlay) overlay=0 ;;
+	--no-heavy) heavy_ok=0 ;;
 	-h | --help) usage 0 ;;
 	--) shift; args+=("$@"); break ;;
 	-*) echo "wine-test: unknown option $1" >&2; usage 2 >&2 ;;
@@ -229,8 +234,8 @@ discover() {
 	return 0
 }
 
-# check_binaries drops, from reason[], the packages without tests or whose test binary links
-# msgraph-sdk-go, and fills selected[] in import-path order.
+# check_binaries drops, from reason[], the packages without tests (and, with --no-heavy, those
+# whose test binary links msgraph-sdk-go), and fills selected[] in import-path order.
 check_binaries() {
 	local work=$1 p deps rel
 	GOOS=windows GOARCH=amd64 go list -e -test \
@@ -247,8 +252,8 @@ check_binaries() {
 		if [ "$rel" = . ]; then p=$module; else p=$module/$rel; fi
 		if [ -n "${never[$rel]:-}" ]; then
 			skip_note[$rel]=${never[$rel]}
-		elif [ -n "${heavy[$p]:-}" ]; then
-			skip_note[$rel]="links msgraph-sdk-go: never built here (too slow)"
+		elif [ -n "${heavy[$p]:-}" ] && [ "$heavy_ok" = 0 ]; then
+			skip_note[$rel]="links msgraph-sdk-go: left out (--no-heavy)"
 		elif [ -n "${e2e[$p]:-}" ]; then
 			skip_note[$rel]="uses internal/e2e, which builds ./cmd/certagent with the go tool at test time (no Go inside Wine)"
 		elif [ -z "${has_test[$p]:-}" ]; then
@@ -314,31 +319,10 @@ wine_env() {
 	unset DISPLAY WAYLAND_DISPLAY
 }
 
-build_shim() { # build_shim OUT.dll
-	"$MINGW_CC" -shared -O2 -s -nostdlib -Wl,--entry,DllMain -o "$1" \
-		"$here/wine/bcryptprimitives.c" -ladvapi32
-}
-
 # make_prefix DIR LOG creates a win64 prefix in DIR with the ProcessPrng shim and
-# %TEMP% = C:\certagent\tmp.
+# %TEMP% = C:\certagent\tmp (scripts/wine/prefix.sh, shared with internal/winsvc).
 make_prefix() {
-	local dir=$1 log=$2
-	rm -rf "$dir"
-	mkdir -p "$dir"
-	(
-		wine_env "$dir"
-		# wineboot complains about syswow64\rundll32.exe without wine32: harmless for win64.
-		"$WINE64" wineboot --init >>"$log" 2>&1 || { echo "wineboot --init failed (see $log)" >&2; exit 1; }
-		"$WINESERVER" -w
-		local v
-		for v in TEMP TMP; do
-			"$WINE64" reg add 'HKCU\Environment' /v "$v" /t REG_SZ /d 'C:\certagent\tmp' /f >>"$log" 2>&1 ||
-				{ echo "setting %$v% failed (see $log)" >&2; exit 1; }
-		done
-		"$WINESERVER" -w
-	) || return 1
-	build_shim "$dir/drive_c/windows/system32/bcryptprimitives.dll" >>"$log" 2>&1 ||
-		{ echo "building the ProcessPrng shim failed (see $log)" >&2; return 1; }
+	"$here/wine/prefix.sh" "$1" 2>>"$2" || { echo "making the prefix failed (see $2)" >&2; return 1; }
 }
 
 # run_exe REL NAME LOG ARGS... runs the test binary NAME.test.exe from its package folder
@@ -434,7 +418,7 @@ echo "   $WINE_VERSION; $(go version | cut -d' ' -f3)"
 
 # The prefix: cached per Wine version and set-up recipe, or a throwaway one.
 t0=$(now_us)
-key_src="$RECIPE $WINE_VERSION $(cat "$here/wine/bcryptprimitives.c")"
+key_src="$RECIPE $WINE_VERSION $(cat "$here/wine/bcryptprimitives.c" "$here/wine/prefix.sh")"
 key="wine-$(sed 's/^wine-//; s/ .*//' <<<"$WINE_VERSION")-$(sha256sum <<<"$key_src" | cut -c1-12)"
 cache_root=${CERTAGENT_WINE_CACHE:-${XDG_CACHE_HOME:-${HOME:-}/.cache}/certagent-wine}
 if [ "$fresh" != 1 ] && ! { [ -n "${HOME:-}${XDG_CACHE_HOME:-}${CERTAGENT_WINE_CACHE:-}" ] && mkdir -p "$cache_root" 2>/dev/null && [ -w "$cache_root" ]; }; then

@@ -1,6 +1,10 @@
 package config
 
-import "testing"
+import (
+	"testing"
+
+	"golang.org/x/sys/windows"
+)
 
 // TestResolvePathWindows covers the Windows path forms that have no Unix counterpart.
 func TestResolvePathWindows(t *testing.T) {
@@ -26,12 +30,21 @@ func TestResolvePathWindows(t *testing.T) {
 	}
 }
 
+// TestPlatformPathsWindows: the defaults are under the ProgramData known folder, whatever
+// the environment says (a service's can lack it or, under Wine, point elsewhere).
 func TestPlatformPathsWindows(t *testing.T) {
+	pd, err := windows.KnownFolderPath(windows.FOLDERID_ProgramData, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Setenv("ProgramData", `E:\PD`)
-	if got, want := DefaultPath(), `E:\PD\CertAgent\certagent.yaml`; got != want {
+	if got, want := DefaultPath(), pd+`\CertAgent\certagent.yaml`; got != want {
 		t.Errorf("DefaultPath() = %q, want %q", got, want)
 	}
-	if got, want := Default().Auth.KeyFile, `E:\PD\CertAgent\state\agent.key`; got != want {
+	if got, want := Default().Auth.KeyFile, pd+`\CertAgent\state\agent.key`; got != want {
 		t.Errorf("Default().Auth.KeyFile = %q, want %q", got, want)
+	}
+	if got, want := windowsPaths(func(string) string { return `E:\PD` }).configFile, `E:\PD\CertAgent\certagent.yaml`; got != want {
+		t.Errorf("windowsPaths(E:\\PD).configFile = %q, want %q", got, want)
 	}
 }

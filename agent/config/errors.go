@@ -20,6 +20,9 @@ type Error struct {
 	Key string
 	// Msg says what is wrong, in lower case without a final period.
 	Msg string
+
+	// missing marks a required key left empty (see LoadIncomplete).
+	missing bool
 }
 
 // Error formats e as "file:line: key: msg", leaving out the parts e does not have.

@@ -5,37 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
 )
-
-// SetupKeys are the keys `certagent setup` fills in: the tenant, the agent's app and the
-// target app.
-var SetupKeys = []string{"tenant_id", "auth.client_id", "target.app_id"}
-
-// LoadIncomplete reads a config as Load does, except that the keys of SetupKeys may be missing
-// (`certagent setup` is about to fill them in): only their "is required" problems are left
-// out. It returns fs.ErrNotExist (wrapped) for a missing file.
-func LoadIncomplete(path string) (*Config, error) {
-	abs, data, err := readFile(path)
-	if err != nil {
-		return nil, err
-	}
-	c, errs, _ := parse(abs, data)
-	var kept Errors
-	for _, e := range errs {
-		if slices.Contains(SetupKeys, e.Key) && strings.HasPrefix(e.Msg, "is required") {
-			continue
-		}
-		kept = append(kept, e)
-	}
-	if err := kept.err(); err != nil {
-		return nil, err
-	}
-	return c, nil
-}
 
 // Setting is one key of a config file and the value to give it.
 type Setting struct {

@@ -59,17 +59,17 @@ func TestMergeNewFileAndLoadIncomplete(t *testing.T) {
 	if _, err := Load(p); err == nil {
 		t.Error("Load accepted a config without tenant_id")
 	}
-	c, err := LoadIncomplete(p)
+	c, _, err := LoadIncomplete(p)
 	if err != nil || c.Policy.Approval != ApprovalManual {
 		t.Errorf("LoadIncomplete = %v", err)
 	}
 	if err := os.WriteFile(p, []byte("policy:\n  approval: sometimes\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadIncomplete(p); err == nil || !strings.Contains(err.Error(), "approval") {
+	if _, _, err := LoadIncomplete(p); err == nil || !strings.Contains(err.Error(), "approval") {
 		t.Errorf("LoadIncomplete accepted a bad value: %v", err)
 	}
-	if _, err := LoadIncomplete(filepath.Join(t.TempDir(), "none.yaml")); !IsNotExist(err) {
+	if _, _, err := LoadIncomplete(filepath.Join(t.TempDir(), "none.yaml")); !IsNotExist(err) {
 		t.Errorf("missing file: %v", err)
 	}
 	if _, _, err := Merge([]byte("auth: 3\n"), []Setting{{"auth.client_id", "x"}}); err == nil {

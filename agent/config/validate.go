@@ -78,7 +78,7 @@ func (k *checker) required(key, format string, args ...any) {
 	if line == 0 && k.c.lines != nil {
 		line = 1
 	}
-	k.errs = append(k.errs, &Error{File: k.c.File, Line: line, Key: key, Msg: "is required: " + fmt.Sprintf(format, args...)})
+	k.errs = append(k.errs, &Error{File: k.c.File, Line: line, Key: key, Msg: "is required: " + fmt.Sprintf(format, args...), missing: true})
 }
 
 // lineOf returns the line of key in the file, or of the nearest section or list holding it,

@@ -85,6 +85,15 @@ const (
 	// WebhookUnsigned: notifications to the provider's webhook are sent without a
 	// signature (no notify.secret_file).
 	WebhookUnsigned = "webhook_unsigned"
+	// NotConfigured: the service runs on standby because required config keys are empty or
+	// the config file does not exist; the message names each key and the fix.
+	NotConfigured = "not_configured"
+	// ConfigInvalid: the config (or the installer's values for it) cannot be used; the
+	// message names file, line and key. The service keeps its standby or its running agent.
+	ConfigInvalid = "config_invalid"
+	// StartFailed: the config is complete but the agent could not start (a damaged store, a
+	// taken port...); the service waits on standby and tries again.
+	StartFailed = "start_failed"
 )
 
 // Problem is one thing that needs a person.

@@ -31,15 +31,23 @@ func problemCodes(in *Intake) []string {
 // refuses, and the problem clears by itself once the folder is usable again. The folder is
 // not made again behind a person's back, and nothing dropped is lost.
 func TestDropFolderFaultsRaiseAndClear(t *testing.T) {
+	// The OS's words for a missing file: "no such file or directory" on Unix, "The system
+	// cannot find the file specified." on Windows ("File not found." under Wine).
+	_, err := os.Stat(filepath.Join(t.TempDir(), "missing"))
+	var pe *os.PathError
+	if !errors.As(err, &pe) {
+		t.Fatalf("os.Stat of a missing file: %v", err)
+	}
+	notFound := pe.Err.Error()
 	faults := []struct {
 		name        string
 		break_, fix func(t *testing.T, dir string)
 		wantErr     string
 	}{
 		{"deleted", func(t *testing.T, dir string) { mustDo(t, os.RemoveAll(dir)) },
-			func(t *testing.T, dir string) { mustDo(t, os.MkdirAll(dir, 0o755)) }, "no such file"},
+			func(t *testing.T, dir string) { mustDo(t, os.MkdirAll(dir, 0o755)) }, notFound},
 		{"renamed away", func(t *testing.T, dir string) { mustDo(t, os.Rename(dir, dir+".old")) },
-			func(t *testing.T, dir string) { mustDo(t, os.Rename(dir+".old", dir)) }, "no such file"},
+			func(t *testing.T, dir string) { mustDo(t, os.Rename(dir+".old", dir)) }, notFound},
 		{"replaced by a file", func(t *testing.T, dir string) {
 			mustDo(t, os.Rename(dir, dir+".old"))
 			mustDo(t, os.WriteFile(dir, []byte("x"), 0o644))

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/logevent"
 )
 
 // Rechecker re-runs the certificate policy on a parsed certificate before it is written
@@ -575,7 +576,10 @@ func (e *Engine) finishWith(ctx context.Context, r *Rotation, state State, reaso
 	}
 	switch state {
 	case StateApplied:
-		log.Info("rotation applied", "key_id", r.KeyID, "already_present", r.AlreadyPresent)
+		log.Info("rotation applied", "key_id", r.KeyID, "already_present", r.AlreadyPresent, logevent.Attr(logevent.RotationApplied))
+	case StateFailed:
+		// An event for the Event Log and the journal: a person must retry or reject it.
+		log.Error("rotation failed", "code", reason.Code, "reason", reason.Message, logevent.Attr(logevent.RotationFailed))
 	default:
 		log.Warn("rotation "+string(state), "code", reason.Code, "reason", reason.Message)
 	}

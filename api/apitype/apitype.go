@@ -153,6 +153,9 @@ const (
 	ProblemDropFolderUnavailable   = health.DropFolderUnavailable
 	ProblemArchiveUnwritable       = health.ArchiveUnwritable
 	ProblemStoreError              = health.StoreError
+	ProblemNotConfigured           = health.NotConfigured
+	ProblemConfigInvalid           = health.ConfigInvalid
+	ProblemStartFailed             = health.StartFailed
 )
 
 // StatusProblem is one thing in the status that needs a person.

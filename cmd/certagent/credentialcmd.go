@@ -36,19 +36,13 @@ func runCredential(ctx context.Context, env *cmdEnv, args []string) error {
 	if _, err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
-	var cfg *config.Config
-	var err error
-	if sub == "init" {
-		// The key pair needs only the paths and key settings: a config that `certagent setup`
-		// has not completed yet (no tenant, client or target) will do.
-		path := *configFile
-		if path == "" {
-			path = config.DefaultPath()
-		}
-		cfg, err = config.LoadIncomplete(path)
-	} else {
-		cfg, err = loadConfig(*configFile)
+	// A service on standby (not configured yet) answers too: its address and token file
+	// are in the config's defaults.
+	path, err := serviceConfigPath(*configFile)
+	if err != nil {
+		return err
 	}
+	cfg, _, err := loadLenient(path)
 	if err != nil {
 		return err
 	}

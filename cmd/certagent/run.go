@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/aucloud/certagent/agent"
 	"github.com/aucloud/certagent/agent/certpolicy"
@@ -40,28 +41,51 @@ func newLogger(cfg *config.Config, stderr io.Writer) (*slog.Logger, func(), erro
 	}
 	w, closeFn := stderr, func() {}
 	if cfg.Log.File != "" {
-		if err := os.MkdirAll(filepath.Dir(cfg.Log.File), 0o750); err != nil {
-			return nil, nil, fmt.Errorf("log.file: %w", err)
-		}
-		f, err := os.OpenFile(cfg.Log.File, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+		f, err := openLogFile(cfg.Log.File)
 		if err != nil {
-			return nil, nil, fmt.Errorf("log.file: %w", err)
+			return nil, nil, err
 		}
 		w, closeFn = f, func() { f.Close() }
 	}
-	opts := &slog.HandlerOptions{Level: level}
-	var h slog.Handler = slog.NewTextHandler(w, opts)
-	if cfg.Log.Format == config.LogJSON {
-		h = slog.NewJSONHandler(w, opts)
+	return slog.New(textOrJSON(cfg.Log.Format, w, level)), closeFn, nil
+}
+
+// openLogFile opens log.file for appending, making its folder when missing.
+func openLogFile(path string) (*os.File, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return nil, fmt.Errorf("log.file: %w", err)
 	}
-	return slog.New(h), closeFn, nil
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("log.file: %w", err)
+	}
+	return f, nil
+}
+
+// textOrJSON is slog's text or JSON handler, as log.format says.
+func textOrJSON(format string, w io.Writer, level slog.Level) slog.Handler {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == config.LogJSON {
+		return slog.NewJSONHandler(w, opts)
+	}
+	return slog.NewTextHandler(w, opts)
 }
 
 func runRun(ctx context.Context, env *cmdEnv, args []string) error {
 	fs := newFlags(env, "run", "run [-c FILE]")
 	configFile := fs.String("c", "", "config file (default "+config.DefaultPath()+")")
+	// Hidden: what the service runs (docs/contract.md, "Service"). It talks to the service
+	// manager, which Wine cannot be asked about, so it is never guessed.
+	asService := fs.Bool(strings.TrimPrefix(daemon.ServiceFlag, "--"), false, "")
+	fs.Usage = func() {
+		fmt.Fprintln(env.stderr, "usage: certagent run [-c FILE]")
+		fmt.Fprintln(env.stderr, "  -c string\n    \tconfig file (default "+config.DefaultPath()+")")
+	}
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *asService {
+		return runAsService(ctx, env, *configFile)
 	}
 	cfg, err := loadConfig(*configFile)
 	if err != nil {
@@ -73,57 +97,10 @@ func runRun(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	defer closeLog()
 	ver, _ := buildInfo()
-	run := func(ctx context.Context) error {
-		a, err := agent.New(agent.Options{Config: cfg, Logger: log, Version: ver})
-		if err != nil {
-			return err
-		}
-		defer a.Close()
-		return a.Run(ctx)
+	a, err := agent.New(agent.Options{Config: cfg, Logger: log, Version: ver})
+	if err != nil {
+		return err
 	}
-	if !daemon.Interactive() {
-		// Started by the service manager: it decides when to stop.
-		return daemon.RunService(daemon.Config{ConfigFile: cfg.File, Run: run, Logger: log})
-	}
-	return run(ctx)
-}
-
-// serviceCommands are install, uninstall, start, stop and restart.
-func serviceCommands() []command {
-	var cs []command
-	for _, action := range daemon.Actions {
-		cs = append(cs, command{
-			name:    action,
-			summary: action + " the " + daemon.Name + " service",
-			run: func(_ context.Context, env *cmdEnv, args []string) error {
-				fs := newFlags(env, action, action+" [-c FILE]")
-				configFile := fs.String("c", "", "config file the service runs with (default "+config.DefaultPath()+")")
-				if _, err := parseFlags(fs, args); err != nil {
-					return err
-				}
-				c := daemon.Config{ConfigFile: *configFile}
-				if action == "install" {
-					path := *configFile
-					if path == "" {
-						path = config.DefaultPath()
-					}
-					abs, err := filepath.Abs(path)
-					if err != nil {
-						return err
-					}
-					// Refuse to install a service that would fail at its first start.
-					if _, err := loadConfig(abs); err != nil {
-						return fmt.Errorf("not installing: %w", err)
-					}
-					c.ConfigFile = abs
-				}
-				if err := daemon.Control(c, action); err != nil {
-					return err
-				}
-				fmt.Fprintf(env.stdout, "%s: done\n", action)
-				return nil
-			},
-		})
-	}
-	return cs
+	defer a.Close()
+	return a.Run(ctx)
 }

@@ -49,7 +49,7 @@ func runSetup(ctx context.Context, env *cmdEnv, args []string) error {
 	if path == "" {
 		path = config.DefaultPath()
 	}
-	cfg, err := config.LoadIncomplete(path)
+	cfg, _, err := config.LoadIncomplete(path)
 	switch {
 	case config.IsNotExist(err):
 		cfg = config.Default()

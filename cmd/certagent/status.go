@@ -37,7 +37,13 @@ func runStatus(ctx context.Context, env *cmdEnv, args []string) error {
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	cfg, err := loadConfig(*configFile)
+	// A service on standby (not configured yet) answers too: its address and token file
+	// are in the config's defaults.
+	path, err := serviceConfigPath(*configFile)
+	if err != nil {
+		return err
+	}
+	cfg, _, err := loadLenient(path)
 	if err != nil {
 		return err
 	}

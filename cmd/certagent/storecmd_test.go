@@ -26,7 +26,7 @@ func storeWith(t *testing.T, env *startupEnv, n int) string {
 	ctx := context.Background()
 	der := []byte("not really a certificate, but the store does not care")
 	r := rotation.Rotation{ID: rotation.NewGUID(), State: rotation.StateApplied,
-		Certificate: certs.Certificate{Thumbprint: certs.ThumbprintSHA1(der)}, DER: der, CreatedAt: time.Now(), UpdatedAt: time.Now()}
+		Certificate: certs.Certificate{Thumbprint: certs.ThumbprintSHA1(der)}, DER: der, Target: rotation.Target{AppID: "33333333-3333-4333-8333-333333333333"}, CreatedAt: time.Now(), UpdatedAt: time.Now()}
 	if _, _, err := s.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,7 @@
-package agent
+// Package apitoken keeps the local API's bearer token: a random secret in a file readable
+// only by administrators/root and the service (agent/securefile), made at the first start.
+// The agent and the service's standby mode serve the API with the same token.
+package apitoken
 
 import (
 	"bytes"
@@ -11,13 +14,15 @@ import (
 	"path/filepath"
 
 	"github.com/aucloud/certagent/agent/securefile"
-	"github.com/aucloud/certagent/api"
 )
 
-// loadOrCreateToken returns the API bearer token from path, creating it on first start: 32
+// MinLen is the shortest token accepted, api.MinTokenLen (a test holds them together).
+const MinLen = 16
+
+// LoadOrCreate returns the API bearer token from path, creating it on first start: 32
 // random bytes as hex, readable only by administrators/root and the service. A token file
 // whose permissions were loosened is repaired.
-func loadOrCreateToken(path string) ([]byte, error) {
+func LoadOrCreate(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		var raw [32]byte
@@ -43,7 +48,7 @@ func loadOrCreateToken(path string) ([]byte, error) {
 		}
 	}
 	tok := bytes.TrimSpace(b)
-	if len(tok) < api.MinTokenLen {
+	if len(tok) < MinLen {
 		return nil, fmt.Errorf("the API token file %s holds %d bytes; delete it and restart to make a new one", path, len(tok))
 	}
 	return tok, nil
