@@ -347,34 +347,81 @@ func (d *doctor) clock(ctx context.Context) {
 	d.c.ok("clock", "the local clock is within %s of %s's", max(abs, 0).Round(time.Second)+time.Second, hostOf(u))
 }
 
-// graph signs in as the agent, reads the target app, and checks that the agent owns it.
+// graph signs in as the agent to each tenant a target is in, reads each target's app, and
+// checks that the agent owns it. With one target the checks are "sign-in", "target app" and
+// "owner"; with several, each names its target (and sign-in its tenant, when there are
+// several tenants).
 func (d *doctor) graph(ctx context.Context, cred *credential.Credential) {
-	if cred == nil {
-		for _, name := range []string{"sign-in", "target app", "owner"} {
-			d.c.warn(name, "not checked: the agent's credential cannot be used (see the credential line)", "")
-		}
-		return
+	targets := d.cfg.EffectiveTargets()
+	tenants := map[string]bool{}
+	for _, tc := range targets {
+		tenants[strings.ToLower(tc.TenantID)] = true
 	}
-	gc, _, err := agent.GraphClient(d.cfg, nil)
-	if err != nil {
-		d.c.fail("sign-in", err.Error(), "")
+	named := func(check string, tc config.TargetConfig) string {
+		if len(targets) == 1 {
+			return check
+		}
+		return check + " (" + tc.Name + ")"
+	}
+	signInName := func(tenant string) string {
+		if len(tenants) == 1 {
+			return "sign-in"
+		}
+		return "sign-in (" + tenant + ")"
+	}
+	if cred == nil {
+		for tenant := range tenants {
+			d.c.warn(signInName(tenant), "not checked: the agent's credential cannot be used (see the credential line)", "")
+		}
+		for _, tc := range targets {
+			d.c.warn(named("target app", tc), "not checked: the agent's credential cannot be used (see the credential line)", "")
+			d.c.warn(named("owner", tc), "not checked: the agent's credential cannot be used (see the credential line)", "")
+		}
 		return
 	}
 	tctx, cancel := context.WithTimeout(ctx, 2*doctorTimeout)
 	defer cancel()
-	sp, err := gc.ServicePrincipalID(tctx)
-	if err != nil {
-		d.c.fail("sign-in", err.Error(), d.signInFix(err, cred))
-		d.c.warn("target app", "not checked: the agent cannot sign in", "")
-		d.c.warn("owner", "not checked: the agent cannot sign in", "")
-		return
+	type session struct {
+		gc  *graph.Client
+		sp  string
+		err error
 	}
-	d.c.ok("sign-in", "signed in to tenant %s as app %s (service principal %s) with certificate %s", d.cfg.TenantID, d.cfg.Auth.ClientID, sp, cred.Facts().Thumbprint)
+	sessions := map[string]*session{}
+	signIn := func(tenant string) *session {
+		key := strings.ToLower(tenant)
+		if s, ok := sessions[key]; ok {
+			return s
+		}
+		s := &session{}
+		sessions[key] = s
+		if s.gc, _, s.err = agent.GraphClientFor(d.cfg, tenant, nil); s.err != nil {
+			d.c.fail(signInName(key), s.err.Error(), "")
+			return s
+		}
+		if s.sp, s.err = s.gc.ServicePrincipalID(tctx); s.err != nil {
+			d.c.fail(signInName(key), s.err.Error(), d.signInFix(tenant, s.err, cred))
+			return s
+		}
+		d.c.ok(signInName(key), "signed in to tenant %s as app %s (service principal %s) with certificate %s", tenant, d.cfg.Auth.ClientID, s.sp, cred.Facts().Thumbprint)
+		return s
+	}
+	for _, tc := range targets {
+		s := signIn(tc.TenantID)
+		if s.err != nil {
+			d.c.warn(named("target app", tc), "not checked: the agent cannot sign in to tenant "+tc.TenantID, "")
+			d.c.warn(named("owner", tc), "not checked: the agent cannot sign in to tenant "+tc.TenantID, "")
+			continue
+		}
+		d.targetApp(tctx, s.gc, s.sp, tc, named)
+	}
+}
 
-	app, err := gc.Get(tctx, d.cfg.Target.AppID)
+// targetApp reads one target's app and checks that the agent's service principal sp owns it.
+func (d *doctor) targetApp(ctx context.Context, gc *graph.Client, sp string, tc config.TargetConfig, named func(string, config.TargetConfig) string) {
+	app, err := gc.Get(ctx, tc.AppID)
 	if err != nil {
-		d.c.fail("target app", err.Error(), d.graphFix(err))
-		d.c.warn("owner", "not checked: the target app cannot be read", "")
+		d.c.fail(named("target app", tc), err.Error(), d.graphFix(tc, err))
+		d.c.warn(named("owner", tc), "not checked: the target app cannot be read", "")
 		return
 	}
 	newest := ""
@@ -387,17 +434,17 @@ func (d *doctor) graph(ctx context.Context, cred *credential.Credential) {
 	if !latest.IsZero() {
 		newest = ", the newest valid until " + latest.UTC().Format(time.DateOnly)
 	}
-	d.c.ok("target app", "read %s (%s) through Graph: %s%s", app.DisplayName, app.AppID, plural(len(app.KeyCredentials), "certificate"), newest)
+	d.c.ok(named("target app", tc), "read %s (%s) through Graph: %s%s", app.DisplayName, app.AppID, plural(len(app.KeyCredentials), "certificate"), newest)
 
-	owners, err := gc.Owners(tctx, app.ObjectID)
+	owners, err := gc.Owners(ctx, app.ObjectID)
 	if err != nil {
-		d.c.fail("owner", err.Error(), d.graphFix(err))
+		d.c.fail(named("owner", tc), err.Error(), d.graphFix(tc, err))
 		return
 	}
 	var ids []string
 	for _, o := range owners {
 		if strings.EqualFold(o.ID, sp) {
-			d.c.ok("owner", "the agent's service principal %s owns %s", sp, app.DisplayName)
+			d.c.ok(named("owner", tc), "the agent's service principal %s owns %s", sp, app.DisplayName)
 			return
 		}
 		ids = append(ids, o.ID)
@@ -406,14 +453,14 @@ func (d *doctor) graph(ctx context.Context, cred *credential.Credential) {
 	if len(ids) > 0 {
 		list = "its owners are " + strings.Join(ids, ", ")
 	}
-	d.c.fail("owner", fmt.Sprintf("the agent's service principal %s (app %s) is not an owner of %s (%s): %s; with Application.ReadWrite.OwnedBy the agent cannot add a certificate to it", sp, d.cfg.Auth.ClientID, app.DisplayName, app.AppID, list),
+	d.c.fail(named("owner", tc), fmt.Sprintf("the agent's service principal %s (app %s) is not an owner of %s (%s): %s; with Application.ReadWrite.OwnedBy the agent cannot add a certificate to it", sp, d.cfg.Auth.ClientID, app.DisplayName, app.AppID, list),
 		fmt.Sprintf("add it: Azure portal > App registrations > %s > Owners > Add owners, and choose the agent's app (%s); or `az ad app owner add --id %s --owner-object-id %s`", app.DisplayName, d.cfg.Auth.ClientID, app.AppID, sp))
 }
 
 var aadstsRE = regexp.MustCompile(`AADSTS(\d+)`)
 
 // signInFix says what to do about a failed sign-in, by Entra's AADSTS code.
-func (d *doctor) signInFix(err error, cred *credential.Credential) string {
+func (d *doctor) signInFix(tenant string, err error, cred *credential.Credential) string {
 	code := 0
 	var ge *graph.Error
 	if errors.As(err, &ge) {
@@ -427,9 +474,9 @@ func (d *doctor) signInFix(err error, cred *credential.Credential) string {
 	cfgFile := d.cfg.File
 	switch code {
 	case 90002:
-		return fmt.Sprintf("tenant_id %s is not a tenant Entra ID knows: set tenant_id in %s to the directory (tenant) ID from Microsoft Entra ID > Overview", d.cfg.TenantID, cfgFile)
+		return fmt.Sprintf("tenant %s is not a tenant Entra ID knows: set tenant_id in %s to the directory (tenant) ID from Microsoft Entra ID > Overview", tenant, cfgFile)
 	case 700016:
-		return fmt.Sprintf("auth.client_id %s is not an app registration in tenant %s: set auth.client_id in %s to the agent's app (client) ID", d.cfg.Auth.ClientID, d.cfg.TenantID, cfgFile)
+		return fmt.Sprintf("auth.client_id %s is not an app registration in tenant %s, nor consented there: set auth.client_id in %s to the agent's app (client) ID, and grant admin consent in that tenant", d.cfg.Auth.ClientID, tenant, cfgFile)
 	case 700027:
 		return fmt.Sprintf("the agent's certificate %s is not registered on its app %s (or expired there): upload %s in the Azure portal, App registrations > the agent's app > Certificates & secrets > Certificates > Upload certificate",
 			cred.Facts().Thumbprint, d.cfg.Auth.ClientID, d.cfg.Auth.CertificateFile)
@@ -445,13 +492,17 @@ func (d *doctor) signInFix(err error, cred *credential.Credential) string {
 	return "see `certagent credential show`, and the Troubleshooting table in the README"
 }
 
-// graphFix says what to do about a failed Graph call, by its reason code.
-func (d *doctor) graphFix(err error) string {
+// graphFix says what to do about a failed Graph call on tc's app, by its reason code.
+func (d *doctor) graphFix(tc config.TargetConfig, err error) string {
 	switch rotation.ErrorReason(err).Code {
 	case certs.GraphDenied:
 		return fmt.Sprintf("grant the agent's app (%s) the Microsoft Graph application permission Application.ReadWrite.OwnedBy with admin consent, and make it an owner of the target app", d.cfg.Auth.ClientID)
 	case certs.AppNotFound:
-		return fmt.Sprintf("target.app_id %s is not an app registration in tenant %s: fix it in %s", d.cfg.Target.AppID, d.cfg.TenantID, d.cfg.File)
+		key := "target.app_id"
+		if len(d.cfg.Targets) > 0 {
+			key = "the app_id of target " + tc.Name
+		}
+		return fmt.Sprintf("%s %s is not an app registration in tenant %s: fix it in %s", key, tc.AppID, tc.TenantID, d.cfg.File)
 	case certs.GraphUnavailable:
 		return fmt.Sprintf("check that this machine reaches %s (network, proxy, firewall); Graph may also be throttling or down: try again later", d.cfg.GraphURL())
 	}

@@ -25,6 +25,9 @@ func runDoctorAt(t *testing.T, cfgFile string, now func() time.Time) (map[string
 	return checkLines(t, out.String()), code, out.String()
 }
 
+// doctorAppB is a second target app that the agent does not own.
+const doctorAppB = "b0000000-0000-4000-8000-0000000000dc"
+
 var doctorChecks = []string{"config", "state folder", "drop folder", "token file", "credential", "store", "clock", "sign-in", "target app", "owner"}
 
 // TestDoctor: doctor passes against `certagent dev`'s environment, with the agent running and
@@ -84,6 +87,21 @@ func TestDoctor(t *testing.T) {
 			}
 			return func() { env.Emulator.SetOwners(env.Info.TargetAppID, env.Info.AgentAppID) }
 		}, check: "owner", status: statusFail, contains: []string{"not an owner", "Add owners"}},
+		{name: "second target not owned", config: func(c *config.Config) {
+			c.Targets = []config.Target{{Name: "exchange", AppID: c.Target.AppID}, {Name: "teams", AppID: doctorAppB}}
+			c.Target = config.Target{}
+		}, break_: func(t *testing.T) func() {
+			if _, err := env.Emulator.Application(doctorAppB); err != nil {
+				if _, err := env.Emulator.AddApplication(env.Info.TenantID, emulator.SeedApplication{DisplayName: "Veeam Teams backup", AppID: doctorAppB}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			return func() {}
+		}, check: "owner (teams)", status: statusFail, contains: []string{"not an owner", "Veeam Teams backup"}},
+		{name: "second target's app missing", config: func(c *config.Config) {
+			c.Targets = []config.Target{{Name: "exchange", AppID: c.Target.AppID}, {Name: "gone", AppID: "dddddddd-dddd-4ddd-8ddd-dddddddddddd"}}
+			c.Target = config.Target{}
+		}, check: "target app (gone)", status: statusFail, contains: []string{"target gone", "dddddddd-dddd-4ddd-8ddd-dddddddddddd"}},
 		{name: "no Graph permission", break_: func(t *testing.T) func() {
 			if err := env.Emulator.SetGraphRoles(env.Info.AgentAppID); err != nil {
 				t.Fatal(err)
@@ -147,8 +165,16 @@ func TestDoctor(t *testing.T) {
 				t.Errorf("exit %d, want %d", code, wantCode)
 			}
 			for _, name := range doctorChecks {
-				if _, ok := lines[name]; !ok {
+				if _, ok := lines[name]; !ok && !strings.Contains(tc.check, " (") {
 					t.Errorf("no %q line", name)
+				}
+			}
+			if strings.HasPrefix(tc.check, "owner (") || strings.HasPrefix(tc.check, "target app (") {
+				// Each target has its lines; the first target's pass.
+				for _, name := range []string{"target app (exchange)", "owner (exchange)"} {
+					if l := lines[name]; l.Status != statusOK {
+						t.Errorf("line %q = %+v, want ok", name, l)
+					}
 				}
 			}
 		})
