@@ -396,6 +396,18 @@ func (e *Engine) transition(ctx context.Context, r *Rotation, state State, actor
 	if extra != nil {
 		audit = append([]AuditEntry{*extra}, audit...)
 	}
+	return e.save(ctx, r, audit...)
+}
+
+// save stores r, which the engine read before it started work on it. The drop folder may
+// have recorded where it filed the rotation's file since (Archived): that is kept, not
+// written over with the older copy. Callers hold e.mu.
+func (e *Engine) save(ctx context.Context, r *Rotation, audit ...AuditEntry) error {
+	if r.Source.Kind == SourceDropFolder && r.Source.ArchivedAs == "" {
+		if cur, err := e.cfg.Store.Get(ctx, r.ID); err == nil {
+			r.Source.ArchivedAs = cur.Source.ArchivedAs
+		}
+	}
 	return e.cfg.Store.Update(ctx, *r, audit...)
 }
 
@@ -454,7 +466,7 @@ func (e *Engine) apply(ctx context.Context, r Rotation) {
 		log.Warn("transient Graph failure; will retry", "attempt", r.Attempts, "retry_in", wait.String(), "code", reason.Code, "err", err)
 		e.mu.Lock()
 		r.UpdatedAt = e.now()
-		uerr := e.cfg.Store.Update(ctx, r, AuditEntry{At: e.now(), Action: ActionGraphWrite, Actor: ActorAgent, Outcome: OutcomeError,
+		uerr := e.save(ctx, &r, AuditEntry{At: e.now(), Action: ActionGraphWrite, Actor: ActorAgent, Outcome: OutcomeError,
 			RotationID: r.ID, State: r.State, Code: reason.Code, Message: fmt.Sprintf("attempt %d: %s; retrying in %s", r.Attempts, reason.Message, wait.Round(time.Millisecond))})
 		e.mu.Unlock()
 		if uerr != nil {
@@ -525,7 +537,7 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificat
 			defer e.mu.Unlock()
 			r.UpdatedAt = e.now()
 			cert := r.Certificate
-			return e.cfg.Store.Update(ctx, *r, AuditEntry{At: r.UpdatedAt, Action: ActionGraphWrite, Actor: ActorAgent, Outcome: OutcomeOK,
+			return e.save(ctx, r, AuditEntry{At: r.UpdatedAt, Action: ActionGraphWrite, Actor: ActorAgent, Outcome: OutcomeOK,
 				RotationID: r.ID, State: r.State, KeyID: keyID, Cert: &cert,
 				Message: fmt.Sprintf("writing keyId %s to app %s with its %d existing credentials", keyID, app.AppID, len(app.KeyCredentials))})
 		},

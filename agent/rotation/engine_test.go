@@ -163,6 +163,40 @@ func TestApplyAddsAndKeepsOld(t *testing.T) {
 	}
 }
 
+// TestArchivedDuringWriteIsKept: the drop folder records where it filed a rotation's file
+// while the engine is writing it to the app; the engine's later updates keep that name.
+func TestArchivedDuringWriteIsKept(t *testing.T) {
+	for _, transient := range []bool{false, true} {
+		f := newFixture(t, nil)
+		c := newCert("filed meanwhile")
+		x, _ := x509.ParseCertificate(c.DER)
+		r, _, err := f.engine.Submit(context.Background(), rotation.Submission{
+			Cert: certs.FactsOf(x), DER: c.DER, Source: rotation.Source{Kind: rotation.SourceDropFolder, FileName: "p.cer"}, Actor: "intake",
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		calls := 0
+		f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error {
+			calls++
+			if calls == 1 {
+				if err := f.engine.Archived(context.Background(), r.ID, "20261125T193000Z_p.cer"); err != nil {
+					t.Fatal(err)
+				}
+				if transient {
+					return rotationtest.Unavailable()
+				}
+			}
+			return nil
+		}
+		f.run()
+		got := f.get(r.ID)
+		if got.State != rotation.StateApplied || got.Source.ArchivedAs != "20261125T193000Z_p.cer" {
+			t.Errorf("transient %v: rotation = %s, archived as %q; want applied, archived as 20261125T193000Z_p.cer", transient, got.State, got.Source.ArchivedAs)
+		}
+	}
+}
+
 func TestDuplicateSubmissionWritesNothing(t *testing.T) {
 	f := newFixture(t, nil)
 	c := newCert("dup")

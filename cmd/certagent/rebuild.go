@@ -19,6 +19,7 @@ import (
 	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/config"
+	"github.com/aucloud/certagent/agent/graph"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/agent/store"
 	"github.com/aucloud/certagent/agent/target"
@@ -30,13 +31,30 @@ type rebuildReport struct {
 	storeID    string
 	imported   []store.ChainedEntry
 	trail      store.ChainResult
-	app        *certs.Application
-	appErr     error
+	apps       []rebuiltApp // one per target, in config order
 	recovered  []rotation.Rotation
 	lost       []string
 	notes      []string
 	entrySeq   uint64
 	trailErr   error
+}
+
+// rebuiltApp is one target's app as rebuild read it: app, or the error that kept it from
+// being read.
+type rebuiltApp struct {
+	target config.TargetConfig
+	app    *certs.Application
+	err    error
+}
+
+// appOf returns the read app with appID, or nil.
+func (rep *rebuildReport) appOf(appID string) *rebuiltApp {
+	for i := range rep.apps {
+		if strings.EqualFold(rep.apps[i].target.AppID, appID) {
+			return &rep.apps[i]
+		}
+	}
+	return nil
 }
 
 // storeRebuild moves the store and its marker aside, makes a new store, imports the audit
@@ -76,7 +94,10 @@ func storeRebuild(ctx context.Context, env *cmdEnv, cfg *config.Config, yes bool
 	}
 	fmt.Fprintf(env.stdout, "state file   %s (%s)\n", path, state)
 	fmt.Fprintf(env.stdout, "audit trail  %s\n", describeTrail(trail, len(entries)))
-	fmt.Fprintf(env.stdout, "target app   %s, read through Graph as the agent\n\n", cfg.Target.AppID)
+	for _, tc := range cfg.EffectiveTargets() {
+		fmt.Fprintf(env.stdout, "target app   %s (%s), read through Graph as the agent\n", tc.AppID, tc.Name)
+	}
+	fmt.Fprintln(env.stdout)
 	fmt.Fprintf(env.stdout, "store rebuild moves %s and its marker aside (nothing is deleted), makes a new store from the audit trail and the app, and says what it cannot recover.\n", filepath.Base(path))
 	if !yes {
 		if env.stdin == nil || env.interactive == nil || !env.interactive() {
@@ -139,27 +160,20 @@ func rebuild(ctx context.Context, env *cmdEnv, cfg *config.Config, entries []sto
 
 	gctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	if gc, _, err := agent.GraphClient(cfg, nil); err != nil {
-		rep.appErr = err
-	} else if app, err := gc.Get(gctx, cfg.Target.AppID); err != nil {
-		rep.appErr = err
-	} else {
-		rep.app = &app
-	}
+	rep.apps = readApps(gctx, cfg)
 
 	recoverRotations(ctx, cfg, s, rep, now)
 
-	if rep.app != nil {
-		if err := saveSnapshot(ctx, s, *rep.app, now); err != nil {
+	msg := fmt.Sprintf("store rebuilt by %s from %s", actorName(), describeTrail(trail, len(entries)))
+	for _, ra := range rep.apps {
+		if ra.app == nil {
+			rep.notes = append(rep.notes, fmt.Sprintf("the app %s (%s) was not read (%v): the agent reads it when it starts", ra.target.AppID, ra.target.Name, ra.err))
+			continue
+		}
+		if err := saveSnapshot(ctx, s, *ra.app, now); err != nil {
 			return rep, err
 		}
-	} else {
-		rep.notes = append(rep.notes, fmt.Sprintf("the app was not read (%v): the agent reads it when it starts", rep.appErr))
-	}
-
-	msg := fmt.Sprintf("store rebuilt by %s from %s", actorName(), describeTrail(trail, len(entries)))
-	if rep.app != nil {
-		msg += fmt.Sprintf(" and the app %s (%s)", cfg.Target.AppID, plural(len(rep.app.KeyCredentials), "certificate"))
+		msg += fmt.Sprintf(" and the app %s (%s)", ra.app.AppID, plural(len(ra.app.KeyCredentials), "certificate"))
 	}
 	msg += fmt.Sprintf("; %s recovered", plural(len(rep.recovered), "rotation"))
 	if len(rep.movedAside) > 0 {
@@ -197,19 +211,29 @@ func rebuild(ctx context.Context, env *cmdEnv, cfg *config.Config, entries []sto
 // write (pending_approval, applying, failed) needs its certificate: from processed/, or from
 // the app; without it, it is lost.
 func recoverRotations(ctx context.Context, cfg *config.Config, s *store.Store, rep *rebuildReport, now time.Time) {
-	for _, r := range store.RecoverRotations(rep.imported, cfg.Target.AppID) {
+	targets := cfg.EffectiveTargets()
+	// Entries written before they named their app are the one target's of that time.
+	for _, r := range store.RecoverRotations(rep.imported, targets[0].AppID) {
 		thumb := certs.NormalizeThumbprint(r.Certificate.Thumbprint)
+		ra := rep.appOf(r.Target.AppID)
+		if ra == nil {
+			rep.notes = append(rep.notes, fmt.Sprintf("rotation %s is for app %s, which no target of %s names: recovered as it was, the agent leaves it alone", r.ID, r.Target.AppID, cfg.File))
+		}
 		var onApp *certs.KeyCredential
-		if rep.app != nil {
-			r.Target.ObjectID, r.Target.DisplayName = rep.app.ObjectID, rep.app.DisplayName
-			for i, k := range rep.app.KeyCredentials {
+		if ra != nil && ra.app != nil {
+			r.Target.ObjectID, r.Target.DisplayName = ra.app.ObjectID, ra.app.DisplayName
+			for i, k := range ra.app.KeyCredentials {
 				if certs.NormalizeThumbprint(k.Thumbprint()) == thumb {
-					onApp = &rep.app.KeyCredentials[i]
+					onApp = &ra.app.KeyCredentials[i]
 				}
 			}
 		}
+		processed := []string{filepath.Join(cfg.DropFolder, "processed")}
+		if ra != nil && ra.target.DropFolder != cfg.DropFolder {
+			processed = append([]string{filepath.Join(ra.target.DropFolder, "processed")}, processed...)
+		}
 		if r.Source.ArchivedAs != "" {
-			r.DER = derFromProcessed(cfg, r.Source.ArchivedAs, thumb, now)
+			r.DER = derFromProcessed(processed, r.Source.ArchivedAs, thumb, now)
 		}
 		if r.DER == nil && onApp != nil && len(onApp.Key) > 0 {
 			r.DER = append([]byte(nil), onApp.Key...)
@@ -219,7 +243,7 @@ func recoverRotations(ctx context.Context, cfg *config.Config, s *store.Store, r
 		if needsDER && r.DER == nil {
 			where := "it came through the API"
 			if r.Source.ArchivedAs != "" {
-				where = fmt.Sprintf("its file %s is not in %s", r.Source.ArchivedAs, filepath.Join(cfg.DropFolder, "processed"))
+				where = fmt.Sprintf("its file %s is not in %s", r.Source.ArchivedAs, strings.Join(processed, " or "))
 			}
 			rep.lost = append(rep.lost, fmt.Sprintf("%s: %s and the app does not hold the certificate: submit it again", what, where))
 			continue
@@ -228,7 +252,7 @@ func recoverRotations(ctx context.Context, cfg *config.Config, s *store.Store, r
 			// Never written: the engine writes it under a new keyId.
 			r.IntentKeyID = rotation.NewGUID()
 		}
-		if rep.app != nil && (r.State == rotation.StateApplied || r.State == rotation.StateConfirmed) && onApp == nil {
+		if ra != nil && ra.app != nil && (r.State == rotation.StateApplied || r.State == rotation.StateConfirmed) && onApp == nil {
 			rep.notes = append(rep.notes, what+": no longer on the app (removed outside certagent?)")
 		}
 		if _, created, err := s.Create(ctx, r); err != nil {
@@ -241,13 +265,50 @@ func recoverRotations(ctx context.Context, cfg *config.Config, s *store.Store, r
 	}
 }
 
-// derFromProcessed returns the certificate in processed/name when it is the one with the
-// thumbprint, nil otherwise.
-func derFromProcessed(cfg *config.Config, name, thumb string, now time.Time) []byte {
+// readApps reads each target's app through Graph, signing in once per tenant.
+func readApps(ctx context.Context, cfg *config.Config) []rebuiltApp {
+	type session struct {
+		gc  *graph.Client
+		err error
+	}
+	sessions := map[string]session{}
+	var out []rebuiltApp
+	for _, tc := range cfg.EffectiveTargets() {
+		key := strings.ToLower(tc.TenantID)
+		se, ok := sessions[key]
+		if !ok {
+			se.gc, _, se.err = agent.GraphClientFor(cfg, tc.TenantID, nil)
+			sessions[key] = se
+		}
+		ra := rebuiltApp{target: tc, err: se.err}
+		if se.err == nil {
+			if app, err := se.gc.Get(ctx, tc.AppID); err != nil {
+				ra.err = err
+			} else {
+				ra.app = &app
+			}
+		}
+		out = append(out, ra)
+	}
+	return out
+}
+
+// derFromProcessed returns the certificate filed as name in the first of the processed/
+// folders that holds it, when it is the one with the thumbprint; nil otherwise.
+func derFromProcessed(processed []string, name, thumb string, now time.Time) []byte {
 	if name != filepath.Base(name) {
 		return nil
 	}
-	f, err := os.Open(filepath.Join(cfg.DropFolder, "processed", name))
+	for _, dir := range processed {
+		if der := derFromFile(filepath.Join(dir, name), thumb, now); der != nil {
+			return der
+		}
+	}
+	return nil
+}
+
+func derFromFile(path, thumb string, now time.Time) []byte {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil
 	}
@@ -299,10 +360,12 @@ func printRebuild(w io.Writer, cfg *config.Config, rep *rebuildReport) {
 	}
 	fmt.Fprintf(w, "new store    id %s\n", rep.storeID)
 	fmt.Fprintf(w, "audit trail  imported %s\n", describeTrail(rep.trail, len(rep.imported)))
-	if rep.app != nil {
-		fmt.Fprintf(w, "app          %s (%s): %s, saved as the agent's last read\n", rep.app.AppID, rep.app.DisplayName, plural(len(rep.app.KeyCredentials), "certificate"))
-	} else if rep.appErr != nil {
-		fmt.Fprintf(w, "app          not read: %v\n", rep.appErr)
+	for _, ra := range rep.apps {
+		if ra.app != nil {
+			fmt.Fprintf(w, "app          %s (%s): %s, saved as the agent's last read\n", ra.app.AppID, ra.app.DisplayName, plural(len(ra.app.KeyCredentials), "certificate"))
+		} else {
+			fmt.Fprintf(w, "app          %s (%s) not read: %v\n", ra.target.AppID, ra.target.Name, ra.err)
+		}
 	}
 	fmt.Fprintf(w, "\nrecovered    %s\n", plural(len(rep.recovered), "rotation"))
 	for _, r := range rep.recovered {

@@ -17,6 +17,7 @@ import (
 	"github.com/aucloud/certagent/agent/store"
 	"github.com/aucloud/certagent/agent/target"
 	"github.com/aucloud/certagent/api/apitype"
+	"github.com/aucloud/certagent/emulator"
 	"github.com/aucloud/certagent/internal/certtest"
 )
 
@@ -231,5 +232,91 @@ func TestRestoredBackup(t *testing.T) {
 		if p.Code == "audit_trail_unwritable" {
 			t.Errorf("after the rebuild status still has %+v", p)
 		}
+	}
+}
+
+// TestStoreRebuildTwoTargets: with two targets, store rebuild gives each recovered rotation
+// its own app (the same certificate on both apps is two rotations), reads and saves both
+// apps, and the agent runs on without writing anything again.
+func TestStoreRebuildTwoTargets(t *testing.T) {
+	const appB = "b0000000-0000-4000-8000-0000000000eb"
+	env := testDevEnv(t, func(c *config.Config) {
+		c.Targets = []config.Target{{Name: "exchange", AppID: c.Target.AppID}, {Name: "teams", AppID: appB}}
+		c.Target = config.Target{}
+	})
+	cfg := env.Config
+	if _, err := env.Emulator.AddApplication(env.Info.TenantID, emulator.SeedApplication{
+		DisplayName: "Veeam Teams backup", AppID: appB, Owners: []string{env.Info.AgentAppID},
+		KeyCredentials: []emulator.SeedKeyCredential{{Certificate: certtest.New(time.Now(), certtest.CommonName("teams 2026")).DER}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	both := certtest.New(time.Now(), certtest.CommonName("provider for both"))
+	teamsOnly := certtest.New(time.Now(), certtest.CommonName("provider for teams"))
+	ra := startRun(t, cfg)
+	ctx := context.Background()
+	for _, f := range []struct {
+		dir string
+		c   certtest.Cert
+	}{{"exchange", both}, {"teams", both}, {"teams", teamsOnly}} {
+		if err := os.WriteFile(filepath.Join(cfg.DropFolder, f.dir, f.c.Cert.Subject.CommonName+".cer"), f.c.PEM(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(time.Minute)
+	var before []apitype.Rotation
+	for {
+		rs, err := ra.client.Rotations(ctx, "applied")
+		if err == nil && len(rs) == 3 && !slices.ContainsFunc(rs, func(r apitype.Rotation) bool { return r.Source.ArchivedAs == "" }) {
+			before = rs
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rotations = %+v, %v; want 3 applied and filed", rs, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ra.stop()
+
+	path := agent.StorePath(cfg)
+	os.Remove(path)
+	out, stderr, code := runCmd(t, "store", "rebuild", "-c", cfg.File, "--yes")
+	t.Logf("store rebuild:\n%s%s", out, stderr)
+	if code != 0 || strings.Count(out, "saved as the agent's last read") != 2 || !strings.Contains(out, "recovered    3 rotations") {
+		t.Fatalf("store rebuild: exit %d; want both apps read and 3 rotations recovered", code)
+	}
+	checkSnapshot(t, path, env.Info.TargetAppID)
+	checkSnapshot(t, path, appB)
+	s, err := store.OpenReadOnly(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range before {
+		got, err := s.ByThumbprint(ctx, r.Target.AppID, r.Certificate.Thumbprint)
+		if err != nil || got.ID != r.ID || got.KeyID != r.KeyID {
+			t.Errorf("rotation %s on %s after the rebuild = %s keyId %s, %v; want keyId %s", r.ID, r.Target.AppID, got.ID, got.KeyID, err, r.KeyID)
+		}
+	}
+	s.Close()
+
+	writes := func() int {
+		n := 0
+		for _, e := range env.Emulator.Requests() {
+			if e.Method == "PATCH" {
+				n++
+			}
+		}
+		return n
+	}
+	patched := writes()
+	ra = startRun(t, cfg)
+	for _, name := range []string{"exchange", "teams"} {
+		want := map[string]int{"exchange": 1, "teams": 2}[name]
+		if rs, err := ra.client.RotationsOf(ctx, name, "applied"); err != nil || len(rs) != want {
+			t.Errorf("applied rotations of %s after the rebuild = %d, %v; want %d", name, len(rs), err, want)
+		}
+	}
+	if n := writes(); n != patched {
+		t.Errorf("the agent wrote %d times after the rebuild; want none", n-patched)
 	}
 }
