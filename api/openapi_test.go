@@ -398,3 +398,14 @@ func TestOpenAPIValidationBites(t *testing.T) {
 		t.Errorf("an undocumented status passed")
 	}
 }
+
+// TestOpenAPIProblemCodes: the StatusProblem schema names every status problem code.
+func TestOpenAPIProblemCodes(t *testing.T) {
+	doc := loadOpenAPI(t)
+	desc := doc.Components.Schemas["StatusProblem"].Value.Properties["code"].Value.Description
+	for _, c := range health.Codes {
+		if !strings.Contains(desc, c) {
+			t.Errorf("StatusProblem.code's description lacks %q", c)
+		}
+	}
+}

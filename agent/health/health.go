@@ -72,6 +72,9 @@ const (
 	DropFolderUnavailable = "drop_folder_unavailable"
 	// ArchiveUnwritable: files cannot be moved into processed/ or rejected/.
 	ArchiveUnwritable = "archive_unwritable"
+	// DropEntriesIgnored: the drop folder holds entries named like certificates that the
+	// agent never takes in: folders, and hidden files (a name starting with ".").
+	DropEntriesIgnored = "drop_entries_ignored"
 	// RetireDryRun: retire.dry_run lists the certificates it would remove.
 	RetireDryRun = "retire_dry_run"
 	// StoreError: the agent cannot read its own store.
@@ -95,6 +98,16 @@ const (
 	// taken port...); the service waits on standby and tries again.
 	StartFailed = "start_failed"
 )
+
+// Codes lists every problem code above, for the documents and tests that must name them all.
+var Codes = []string{
+	CertificateExpiring, CertificateExpired, NoCertificates, AppFull,
+	AgentCredentialExpiring, CredentialRenewalWaiting, AgentCredentialSuperseded, AgentCredentialMissing,
+	GraphUnreachable, RotationFailed, AwaitingApproval, AwaitingConfirmation,
+	DropFolderUnavailable, ArchiveUnwritable, DropEntriesIgnored, RetireDryRun,
+	StoreError, AuditTrailUnwritable, WebhookFailing, WebhookUnsigned,
+	NotConfigured, ConfigInvalid, StartFailed,
+}
 
 // Problem is one thing that needs a person.
 type Problem struct {

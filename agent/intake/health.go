@@ -17,6 +17,9 @@ const (
 	// ProblemArchiveUnwritable: a file cannot be moved into processed/ or rejected/ (or its
 	// reason note written there).
 	ProblemArchiveUnwritable = health.ArchiveUnwritable
+	// ProblemEntriesIgnored: the folder holds entries named like certificates that are never
+	// taken in (a folder, a hidden file). Not an outage: files keep being taken in.
+	ProblemEntriesIgnored = health.DropEntriesIgnored
 )
 
 // Problem is something that keeps the intake from working, with the path and the operating
@@ -37,13 +40,20 @@ func (p Problem) Message() string {
 	case ProblemArchiveUnwritable:
 		return fmt.Sprintf("files cannot be filed into %s since %s (%s): they stay in the drop folder until it is writable by the agent again; the agent retries by itself",
 			p.Path, p.Since.UTC().Format(time.RFC3339), p.Err)
+	case ProblemEntriesIgnored:
+		return fmt.Sprintf("the drop folder %s holds entries the agent does not take in: %s", p.Path, p.Err)
 	}
 	return fmt.Sprintf("%s: %s (%s)", p.Code, p.Path, p.Err)
 }
 
-// Health returns p as a status problem: both kinds are critical, since files wait.
+// Health returns p as a status problem: critical while files wait, a warning for entries
+// that are ignored (someone probably meant them to be taken in).
 func (p Problem) Health() health.Problem {
-	return health.Problem{Code: p.Code, Severity: health.Critical, Message: p.Message()}
+	sev := health.Critical
+	if p.Code == ProblemEntriesIgnored {
+		sev = health.Warning
+	}
+	return health.Problem{Code: p.Code, Severity: sev, Message: p.Message()}
 }
 
 // healthLog spaces out the repeated log lines of a lasting problem: the first at once, then

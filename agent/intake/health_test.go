@@ -160,6 +160,55 @@ func TestArchiveUnwritableRaisesAndClears(t *testing.T) {
 	})
 }
 
+// TestIgnoredEntriesReported: a folder named like a certificate and a hidden certificate
+// file are reported in one drop_entries_ignored warning naming each with why, once the hidden
+// file has been left alone for a minute (a copy tool may be writing it); files beside them are
+// still taken in, readiness is unaffected, and the warning clears when they are gone.
+func TestIgnoredEntriesReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startPoll(t, pollCfg())
+		mustDo(t, os.Mkdir(filepath.Join(h.dir, "provider.cer"), 0o755))
+		h.write(".provider-2027.cer", "good")
+		h.write("a.cer", "good")
+		time.Sleep(testSettle + 5*time.Second)
+		synctest.Wait()
+		if got := problemCodes(h.in); len(got) != 1 {
+			t.Fatalf("problems with a fresh hidden file = %v, want the folder only", got)
+		}
+		if ps := h.in.Problems(); strings.Contains(ps[0].Err, ".provider-2027.cer") {
+			t.Errorf("a hidden file written seconds ago is reported: %q", ps[0].Err)
+		}
+		time.Sleep(ignoreQuiet)
+		synctest.Wait()
+		ps := h.in.Problems()
+		if len(ps) != 1 || ps[0].Code != ProblemEntriesIgnored || ps[0].Health().Severity != health.Warning {
+			t.Fatalf("Problems() = %+v, want one drop_entries_ignored warning", ps)
+		}
+		msg := ps[0].Message()
+		for _, want := range []string{`"provider.cer" is a folder`, `".provider-2027.cer" is hidden`, `rename it to "provider-2027.cer"`, h.in.Dir()} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("message lacks %q: %s", want, msg)
+			}
+		}
+		if h.in.Ready() != nil {
+			t.Error("Ready() refuses because of ignored entries")
+		}
+		if got := h.names(ProcessedDir); len(got) != 1 {
+			t.Errorf("processed/ = %v, want a.cer taken in beside the ignored entries", got)
+		}
+		mustDo(t, os.Remove(filepath.Join(h.dir, "provider.cer")))
+		mustDo(t, os.Rename(filepath.Join(h.dir, ".provider-2027.cer"), filepath.Join(h.dir, "provider-2027.cer")))
+		time.Sleep(testSettle + 5*time.Second)
+		synctest.Wait()
+		if got := problemCodes(h.in); len(got) != 0 {
+			t.Errorf("problems after the entries are gone = %v", got)
+		}
+		if got := h.names(ProcessedDir); len(got) != 2 {
+			t.Errorf("processed/ = %v, want the renamed file taken in too", got)
+		}
+	})
+}
+
 func mustDo(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {

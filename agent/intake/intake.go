@@ -151,12 +151,13 @@ type Intake struct {
 	lastScan                                 atomic.Int64 // UnixNano by cfg.Now; 0 = never
 
 	// The fields below are owned by the goroutine running Run.
-	files     map[string]*entry // candidates not yet filed, by base name
-	gen       uint64            // scan generation, to forget files that vanished
-	nextDue   time.Time         // no entry is due before this (may be early, never late)
-	armed     time.Time         // what the timer is set for; zero when stopped
-	buf       []byte            // read buffer, zeroed after every use
-	watchErrs int               // watcher errors (not overflows) since the watcher started
+	files     map[string]*entry      // candidates not yet filed, by base name
+	gen       uint64                 // scan generation, to forget files that vanished
+	hidden    map[string]hiddenEntry // hidden files named like certificates, by name
+	nextDue   time.Time              // no entry is due before this (may be early, never late)
+	armed     time.Time              // what the timer is set for; zero when stopped
+	buf       []byte                 // read buffer, zeroed after every use
+	watchErrs int                    // watcher errors (not overflows) since the watcher started
 
 	problems problemSet // what keeps the intake from working (health.go)
 }

@@ -3,11 +3,13 @@ package intake
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certpolicy"
@@ -111,9 +113,13 @@ func (in *Intake) scan() {
 		in.scanFailed(err)
 		return
 	}
+	var ignored []string
 	for {
 		ents, err := d.ReadDir(listBatch)
 		for _, de := range ents {
+			if why := in.ignoredWhy(de); why != "" {
+				ignored = append(ignored, why)
+			}
 			if de.IsDir() {
 				continue // processed/, rejected/, or any folder a person made: left alone
 			}
@@ -133,8 +139,75 @@ func (in *Intake) scan() {
 		}
 	}
 	in.clearProblem(ProblemDropFolderUnavailable)
+	in.reportIgnored(ignored)
 	in.checkArchive()
 	in.lastScan.Store(in.cfg.Now().UnixNano())
+}
+
+// ignoreQuiet is how long a hidden file named like a certificate must stay unchanged before it
+// is reported: some copy tools write to ".name.cer" and rename it when done.
+const ignoreQuiet = time.Minute
+
+// hiddenEntry is a hidden file as first seen unchanged: since when, by the agent's clock (a
+// share's timestamps may be off).
+type hiddenEntry struct {
+	size  int64
+	mod   time.Time
+	since time.Time
+	gen   uint64
+}
+
+// ignoredWhy says why an entry named like a certificate is never taken in, "" for any other
+// entry: a folder (the intake takes files only) or a hidden file (a name starting with "." is
+// taken for a copy in progress, and never read).
+func (in *Intake) ignoredWhy(de fs.DirEntry) string {
+	name := de.Name()
+	if de.IsDir() {
+		if name == ProcessedDir || name == RejectedDir || certpolicy.ClassifyName(name) != certpolicy.NameCertificate {
+			return ""
+		}
+		return fmt.Sprintf("%q is a folder: certificates are taken only as files at the top of the drop folder; move the file out of it", name)
+	}
+	rest, hidden := strings.CutPrefix(name, ".")
+	if !hidden || certpolicy.ClassifyName(rest) != certpolicy.NameCertificate {
+		return ""
+	}
+	fi, err := de.Info()
+	if err != nil {
+		return ""
+	}
+	now := in.cfg.Now()
+	h, ok := in.hidden[name]
+	if !ok || h.size != fi.Size() || !h.mod.Equal(fi.ModTime()) {
+		h = hiddenEntry{size: fi.Size(), mod: fi.ModTime(), since: now}
+	}
+	h.gen = in.gen
+	if in.hidden == nil {
+		in.hidden = map[string]hiddenEntry{}
+	}
+	in.hidden[name] = h
+	if now.Sub(h.since) < ignoreQuiet {
+		return ""
+	}
+	return fmt.Sprintf("%q is hidden: a name starting with \".\" is taken for a copy in progress and never read; rename it to %q", name, rest)
+}
+
+// reportIgnored keeps the drop_entries_ignored problem in step with the latest listing.
+func (in *Intake) reportIgnored(whys []string) {
+	for name, h := range in.hidden {
+		if h.gen != in.gen {
+			delete(in.hidden, name) // gone, or renamed to its real name
+		}
+	}
+	if len(whys) == 0 {
+		in.clearProblem(ProblemEntriesIgnored)
+		return
+	}
+	slices.Sort(whys)
+	p := Problem{Code: ProblemEntriesIgnored, Path: in.dir, Err: strings.Join(whys, "; ")}
+	if in.problems.raise(p, in.cfg.Now()) {
+		in.log.Warn("drop folder entries ignored", "path", in.dir, "entries", p.Err)
+	}
 }
 
 // scanFailed records a failed listing as a status problem (logged with backoff while it

@@ -141,21 +141,29 @@ const (
 // Status problem codes. Stable: scripts switch on them. The agent's own vocabulary
 // (agent/health), repeated here for API clients.
 const (
-	ProblemCertificateExpiring     = health.CertificateExpiring
-	ProblemCertificateExpired      = health.CertificateExpired
-	ProblemNoCertificates          = health.NoCertificates
-	ProblemAgentCredentialExpiring = health.AgentCredentialExpiring
-	ProblemAgentCredentialMissing  = health.AgentCredentialMissing
-	ProblemGraphUnreachable        = health.GraphUnreachable
-	ProblemRotationFailed          = health.RotationFailed
-	ProblemAwaitingApproval        = health.AwaitingApproval
-	ProblemAwaitingConfirmation    = health.AwaitingConfirmation
-	ProblemDropFolderUnavailable   = health.DropFolderUnavailable
-	ProblemArchiveUnwritable       = health.ArchiveUnwritable
-	ProblemStoreError              = health.StoreError
-	ProblemNotConfigured           = health.NotConfigured
-	ProblemConfigInvalid           = health.ConfigInvalid
-	ProblemStartFailed             = health.StartFailed
+	ProblemCertificateExpiring       = health.CertificateExpiring
+	ProblemCertificateExpired        = health.CertificateExpired
+	ProblemNoCertificates            = health.NoCertificates
+	ProblemAgentCredentialExpiring   = health.AgentCredentialExpiring
+	ProblemAgentCredentialMissing    = health.AgentCredentialMissing
+	ProblemGraphUnreachable          = health.GraphUnreachable
+	ProblemRotationFailed            = health.RotationFailed
+	ProblemAwaitingApproval          = health.AwaitingApproval
+	ProblemAwaitingConfirmation      = health.AwaitingConfirmation
+	ProblemDropFolderUnavailable     = health.DropFolderUnavailable
+	ProblemArchiveUnwritable         = health.ArchiveUnwritable
+	ProblemStoreError                = health.StoreError
+	ProblemNotConfigured             = health.NotConfigured
+	ProblemConfigInvalid             = health.ConfigInvalid
+	ProblemStartFailed               = health.StartFailed
+	ProblemAppFull                   = health.AppFull
+	ProblemCredentialRenewalWaiting  = health.CredentialRenewalWaiting
+	ProblemAgentCredentialSuperseded = health.AgentCredentialSuperseded
+	ProblemDropEntriesIgnored        = health.DropEntriesIgnored
+	ProblemRetireDryRun              = health.RetireDryRun
+	ProblemAuditTrailUnwritable      = health.AuditTrailUnwritable
+	ProblemWebhookFailing            = health.WebhookFailing
+	ProblemWebhookUnsigned           = health.WebhookUnsigned
 )
 
 // StatusProblem is one thing in the status that needs a person.

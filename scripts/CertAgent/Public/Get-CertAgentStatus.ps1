@@ -8,9 +8,10 @@ function Get-CertAgentStatus {
     Asks the running agent (GET /api/v1/status). The result is one CertAgent.Status object
     whose Problems (CertAgent.Problem: Severity, Code, Message) come most urgent first and
     are shown first; Healthy is $false while a critical or warning problem is open. Problem
-    codes are stable: certificate_expiring, certificate_expired, no_certificates,
-    agent_credential_expiring, agent_credential_missing, graph_unreachable, rotation_failed,
-    awaiting_approval, awaiting_confirmation (more may be added).
+    codes are stable, for example certificate_expiring, certificate_expired, rotation_failed,
+    awaiting_approval, awaiting_confirmation, graph_unreachable, drop_folder_unavailable,
+    not_configured; the full list, with what each means, is in docs/contract.md ("Status
+    problems") and the agent's OpenAPI document (StatusProblem). More may be added.
 
     The status is served from the agent's memory: it makes no Graph call.
 
