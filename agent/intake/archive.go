@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/securefile"
 )
 
 // StampLayout is the UTC time that starts an archived name: 20261125T193000Z.
@@ -40,6 +41,16 @@ func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
 		sub = RejectedDir
 	}
 	src := filepath.Join(in.dir, f.Name)
+	// A file that holds (or is named for) a private key becomes private before it moves:
+	// whoever may read rejected/ must not read the key. Not fatal: the file is filed anyway,
+	// and its note says what happened.
+	var restrictErr error
+	private := !d.Accepted && d.Reason != nil && d.Reason.Code == certs.ContainsPrivateKey
+	if private {
+		if restrictErr = securefile.Restrict(src); restrictErr != nil {
+			in.log.Warn("making a rejected private key file private failed", "file", f.Name, "err", restrictErr)
+		}
+	}
 	stamp := when.Format(StampLayout)
 	remade := false
 	for k := 1; k <= maxClash; k++ {
@@ -48,7 +59,11 @@ func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
 		note := ""
 		if !d.Accepted {
 			note = dst + ReasonSuffix
-			err := writeNote(note, reasonText(f, d, archived, when))
+			text := reasonText(f, d, archived, when)
+			if private {
+				text = privateNote(text, restrictErr)
+			}
+			err := writeNote(note, text)
 			if errors.Is(err, fs.ErrExist) {
 				continue
 			}
@@ -218,6 +233,28 @@ func reasonText(f File, d Decision, archived string, when time.Time) string {
 		s = strings.ReplaceAll(s, "\n", "\r\n") // for Notepad and type(1) on older Windows
 	}
 	return s
+}
+
+// privateNote adds to a reason note what was done about the private key's file: made
+// readable only by administrators and the agent, or why it could not be.
+func privateNote(text string, restrictErr error) string {
+	nl := "\n"
+	if runtime.GOOS == "windows" {
+		nl = "\r\n"
+	}
+	access := "readable by its owner only (mode 0600)"
+	if runtime.GOOS == "windows" {
+		access = "readable only by Administrators, SYSTEM and the agent's service (a private access list)"
+	}
+	line := "Access:         the agent made this file " + access + " before filing it here, whatever access it arrived with."
+	if restrictErr != nil {
+		line = "Access:         the agent could NOT make this file private (" + printable(restrictErr.Error()) + "): check who can read this folder, and delete the file securely."
+	}
+	head, rest, ok := strings.Cut(text, nl+nl+"What to do next:")
+	if !ok {
+		return text + line + nl
+	}
+	return head + nl + line + nl + nl + "What to do next:" + rest
 }
 
 // advice says what a person should do about a refusal code.

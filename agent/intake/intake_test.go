@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
+	"github.com/aucloud/certagent/agent/securefile"
 	"github.com/aucloud/certagent/agent/health"
 	"github.com/fsnotify/fsnotify"
 )
@@ -242,6 +243,17 @@ func TestRefusedByName(t *testing.T) {
 			note := h.read(filepath.Join(RejectedDir, c.ArchivedAs+ReasonSuffix))
 			if !strings.Contains(note, string(tt.code)) || strings.Contains(note, "secret") {
 				t.Errorf("%s: reason note lacks the code or holds file contents:\n%s", tt.name, note)
+			}
+			// A private key's file is made private (it arrived 0644), and its note says so;
+			// other files keep the access they came with.
+			archived := filepath.Join(h.dir, RejectedDir, c.ArchivedAs)
+			privErr := securefile.Check(archived)
+			if tt.code == certs.ContainsPrivateKey {
+				if privErr != nil || !strings.Contains(note, "Access:") || !strings.Contains(note, "made this file readable") {
+					t.Errorf("%s: archived private key: %v; note:\n%s", tt.name, privErr, note)
+				}
+			} else if privErr == nil || strings.Contains(note, "Access:") {
+				t.Errorf("%s: a file without a key was made private, or its note speaks of access:\n%s", tt.name, note)
 			}
 		}
 		if got, want := h.in.Stats().Rejected, int64(len(tests)); got != want {
