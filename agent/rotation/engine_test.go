@@ -906,3 +906,81 @@ func TestRetireGuards(t *testing.T) {
 		}
 	})
 }
+
+// TestRetireSurvivesCrash: the agent is killed at each step of a retire and started again on
+// what it had persisted (the store and the last saved snapshot). It never removes anything
+// but the credential it was retiring, removes it once, records it as retired (never as an
+// outside change), and an interrupted retire that never wrote is done again.
+func TestRetireSurvivesCrash(t *testing.T) {
+	const oldKey = "33333333-3333-4333-8333-333333333333"
+	errCrash := errors.New("killed")
+	for _, step := range []string{"before the write", "after the write, before the read-back", "lagging read-back"} {
+		t.Run(step, func(t *testing.T) {
+			ctx := context.Background()
+			clock := now
+			var saved rotation.Snapshot
+			edit := func(c *rotation.Config) {
+				c.Now = func() time.Time { return clock }
+				p := certpolicy.Default()
+				p.AllowedSubjects = []string{"provider *"}
+				c.Retire = rotation.RetirePolicy{Enabled: true, After: 14 * 24 * time.Hour, Names: p.Names}
+				c.OnSnapshot = func(s rotation.Snapshot) { saved = s }
+			}
+			f := newFixture(t, edit)
+			next := certtest.New(now, certtest.CommonName("provider 2027"))
+			r := f.submit(next)
+			f.run()
+			if _, err := f.engine.Execute(ctx, r.ID, rotation.CommandConfirm, "api:alice", "told"); err != nil {
+				t.Fatal(err)
+			}
+			clock = clock.Add(15 * 24 * time.Hour)
+			if _, err := f.engine.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			wrote := false
+			switch step {
+			case "before the write":
+				f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error { return errCrash }
+			case "after the write, before the read-back":
+				f.apps.BeforeReplace = func(context.Context, string, []certs.KeyCredential) error { wrote = true; return nil }
+				f.apps.BeforeGet = func(context.Context, string) error {
+					if wrote {
+						return errCrash
+					}
+					return nil
+				}
+			case "lagging read-back":
+				f.apps.StaleReads = 3
+			}
+			f.engine.RetireDue(ctx)
+			f.apps.BeforeReplace, f.apps.BeforeGet = nil, nil
+			if step != "lagging read-back" {
+				// Killed: a new engine starts from the store and the snapshot it saved last.
+				f.engine = mustEngine(t, f, edit)
+				f.engine.Restore(saved)
+				clock = clock.Add(time.Minute)
+				if _, err := f.engine.Sync(ctx); err != nil {
+					t.Fatal(err)
+				}
+				f.engine.RetireDue(ctx)
+			}
+			if f.count(f.old.DER) != 0 || f.count(next.DER) != 1 {
+				t.Errorf("app = old %d, new %d; want the old one retired and the new one kept", f.count(f.old.DER), f.count(next.DER))
+			}
+			if !f.audited(rotation.ActionRetire, "retired keyId "+oldKey) {
+				t.Error("the retire is not recorded as done")
+			}
+			if f.audited(rotation.ActionExternalChange, "removed keyId "+oldKey) {
+				t.Error("the agent's own retire is recorded as a change made outside certagent")
+			}
+			if _, err := f.engine.Sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			snap := f.engine.Snapshot()
+			if got := snap.Ledger.State(oldKey); got != rotation.KeyGone {
+				t.Errorf("ledger state of the retired key = %q, want gone", got)
+			}
+		})
+	}
+}

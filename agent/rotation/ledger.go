@@ -42,13 +42,30 @@ const (
 type LedgerEntry struct {
 	State      KeyState  `json:"state"`
 	Thumbprint string    `json:"thumbprint,omitempty"`
-	Since      time.Time `json:"since"`
+	// Since is when the credential entered State.
+	Since time.Time `json:"since"`
+	// FirstSeen is when a read first showed it on the app (zero in ledgers saved before it
+	// was kept: Since stands in).
+	FirstSeen time.Time `json:"firstSeen,omitzero"`
+}
+
+// Seen returns when the credential was first seen on the app.
+func (e LedgerEntry) Seen() time.Time {
+	if e.FirstSeen.IsZero() {
+		return e.Since
+	}
+	return e.FirstSeen
 }
 
 // Ledger maps keyIds (lower case) to what the engine knows of them.
 type Ledger struct {
 	Keys map[string]LedgerEntry `json:"keys,omitempty"`
 }
+
+// retireGrace is how long a credential being retired may still show on reads before the
+// ledger takes it for live again: the removal did not land (the agent stopped before it
+// wrote, or the write failed), and the credential counts as on the app once more.
+const retireGrace = 2 * time.Minute
 
 // goneRetention is how long a gone keyId is remembered (a read that old cannot be served by
 // any replica).
@@ -110,16 +127,35 @@ func (l *Ledger) set(id string, e LedgerEntry) {
 	l.Keys[lower(id)] = e
 }
 
-// Learn records a trusted read: every credential on it is live.
-func (l *Ledger) Learn(app certs.Application, now time.Time) {
+// Learn records a trusted read: every credential on it is live, except one being retired
+// for less than retireGrace (a replica may still show it). It returns the credentials being
+// retired that the read lacks: their removal is read back, and they are now gone.
+func (l *Ledger) Learn(app certs.Application, now time.Time) (retired []LedgerEntryID) {
+	present := map[string]bool{}
+	for _, c := range app.KeyCredentials {
+		present[lower(c.KeyID)] = true
+	}
+	for id, e := range l.Keys {
+		if e.State == KeyRetiring && !present[id] {
+			retired = append(retired, LedgerEntryID{KeyID: id, LedgerEntry: e})
+			e.State, e.Since = KeyGone, now
+			l.Keys[id] = e
+		}
+	}
+	slices.SortFunc(retired, func(a, b LedgerEntryID) int { return strings.Compare(a.KeyID, b.KeyID) })
 	for _, c := range app.KeyCredentials {
 		e, ok := l.Keys[lower(c.KeyID)]
-		if ok && e.State == KeyLive {
+		if ok && (e.State == KeyLive || e.State == KeyRetiring && now.Sub(e.Since) <= retireGrace) {
 			continue
 		}
-		l.set(c.KeyID, LedgerEntry{State: KeyLive, Thumbprint: c.Thumbprint(), Since: now})
+		first := now
+		if ok && e.State == KeyRetiring {
+			first = e.Seen() // the same credential, still on the app since then
+		}
+		l.set(c.KeyID, LedgerEntry{State: KeyLive, Thumbprint: c.Thumbprint(), Since: now, FirstSeen: first})
 	}
 	l.prune(now)
+	return retired
 }
 
 // Gone records that keyId was removed from the app.
@@ -133,13 +169,14 @@ func (l *Ledger) Gone(keyID string, now time.Time) {
 // keyId, through Graph).
 func (l *Ledger) Revive(keyID string, now time.Time) {
 	e := l.Keys[lower(keyID)]
-	e.State, e.Since = KeyLive, now
+	e.State, e.Since, e.FirstSeen = KeyLive, now, now
 	l.set(keyID, e)
 }
 
 // Retiring records that the agent is about to remove keyID itself.
 func (l *Ledger) Retiring(keyID string, now time.Time) {
 	e := l.Keys[lower(keyID)]
+	e.FirstSeen = e.Seen()
 	e.State, e.Since = KeyRetiring, now
 	l.set(keyID, e)
 }

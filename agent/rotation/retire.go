@@ -78,7 +78,8 @@ func (e *Engine) retireGuard(app certs.Application, c certs.KeyCredential, rs []
 	if !p.Names(x) {
 		return "the target's policy does not name it as the provider's certificate"
 	}
-	if e, ok := ledger.Keys[lower(c.KeyID)]; !ok || e.State != KeyLive || now.Sub(e.Since) < p.After {
+	// A credential being retired may be retired again: the agent stopped before its write.
+	if e, ok := ledger.Keys[lower(c.KeyID)]; !ok || e.State != KeyLive && e.State != KeyRetiring || now.Sub(e.Seen()) < p.After {
 		return fmt.Sprintf("it was first seen on the app less than %s ago", p.After)
 	}
 	for _, r := range rs {
@@ -222,6 +223,8 @@ func (e *Engine) Retire(ctx context.Context, keyID, actor, why string) (certs.Ke
 		delay = min(2*delay, maxReadDelay)
 	}
 	e.observe(after)
+	// Retire reads back its own removal and audits it below, not as a late read-back.
+	r.changes.Retired = slices.DeleteFunc(r.changes.Retired, func(k LedgerEntryID) bool { return strings.EqualFold(k.KeyID, c.KeyID) })
 	if gone := absent(after.KeyCredentials, keyIDs(keep)); len(gone) > 0 {
 		return c, &verifyError{msg: fmt.Sprintf("credentials %s were on app %s when it was written and are gone after it; something else changed the app at the same time", strings.Join(gone, ", "), e.cfg.AppID)}
 	}

@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/aucloud/certagent/agent/certs"
@@ -30,6 +31,11 @@ func (e *Engine) Sync(ctx context.Context) (Snapshot, error) {
 // recordChanges writes what reads showed changing outside the agent to the log and the
 // audit log.
 func (e *Engine) recordChanges(ctx context.Context, c Changes) {
+	for _, k := range c.Retired {
+		e.audit(ctx, AuditEntry{Action: ActionRetire, Actor: ActorAgent, Outcome: OutcomeOK, KeyID: k.KeyID,
+			Message: fmt.Sprintf("retired keyId %s (thumbprint %s) from app %s: read back without it after the agent stopped during the retire", k.KeyID, k.Thumbprint, e.cfg.AppID)})
+		e.log.Info("certificate retired (read back after a restart)", "app_id", e.cfg.AppID, "key_id", k.KeyID)
+	}
 	if c.Empty() {
 		return
 	}

@@ -80,6 +80,9 @@ type Changes struct {
 	// Overwritten are credentials this agent wrote that never became visible within
 	// WrittenTimeout: another write replaced the collection without them.
 	Overwritten []LedgerEntryID
+	// Retired are credentials this agent was retiring that a trusted read lacks: a retire
+	// read back here rather than by Engine.Retire (the agent stopped in between).
+	Retired []LedgerEntryID
 }
 
 // LedgerEntryID is a keyId with what the ledger knew of it.
@@ -92,9 +95,10 @@ func (c *Changes) merge(o Changes) {
 	c.Added = append(c.Added, o.Added...)
 	c.Removed = append(c.Removed, o.Removed...)
 	c.Overwritten = append(c.Overwritten, o.Overwritten...)
+	c.Retired = append(c.Retired, o.Retired...)
 }
 
-// Empty reports whether nothing changed.
+// Empty reports whether nothing changed outside certagent (Retired is certagent's own).
 func (c Changes) Empty() bool {
 	return len(c.Added)+len(c.Removed)+len(c.Overwritten) == 0
 }
@@ -255,7 +259,7 @@ func (r *viewReader) settle(ctx context.Context, confirm int) (certs.Application
 			for _, id := range v.New {
 				r.changes.Added = append(r.changes.Added, r.observed[id])
 			}
-			r.ledger.Learn(app, now)
+			r.changes.Retired = append(r.changes.Retired, r.ledger.Learn(app, now)...)
 			return app, nil
 		}
 		if err := o.Sleep(ctx, o.ConfirmGap); err != nil {
