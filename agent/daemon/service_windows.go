@@ -8,6 +8,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/kardianos/service"
 	"golang.org/x/sys/windows"
 	"golang.org/x/sys/windows/registry"
 	"golang.org/x/sys/windows/svc"
@@ -447,4 +448,9 @@ func registryDWord(name string) (uint64, error) {
 	defer k.Close()
 	v, _, err := k.GetIntegerValue(name)
 	return v, err
+}
+
+// newRunner is the service that runs i (runService).
+func newRunner(i service.Interface, opt service.KeyValue) (service.Service, error) {
+	return service.New(i, &service.Config{Name: Name, DisplayName: DisplayName, Description: Description, Option: opt})
 }

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+
+	"github.com/kardianos/service"
 )
 
 // Where `certagent install` puts the unit: /etc, which overrides a packaged unit in
@@ -205,4 +208,41 @@ func readUnit(path string, st *Status) error {
 		}
 	}
 	return sc.Err()
+}
+
+// kardianos's systemd backend. kardianos picks its backend by detection, which in a container
+// without systemd falls through to SysV (and would write /etc/init.d scripts): certagent's
+// service is a systemd unit or nothing, so the systemd backend is chosen whatever detection
+// says.
+var (
+	systemdOnce sync.Once
+	systemdErr  error
+)
+
+type alwaysSystemd struct{ service.System }
+
+func (alwaysSystemd) Detect() bool { return true }
+
+func chooseSystemd() error {
+	systemdOnce.Do(func() {
+		for _, s := range service.AvailableSystems() {
+			if s.String() == "linux-systemd" {
+				service.ChooseSystem(alwaysSystemd{s})
+				return
+			}
+		}
+		systemdErr = errors.New("kardianos/service has no linux-systemd backend")
+	})
+	return systemdErr
+}
+
+// unitBase is kardianos's Config.Name on Linux: it names the unit <Name>.service.
+const unitBase = "certagent"
+
+// newRunner is the service that runs i (runService).
+func newRunner(i service.Interface, opt service.KeyValue) (service.Service, error) {
+	if err := chooseSystemd(); err != nil {
+		return nil, err
+	}
+	return service.New(i, &service.Config{Name: unitBase, DisplayName: DisplayName, Description: Description, Option: opt})
 }
