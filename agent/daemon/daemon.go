@@ -118,10 +118,13 @@ func ConfigFileOf(args []string) string {
 // Manager installs and controls the service of this machine. The zero value is ready to use.
 type Manager struct {
 	// Root is prepended to the paths the Linux unit is written to and read from ("" = "/"),
-	// so that tests install into a folder. With a Root, systemctl is never run.
+	// so that tests install into a folder. With a Root, systemctl is never run and
+	// kardianos/service is not asked: the unit is written as it would write it.
 	Root string
-	// systemctl runs systemctl; nil runs the real one. Tests replace it.
-	systemctl func(args ...string) (string, error)
+	// userUnits (Linux, tests) makes the unit kardianos/service's per-user unit
+	// ($HOME/.config/systemd/user, systemctl --user), so that a test runs the kardianos path
+	// without root, against a stand-in systemctl.
+	userUnits bool
 }
 
 // ErrNotInstalled is returned when the service is not installed.
