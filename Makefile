@@ -23,7 +23,7 @@ HEAVY_PKGS  := ./agent ./agent/graph/... ./cmd/...
 LIGHT_PKGS   = $(shell $(GO) list ./... | grep -v -E '/agent$$|/agent/graph|/cmd/')
 
 .PHONY: build build-windows test check fmt-check vet test-light test-heavy test-windows \
-        fuzz fuzz-short bench dev clean tidy-check ps-module test-powershell
+        fuzz fuzz-short bench stress dev clean tidy-check ps-module test-powershell
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent ./cmd/certagent
@@ -88,11 +88,18 @@ test-powershell: ps-module $(PSCHECK)/node_modules/.installed
 fuzz-short:
 	$(GO) test -run='^$$' -fuzz=FuzzCheck -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./agent/certpolicy
 	$(GO) test -run='^$$' -fuzz=FuzzParseDuration -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./agent/config
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./agent/config
+	$(GO) test -run='^$$' -fuzz=FuzzSubmit -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./api
 
-## fuzz: longer fuzzing runs (FUZZTIME=5m make fuzz).
+## fuzz: longer fuzzing runs of every target (FUZZTIME=5m make fuzz): the certificate parser,
+## the config loader, the API's request decoding (body, file name, submission, query).
+FUZZ_TARGETS := ./agent/certpolicy:FuzzCheck ./agent/certpolicy:FuzzGlobMatch \
+                ./agent/config:FuzzParse ./agent/config:FuzzParseDuration \
+                ./api:FuzzDecodeJSON ./api:FuzzCleanFileName ./api:FuzzSubmit ./api:FuzzQuery
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzCheck -fuzztime=$(FUZZTIME) ./agent/certpolicy
-	$(GO) test -run='^$$' -fuzz=FuzzParseDuration -fuzztime=$(FUZZTIME) ./agent/config
+	for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
 ## bench: micro-benchmarks and the end-to-end measurements (latency, flood, RSS, az).
 bench:
@@ -102,6 +109,14 @@ bench:
 	$(GO) test -run='^$$' -bench=BenchmarkDropToApplied -benchtime=60x -timeout=30m ./internal/e2e
 	$(GO) test -run='^$$' -bench=BenchmarkFlood -benchtime=1x -timeout=30m ./internal/e2e
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=30m ./internal/azcli
+
+## stress: the reliability proof (issue J), not part of `make test`: the crash campaign (kill -9
+## at random instants, STRESS_RUNS runs), the Graph fault matrix, hostile input. Prints one table
+## (README, "Reliability"); fails when a row misses its target. STRESS_SEED repeats a campaign.
+STRESS_RUNS ?= 200
+STRESS_SEED ?= 0
+stress:
+	cd internal/stress && $(GO) test -count=1 -timeout 90m -stress -stress.runs=$(STRESS_RUNS) -stress.seed=$(STRESS_SEED) -stress.out=$(CURDIR)/$(BIN)/stress-table.md
 
 ## dev: the whole product on this machine against an emulated tenant (Ctrl-C to stop).
 dev: build
