@@ -30,7 +30,7 @@ func TestCrashCampaign(t *testing.T) {
 	}
 	t.Logf("crash campaign: %d runs, seed %d (-stress.seed=%d repeats the choices)", *runs, s, s)
 	rng := mathrand.New(mathrand.NewPCG(s, 0x5eed))
-	var steps, ops Counts
+	var steps, ops, outcomes Counts
 	stepViolations := map[string]int{}
 	invViolations := map[string]int{}
 	var samples []string
@@ -47,7 +47,14 @@ func TestCrashCampaign(t *testing.T) {
 			}
 			for i := 0; i < runsPerWorld && done < *runs; i++ {
 				done++
+				retiredBefore, ownBefore := len(w.retired), w.ownThumb()
 				op, step, v := w.run(rng, done)
+				if len(w.retired) > retiredBefore {
+					outcomes.Add("credentials retired")
+				}
+				if w.ownThumb() != ownBefore {
+					outcomes.Add("renewals completed")
+				}
 				ops.Add(op)
 				steps.Add(step)
 				bad := false
@@ -78,7 +85,7 @@ func TestCrashCampaign(t *testing.T) {
 		total += n
 	}
 	table.Add(Row{Group: "crash", Name: fmt.Sprintf("kill -9 at a random instant, restart, check every invariant (%d agents' states, seed %d, %s)", worlds, s, time.Since(start).Round(time.Second)),
-		Runs: done, Hit: ops.String(), Violations: total, Target: fmt.Sprintf(">= %d runs, 0 violations", *runs), Fail: done < *runs})
+		Runs: done, Hit: ops.String() + "; " + outcomes.String(), Violations: total, Target: fmt.Sprintf(">= %d runs, 0 violations", *runs), Fail: done < *runs})
 	for _, step := range steps.order {
 		table.Add(Row{Group: "crash", Name: "  killed during " + step, Runs: steps.Get(step), Hit: "", Violations: stepViolations[step], Target: "0 violations"})
 	}
@@ -160,7 +167,7 @@ func (w *world) run(rng *mathrand.Rand, n int) (op, step string, v map[string][]
 			c := certtest.New(time.Now(), certtest.CommonName(fmt.Sprintf("stress run %d api", n)))
 			go w.a.Client.Submit(ctx, c.PEM(), fmt.Sprintf("api-%d.cer", n))
 		}
-		window += 350 * time.Millisecond
+		window += 200 * time.Millisecond
 	case opRenewal:
 		switch rng.IntN(4) {
 		case 0:
@@ -175,7 +182,7 @@ func (w *world) run(rng *mathrand.Rand, n int) (op, step string, v map[string][]
 		if _, err := w.a.Client.RotateCredential(ctx); err != nil {
 			w.t.Logf("run %d: rotate credential: %v", n, err)
 		}
-		window += 700 * time.Millisecond
+		window += 450 * time.Millisecond
 	case opRetire:
 		switch rng.IntN(3) {
 		case 0:
@@ -188,7 +195,7 @@ func (w *world) run(rng *mathrand.Rand, n int) (op, step string, v map[string][]
 		w.retireAsked[id] = true
 		begin = time.Now()
 		go w.a.Client.Retire(ctx, "", id, "stress campaign")
-		window += 300 * time.Millisecond
+		window += 120 * time.Millisecond
 	}
 
 	// Kill at a uniformly random instant of the operation's window.
