@@ -284,4 +284,3 @@ func (w *world) classify(op string, flight []emulator.InFlightRequest, hooks int
 	}
 	return best
 }
-

@@ -511,4 +511,3 @@ func writeDrop(t *testing.T, env *e2e.Env, name string, data []byte) {
 		t.Fatal(err)
 	}
 }
-
