@@ -359,6 +359,10 @@ func archivedAs(archived, name string) bool {
 	}
 	ext := filepath.Ext(name)
 	stem := strings.TrimSuffix(name, ext)
+	if len(archived) >= 230 && len(rest) < len(name) && strings.HasSuffix(rest, ext) {
+		// Too long for the file system with its note's suffix: the stem lost its end.
+		return strings.HasPrefix(stem, strings.TrimSuffix(rest, ext))
+	}
 	if !strings.HasPrefix(rest, stem+"-") || !strings.HasSuffix(rest, ext) {
 		return false
 	}
