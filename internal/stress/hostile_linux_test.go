@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/internal/certtest"
+	"github.com/aucloud/certagent/internal/e2e"
 )
 
 // hostile is an agent whose drop folder gets every kind of hostile input.
@@ -526,3 +527,161 @@ func (h *hostile) secretsRow(t *testing.T, what string) {
 	hostileRow("api", "no token or key in any output ("+what+")", fmt.Sprintf("%d outputs grepped for %d secrets", len(outputs), len(needles)), "0 hits", viol, t)
 }
 
+// TestFlood drops 20,000 files at once on a running agent: every one must be filed, and the
+// agent's peak memory stay within 64 MB.
+func TestFlood(t *testing.T) {
+	needStress(t)
+	const n = 20000
+	h := newHostile(t)
+	drop := h.cfg.DropFolder
+	valid := certtest.New(time.Now(), certtest.CommonName("flood valid"))
+	junk := make([]byte, 4096)
+	rand.Read(junk)
+	_, idlePeak, err := e2e.RSS(h.a.PID())
+	if err != nil {
+		t.Skipf("reading process memory needs /proc: %v", err)
+	}
+	start := time.Now()
+	for i := 0; i < n; i++ {
+		name := fmt.Sprintf("flood-%05d.cer", i)
+		data := junk[:200+i%3000]
+		switch i % 10 {
+		case 0:
+			data = valid.PEM()
+		case 1:
+			name = fmt.Sprintf("flood-%05d.pfx", i)
+		case 2:
+			name = fmt.Sprintf("flood-%05d.txt", i)
+		}
+		if err := os.WriteFile(filepath.Join(drop, name), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var peak int64
+	deadline := time.Now().Add(15 * time.Minute)
+	for {
+		if _, p, err := e2e.RSS(h.a.PID()); err == nil {
+			peak = max(peak, p)
+		}
+		got := e2e.CountFiles(filepath.Join(drop, "processed")) + e2e.CountFiles(filepath.Join(drop, "rejected"))
+		if got >= n || time.Now().After(deadline) || h.a.Exited() {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	elapsed := time.Since(start)
+	var viol []string
+	processed, rejected := e2e.CountFiles(filepath.Join(drop, "processed")), e2e.CountFiles(filepath.Join(drop, "rejected"))
+	if left := e2e.CountFiles(drop); left != 0 || processed+rejected != n {
+		viol = append(viol, fmt.Sprintf("%d left in the drop folder, %d processed + %d rejected, want %d filed", left, processed, rejected, n))
+	}
+	if processed != n/10 {
+		viol = append(viol, fmt.Sprintf("processed/ holds %d, want %d (the same certificate each time)", processed, n/10))
+	}
+	notes, _ := filepath.Glob(filepath.Join(drop, "rejected", "*.reason.txt"))
+	if len(notes) != rejected {
+		viol = append(viol, fmt.Sprintf("%d reason notes for %d rejected files", len(notes), rejected))
+	}
+	if peak > 64<<20 {
+		viol = append(viol, fmt.Sprintf("peak RSS %.1f MB, over 64 MB", float64(peak)/(1<<20)))
+	}
+	hostileRow("drop folder", fmt.Sprintf("%d files at once (mixed: one certificate again and again, keys, junk)", n),
+		fmt.Sprintf("all filed in %s (%.0f files/s); peak RSS %.1f MB (idle peak %.1f MB)", elapsed.Round(time.Second), float64(n)/elapsed.Seconds(), float64(peak)/(1<<20), float64(idlePeak)/(1<<20)),
+		"nothing lost; peak RSS <= 64 MB", viol, t)
+}
+
+// TestDamagedStore truncates the store, and then overwrites pages in the middle of it: the
+// agent must refuse to start with a clear error naming the file and the way out, `store
+// check` must fail, and `store rebuild` must bring back a store the agent starts on, with
+// the rotations the audit trail describes.
+func TestDamagedStore(t *testing.T) {
+	needStress(t)
+	for _, damage := range []string{"truncated to half its size", "4 KiB of garbage written at 8 KiB"} {
+		t.Run(damage, func(t *testing.T) {
+			h := newHostile(t)
+			for i := 0; i < 3; i++ {
+				c := certtest.New(time.Now(), certtest.CommonName(fmt.Sprintf("before damage %d", i)))
+				h.drop(fmt.Sprintf("d%d.cer", i), c.PEM(), false)
+			}
+			if why := h.waitSettled(60 * time.Second); why != "" {
+				t.Fatal(why)
+			}
+			before, _ := h.a.Client.Rotations(context.Background(), "")
+			h.a.Kill()
+			db := filepath.Join(h.cfg.StateDir, "certagent.db")
+			fi, err := os.Stat(db)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(damage, "truncated") {
+				os.Truncate(db, fi.Size()/2)
+			} else {
+				f, _ := os.OpenFile(db, os.O_WRONLY, 0)
+				garbage := make([]byte, 4096)
+				rand.Read(garbage)
+				f.WriteAt(garbage, 8192)
+				f.Close()
+			}
+			var viol []string
+			cmd := exec.Command(e2eBinary(t), "run", "-c", h.cfg.File)
+			out, err := runFor(cmd, 20*time.Second)
+			lines := strings.Split(strings.TrimSpace(out), "\n")
+			last := lines[len(lines)-1]
+			switch {
+			case err == nil:
+				viol = append(viol, "certagent run started on a damaged store")
+			case strings.Contains(out, "goroutine ") || len(lines) > 3:
+				viol = append(viol, "certagent run printed more than a clear error (a stack trace?):\n"+out)
+			case !strings.Contains(last, db) || !strings.Contains(last, "store rebuild"):
+				viol = append(viol, "the error does not name the store and `store rebuild`: "+last)
+			}
+			code, checkOut := h.tool("store", "check")
+			if code != 1 {
+				viol = append(viol, fmt.Sprintf("store check exits %d, want 1:\n%s", code, checkOut))
+			}
+			code, rebuildOut := h.tool("store", "rebuild", "--yes")
+			if code != 0 {
+				viol = append(viol, fmt.Sprintf("store rebuild exits %d:\n%s", code, rebuildOut))
+			} else {
+				h.a.Restart()
+				after, _ := h.a.Client.Rotations(context.Background(), "")
+				if len(after) != len(before) {
+					viol = append(viol, fmt.Sprintf("%d rotations after the rebuild, %d before", len(after), len(before)))
+				}
+				if code, out := h.tool("audit", "verify"); code != 0 {
+					viol = append(viol, "audit verify after the rebuild: "+out)
+				}
+			}
+			hit := "run refuses: " + last
+			if len(hit) > 140 {
+				hit = hit[:140] + "..."
+			}
+			hostileRow("store", "store "+damage, hit+"; store check 1; rebuild restores the rotations", "clear error naming the way out; never a silent empty start", viol, t)
+		})
+	}
+}
+
+func e2eBinary(t *testing.T) string { return e2e.Binary(t) }
+
+// runFor runs cmd for at most d (killing it then) and returns its combined output; err is
+// nil only when it was still running at d (it started).
+func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
+	var buf strings.Builder
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			err = fmt.Errorf("exited 0")
+		}
+		return buf.String(), err
+	case <-time.After(d):
+		cmd.Process.Kill()
+		<-done
+		return buf.String(), nil
+	}
+}
