@@ -300,11 +300,18 @@ func (r *Renewer) removePrevious(ctx context.Context, actor string) error {
 		if k.Thumbprint() != prev.Thumbprint {
 			continue
 		}
-		if err := r.cfg.Graph.RemoveKey(ctx, own.ObjectID, k.KeyID); err != nil && rotation.ErrorReason(err).Code != certs.AppNotFound {
+		err := r.cfg.Graph.RemoveKey(ctx, own.ObjectID, k.KeyID)
+		switch {
+		case err == nil:
+			r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK, KeyID: k.KeyID,
+				Message: fmt.Sprintf("removed the agent's previous certificate %s (keyId %s) from its app %s: superseded by the renewal", prev.Thumbprint, k.KeyID, r.cfg.ClientID)})
+		case rotation.ErrorReason(err).Code == certs.AppNotFound:
+			// Gone already: an earlier attempt removed it (a stop or crash came before the
+			// record was dropped) and this read was behind. Not a second removal.
+			r.log.Info("the agent's previous certificate was gone already", "thumbprint", prev.Thumbprint, "key_id", k.KeyID)
+		default:
 			return fail("removeKey", err)
 		}
-		r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK, KeyID: k.KeyID,
-			Message: fmt.Sprintf("removed the agent's previous certificate %s (keyId %s) from its app %s: superseded by the renewal", prev.Thumbprint, k.KeyID, r.cfg.ClientID)})
 	}
 	// Read back until it is gone (Graph's reads lag its writes).
 	delay := time.Second
