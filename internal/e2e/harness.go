@@ -169,14 +169,22 @@ type Agent struct {
 type AgentOption func(*agentOptions)
 
 type agentOptions struct {
-	env   []string
-	actor string
+	env    []string
+	actor  string
+	prefix []string
 }
 
 // WithEnv adds environment variables ("KEY=value") to those the agent process inherits from
 // the test process; they win over inherited ones of the same name.
 func WithEnv(kv ...string) AgentOption {
 	return func(o *agentOptions) { o.env = append(o.env, kv...) }
+}
+
+// WithCommandPrefix runs the agent under another program, such as setpriv dropping
+// capabilities: the process started is prefix[0] with prefix[1:], then certagent and its
+// arguments. Kill ends the wrapper, which must exec certagent (setpriv does).
+func WithCommandPrefix(prefix ...string) AgentOption {
+	return func(o *agentOptions) { o.prefix = prefix }
 }
 
 // WithActor makes Agent.Client act on behalf of name (client.WithActor): the agent's audit
@@ -200,7 +208,8 @@ func (e *Env) StartAgent(opts ...AgentOption) *Agent {
 func (a *Agent) start() {
 	t := a.env.t
 	t.Helper()
-	a.cmd = exec.Command(Binary(t), "run", "-c", a.env.Config.File)
+	args := append(append([]string{}, a.opts.prefix...), Binary(t), "run", "-c", a.env.Config.File)
+	a.cmd = exec.Command(args[0], args[1:]...)
 	if len(a.opts.env) > 0 {
 		a.cmd.Env = append(os.Environ(), a.opts.env...)
 	}

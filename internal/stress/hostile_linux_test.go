@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/internal/certtest"
 	"github.com/aucloud/certagent/internal/e2e"
 )
@@ -684,4 +685,49 @@ func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
 		<-done
 		return buf.String(), nil
 	}
+}
+
+// TestUnreadableFile drops a file the agent's account may not read. The agent runs as root
+// here, so it runs under setpriv without CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: root
+// then obeys file permissions like any service account.
+func TestUnreadableFile(t *testing.T) {
+	needStress(t)
+	if _, err := exec.LookPath("setpriv"); err != nil || os.Getuid() != 0 {
+		table.Add(Row{Group: "drop folder", Name: "unreadable file (mode 000)", Hit: "not run: needs root and setpriv", Target: "stays; status and log say why", Fail: true})
+		return
+	}
+	env := e2e.NewEnv(t, func(c *config.Config) { c.Intake.Settle = config.Duration(150 * time.Millisecond) })
+	a := env.StartAgent(e2e.WithCommandPrefix("setpriv", "--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"))
+	drop := env.Config.DropFolder
+	f := filepath.Join(drop, "unreadable.cer")
+	if err := os.WriteFile(f, certtest.New(time.Now(), certtest.CommonName("unreadable")).PEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(f, 0)
+	time.Sleep(3 * time.Second)
+	var viol []string
+	hit := ""
+	w := &hostile{world: &world{t: t, env: env, a: a, cfg: env.Config}}
+	switch hits := w.filedAs("unreadable.cer"); {
+	case len(hits) > 1:
+		viol = append(viol, fmt.Sprintf("filed %d times", len(hits)))
+	case len(hits) == 1:
+		hit = "filed as " + hits[0]
+	default:
+		if _, err := os.Lstat(f); err != nil {
+			viol = append(viol, "the file vanished")
+		}
+		hit = "left in the drop folder"
+	}
+	if strings.Contains(a.Log(), "unreadable.cer") {
+		hit += "; logged"
+	}
+	// Readable again: taken at the next try.
+	os.Chmod(f, 0o644)
+	if hits := w.waitFiled("unreadable.cer", 120*time.Second); len(hits) != 1 {
+		viol = append(viol, fmt.Sprintf("once readable, filed as %v", hits))
+	} else {
+		hit += "; once readable, " + hits[0]
+	}
+	hostileRow("drop folder", "unreadable file (mode 000; the agent without CAP_DAC_OVERRIDE)", hit, "never lost or filed twice; taken once readable", viol, t)
 }
