@@ -146,6 +146,8 @@ func campaignConfig(hook *receiver) func(*config.Config) {
 			}
 		}
 		c.Policy.AllowedSubjects = []string{"*"}
+		// The shortest retire.after allowed: the campaign ages the ledger past it.
+		c.Target.Retire.After = config.Duration(24 * time.Hour)
 		c.Auth.KeyBits = 2048
 	}
 }
