@@ -328,3 +328,61 @@ func TestPreviousGoneIsNotRemovedTwice(t *testing.T) {
 		t.Error("the record of the previous certificate is still there")
 	}
 }
+
+// staleAdded is the agent's app after an addKey that landed, read through replicas that do
+// not show the new key for the first reads (Graph's replication lag).
+type staleAdded struct {
+	*fakeGraph
+	stale  certs.Application
+	behind int // reads still served stale
+}
+
+func (s *staleAdded) Get(ctx context.Context, id string) (certs.Application, error) {
+	if s.behind > 0 {
+		s.behind--
+		return s.stale, nil
+	}
+	return s.fakeGraph.Get(ctx, id)
+}
+
+// TestResumedRenewalDoesNotAddTwice: the agent is killed right after its addKey landed; at
+// the restart the first reads of its app are behind and do not show the new key. The
+// renewal must not add the same certificate a second time. Found by the crash campaign of
+// `make stress` with replication lag (the agent's app held its new certificate twice).
+func TestResumedRenewalDoesNotAddTwice(t *testing.T) {
+	f := newFixture(t, 0)
+	stale, _ := f.g.Get(context.Background(), "app")
+	// The renewal that is killed: its new key saved and added, nothing after.
+	crashing := &crashAfterAddKey{fakeGraph: f.g}
+	f.r.cfg.Graph = crashing
+	if err := f.r.renew(context.Background(), "test"); err == nil {
+		t.Fatal("the renewal went on after the kill")
+	}
+	next, err := credential.Load(NextFiles(f.files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newThumb := certs.ThumbprintSHA1(next.Cert.Raw)
+	// The restart: three reads behind.
+	f.r.cfg.Graph = &staleAdded{fakeGraph: f.g, stale: stale, behind: 3}
+	if err := f.r.renew(context.Background(), "agent"); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, k := range f.g.app.KeyCredentials {
+		if k.Thumbprint() == newThumb {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the agent's app holds its new certificate %d times, want 1", n)
+	}
+}
+
+// crashAfterAddKey adds the key, then stands for the process dying before it hears back.
+type crashAfterAddKey struct{ *fakeGraph }
+
+func (c *crashAfterAddKey) AddKey(ctx context.Context, id string, cert *x509.Certificate, name string) (certs.KeyCredential, error) {
+	c.fakeGraph.AddKey(ctx, id, cert, name)
+	return certs.KeyCredential{}, errors.New("killed: the answer never came")
+}
