@@ -393,7 +393,8 @@ func (w *world) check(offline map[string][]string) map[string][]string {
 			seen[c.Thumbprint]++
 		}
 		for tp, n := range seen {
-			if n > 1 {
+			if n > 1 && !w.reported["dup "+tp] {
+				w.reported["dup "+tp] = true // counted once, not again on every later run
 				add(invDup, "%s holds certificate %s %d times", name, tp, n)
 			}
 		}
