@@ -23,8 +23,8 @@ HEAVY_PKGS  := ./agent ./agent/graph/... ./cmd/...
 LIGHT_PKGS   = $(shell $(GO) list ./... | grep -v -E '/agent$$|/agent/graph|/cmd/')
 
 .PHONY: build build-windows test check fmt-check vet test-light test-heavy test-windows \
-        fuzz fuzz-short bench dev clean tidy-check ps-module test-powershell msi deb \
-        test-wine-service test-deb build-linux
+        fuzz fuzz-short bench bench-speed bench-table stress dev clean tidy-check ps-module \
+        test-powershell msi deb test-wine-service test-deb build-linux
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/certagent ./cmd/certagent
@@ -137,20 +137,55 @@ test-powershell: ps-module $(PSCHECK)/node_modules/.installed
 fuzz-short:
 	$(GO) test -run='^$$' -fuzz=FuzzCheck -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./agent/certpolicy
 	$(GO) test -run='^$$' -fuzz=FuzzParseDuration -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./agent/config
+	$(GO) test -run='^$$' -fuzz='^FuzzParse$$' -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./agent/config
+	$(GO) test -run='^$$' -fuzz=FuzzSubmit -fuzztime=$(CI_FUZZTIME) -fuzzminimizetime=1s ./api
 
-## fuzz: longer fuzzing runs (FUZZTIME=5m make fuzz).
+## fuzz: longer fuzzing runs of every target (FUZZTIME=5m make fuzz): the certificate parser,
+## the config loader, the API's request decoding (body, file name, submission, query).
+FUZZ_TARGETS := ./agent/certpolicy:FuzzCheck ./agent/certpolicy:FuzzGlobMatch \
+                ./agent/config:FuzzParse ./agent/config:FuzzParseDuration \
+                ./api:FuzzDecodeJSON ./api:FuzzCleanFileName ./api:FuzzSubmit ./api:FuzzQuery
 fuzz:
-	$(GO) test -run='^$$' -fuzz=FuzzCheck -fuzztime=$(FUZZTIME) ./agent/certpolicy
-	$(GO) test -run='^$$' -fuzz=FuzzParseDuration -fuzztime=$(FUZZTIME) ./agent/config
+	for t in $(FUZZ_TARGETS); do \
+		$(GO) test -run='^$$' -fuzz="^$${t#*:}$$" -fuzztime=$(FUZZTIME) "$${t%%:*}" || exit 1; \
+	done
 
-## bench: micro-benchmarks and the end-to-end measurements (latency, flood, RSS, az).
+## bench: micro-benchmarks and the end-to-end measurements (latency, flood, RSS, az), then the
+## speed table: each target of issue J with what was measured (benchmarks, never timed asserts).
+BENCH_ROWS := $(CURDIR)/$(BIN)/bench-rows.tsv
 bench:
+	mkdir -p $(BIN) && rm -f $(BENCH_ROWS)
 	$(GO) test -run='^$$' -bench=. -benchmem ./agent/certpolicy ./agent/store ./agent/config ./emulator
 	$(GO) test -run='^$$' -bench=BenchmarkFlood -benchtime=5x ./agent/intake
 	$(GO) test -run='^$$' -bench=. -benchtime=10000x ./api
-	$(GO) test -run='^$$' -bench=BenchmarkDropToApplied -benchtime=60x -timeout=30m ./internal/e2e
-	$(GO) test -run='^$$' -bench=BenchmarkFlood -benchtime=1x -timeout=30m ./internal/e2e
+	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench=BenchmarkDropToApplied -benchtime=60x -timeout=30m ./internal/e2e
+	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench=BenchmarkFlood -benchtime=1x -timeout=30m ./internal/e2e
+	$(MAKE) --no-print-directory bench-speed
 	$(GO) test -run='^$$' -bench=. -benchtime=1x -timeout=30m ./internal/azcli
+	$(MAKE) --no-print-directory bench-table
+
+## bench-speed: the speed rows alone (binary size, cold start, idle, status under load).
+bench-speed:
+	mkdir -p $(BIN)
+	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkBinarySize' -benchtime=1x ./internal/e2e
+	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkColdStart' -benchtime=20x ./internal/e2e
+	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkIdle' -benchtime=1x -timeout=10m ./internal/e2e
+	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkStatusLoad' -benchtime=10000x ./internal/e2e
+
+## bench-table: print the speed table from the rows the benchmarks wrote (the last of each).
+bench-table:
+	@echo; echo "certagent speed table"; echo
+	@{ printf 'measurement\tmeasured\ttarget\tresult\n'; \
+	  awk -F'\t' '{ if (!($$1 in row)) order[++n] = $$1; row[$$1] = $$0 } END { for (i = 1; i <= n; i++) print row[order[i]] }' $(BENCH_ROWS); } \
+	  | column -t -s "$$(printf '\t')"
+
+## stress: the reliability proof (issue J), not part of `make test`: the crash campaign (kill -9
+## at random instants, STRESS_RUNS runs), the Graph fault matrix, hostile input. Prints one table
+## (README, "Reliability"); fails when a row misses its target. STRESS_SEED repeats a campaign.
+STRESS_RUNS ?= 200
+STRESS_SEED ?= 0
+stress:
+	cd internal/stress && $(GO) test -count=1 -timeout 90m -stress -stress.runs=$(STRESS_RUNS) -stress.seed=$(STRESS_SEED) -stress.out=$(CURDIR)/$(BIN)/stress-table.md
 
 ## dev: the whole product on this machine against an emulated tenant (Ctrl-C to stop).
 dev: build

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,9 @@ type Fault struct {
 	// Stale makes matching reads of an application serve its version before the last write
 	// (a read is counted only when a previous version exists).
 	Stale bool `json:"stale,omitempty"`
+	// ResetAfter serves the request (a write takes effect) and then drops the connection
+	// instead of sending the answer: the client cannot tell whether its write landed.
+	ResetAfter bool `json:"resetAfter,omitempty"`
 }
 
 // UnmarshalJSON reads a fault as POST /_emulator/faults takes it: an absent "times" means 1
@@ -94,10 +98,12 @@ func (f Fault) validate() error {
 		return fmt.Errorf("status %d is not an error status (400-599)", f.Status)
 	case f.Status != 0 && f.Reset:
 		return errors.New("status and reset exclude each other")
-	case f.Stale && (f.Status != 0 || f.Reset || f.DelayMs != 0):
+	case f.Stale && (f.Status != 0 || f.Reset || f.DelayMs != 0 || f.ResetAfter):
 		return errors.New("stale combines with nothing else")
-	case f.Status == 0 && !f.Reset && !f.Stale && f.DelayMs == 0:
-		return errors.New("the fault does nothing: give status, delayMs, reset or stale")
+	case f.ResetAfter && (f.Status != 0 || f.Reset):
+		return errors.New("resetAfter excludes status and reset")
+	case f.Status == 0 && !f.Reset && !f.Stale && !f.ResetAfter && f.DelayMs == 0:
+		return errors.New("the fault does nothing: give status, delayMs, reset, resetAfter or stale")
 	case f.DelayMs < 0 || f.DelayMs > 10*60*1000:
 		return fmt.Errorf("delayMs %d is out of range (0 to 600000)", f.DelayMs)
 	case f.RetryAfter < 0:
@@ -124,6 +130,9 @@ func (f Fault) String() string {
 	}
 	if f.Reset {
 		parts = append(parts, "reset")
+	}
+	if f.ResetAfter {
+		parts = append(parts, "reset after serving")
 	}
 	if f.Stale {
 		parts = append(parts, "stale")
@@ -314,6 +323,8 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	ri := &reqInfo{requestID: newGUID(), clientRequestID: r.Header.Get("client-request-id"), replica: -1}
 	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 	rec := &statusRecorder{ResponseWriter: w}
+	e.beginRequest(ri.requestID, r, start)
+	defer e.endRequest(ri.requestID)
 
 	if f, ok := e.takeFault(r); ok {
 		ri.fault = f.String()
@@ -332,6 +343,12 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 			e.record(r, ri, 0, start)
 			resetConnection(w, r)
 			return
+		case f.ResetAfter:
+			// Served in full (a write lands), then the answer is lost with the connection.
+			e.route(&discardWriter{header: http.Header{}}, r)
+			e.record(r, ri, 0, start)
+			resetConnection(w, r)
+			return
 		case f.Status != 0:
 			e.writeFaultStatus(rec, r, f)
 			e.record(r, ri, rec.status, start)
@@ -343,6 +360,50 @@ func (e *Emulator) serveHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.WriteHeader(http.StatusOK)
 	}
 	e.record(r, ri, rec.status, start)
+}
+
+// discardWriter is a ResponseWriter that keeps nothing: the answer of a request served
+// before its connection is dropped (Fault.ResetAfter).
+type discardWriter struct{ header http.Header }
+
+func (d *discardWriter) Header() http.Header         { return d.header }
+func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (d *discardWriter) WriteHeader(int)             {}
+
+// InFlightRequest is a request the emulator is serving now (faults' delays included).
+type InFlightRequest struct {
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Since  time.Time `json:"since"`
+}
+
+// InFlight returns the requests being served now, oldest first (control routes are not
+// counted). A test that kills a client at a random instant asks it what the client was
+// waiting for.
+func (e *Emulator) InFlight() []InFlightRequest {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([]InFlightRequest, 0, len(e.inFlight))
+	for _, r := range e.inFlight {
+		out = append(out, r)
+	}
+	slices.SortFunc(out, func(a, b InFlightRequest) int { return a.Since.Compare(b.Since) })
+	return out
+}
+
+func (e *Emulator) beginRequest(id string, r *http.Request, start time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.inFlight == nil {
+		e.inFlight = map[string]InFlightRequest{}
+	}
+	e.inFlight[id] = InFlightRequest{Method: r.Method, Path: r.URL.Path, Since: start}
+}
+
+func (e *Emulator) endRequest(id string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.inFlight, id)
 }
 
 // resetConnection drops the connection: on HTTP/1.1 it closes the TCP connection with

@@ -280,7 +280,8 @@
 //
 // Test helpers change the tenant directly and persist like any write, subject to the delays
 // like any write: AddTenant, AddApplication, AddKeyCredential (no size limit),
-// PortalAddKeyCredential (with it), RemoveKeyCredential, SetOwners, SetGraphRoles,
+// PortalAddKeyCredential (with it), RemoveKeyCredential, RemoveApplication (Graph answers
+// 404 for it at once), SetOwners, SetGraphRoles,
 // Application, AccessToken (mint a token without signing in), AddFaults, ClearFaults,
 // Faults, Requests, ClearRequests, State, DemoInfo, Settings, SetSettings, Settle, AddUser,
 // ApproveDeviceCode, DeclineDeviceCode, DeviceCodes, UserAccessToken (mint a user's token).
@@ -289,10 +290,13 @@
 //
 // POST /_emulator/faults takes [{"method","path" (prefix),"status","code","message",
 // "retryAfter" (seconds, may be fractional),"times" (absent 1, 0 until cleared),"delayMs",
-// "reset":true,"stale":true}]. A status fault answers in Graph's error shape on Graph routes
+// "reset":true,"resetAfter":true,"stale":true}]. A status fault answers in Graph's error shape on Graph routes
 // (429 TooManyRequests, 503 ServiceUnavailable, ...) and in Entra's on the token endpoint
 // (temporarily_unavailable, AADSTS90033 for 429 and 5xx); delayMs waits (without holding any
-// lock) before serving or before the status; reset drops the connection without an answer.
+// lock) before serving or before the status; reset drops the connection without an answer;
+// resetAfter serves the request (a write lands) and then drops the connection, so the client
+// cannot tell whether its write took effect. InFlight lists the requests being served at
+// this instant (a test that kills a client asks it what the client was waiting for).
 //
 // # Seed file
 //

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -181,6 +182,8 @@ type Emulator struct {
 	faults   []*faultEntry
 	faultSeq int
 	requests []RequestRecord
+	// inFlight holds the requests being served now, by request id.
+	inFlight map[string]InFlightRequest
 	// signIns counts token issuance per client app id (lower case).
 	signIns map[string]*signInStats
 	demo    *DemoInfo
@@ -667,6 +670,27 @@ func (e *Emulator) RemoveKeyCredential(id, keyID string) error {
 			return fmt.Errorf("key credential %s: %w", keyID, ErrNotFound)
 		}
 		a.KeyCredentials = append(a.KeyCredentials[:i], a.KeyCredentials[i+1:]...)
+		return nil
+	})
+}
+
+// RemoveApplication deletes the application id (appId or object id) as an administrator
+// would in the portal: Graph answers 404 for it from then on, at once. Its service
+// principal goes with it, and so does its place among other applications' owners.
+func (e *Emulator) RemoveApplication(id string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mutate(func(st *tenantState) error {
+		t, a := e.findApp(st, id)
+		if a == nil {
+			return fmt.Errorf("removing application %s: %w", id, ErrNotFound)
+		}
+		t.Apps = slices.DeleteFunc(t.Apps, func(x *app) bool { return x == a })
+		for _, o := range t.Apps {
+			o.Owners = slices.DeleteFunc(o.Owners, func(sp string) bool { return strings.EqualFold(sp, a.ServicePrincipalID) })
+		}
+		delete(e.stale, strings.ToLower(a.ObjectID))
+		delete(e.replicas, strings.ToLower(a.ObjectID))
 		return nil
 	})
 }

@@ -5,12 +5,14 @@ import (
 	"crypto/tls"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aucloud/certagent/internal/certtest"
 )
@@ -370,4 +372,84 @@ func TestCloseAbortsDelays(t *testing.T) {
 		t.Errorf("Close with a pending delay = %v, want nil", err)
 	}
 	<-done
+}
+
+// TestFaultResetAfterServing shows a write that lands while its answer is lost: the client
+// sees a transport error, the application holds the change.
+func TestFaultResetAfterServing(t *testing.T) {
+	env := newEnv(t)
+	tok := env.token("agent")
+	target := env.apps["target"]
+	next := certtest.New(env.clk.Now(), certtest.CommonName("reset after"))
+	if err := env.e.AddFaults(Fault{Method: "PATCH", Path: "/v1.0/applications", ResetAfter: true}); err != nil {
+		t.Fatal(err)
+	}
+	body := map[string]any{"keyCredentials": []any{
+		map[string]any{"keyId": target.KeyCredentials[0].KeyID},
+		map[string]any{"type": "AsymmetricX509Cert", "usage": "Verify", "key": base64.StdEncoding.EncodeToString(next.DER)},
+	}}
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequest(http.MethodPatch, env.base+"/v1.0/applications/"+target.ObjectID, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	if resp, err := env.hc.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("PATCH with a resetAfter fault = %d, want a transport error", resp.StatusCode)
+	}
+	if v := env.view("target"); len(v.KeyCredentials) != 2 {
+		t.Errorf("after the reset the app holds %d credentials, want 2: the write must land", len(v.KeyCredentials))
+	}
+	recs := env.e.Requests()
+	if r := recs[len(recs)-1]; r.Fault != "reset after serving" || r.Status != 0 {
+		t.Errorf("request log = %+v, want fault %q and status 0", r, "reset after serving")
+	}
+	if status, m := env.control(http.MethodPost, "/_emulator/faults", `[{"resetAfter":true,"status":500}]`); status != 400 {
+		t.Errorf("resetAfter with a status = %d %v, want 400", status, m)
+	}
+}
+
+// TestInFlight shows a request held by a delay fault while it is served, and not after.
+func TestInFlight(t *testing.T) {
+	env := newEnv(t)
+	tok := env.token("reader")
+	path := "/v1.0/applications/" + env.apps["target"].ObjectID
+	if err := env.e.AddFaults(Fault{Method: "GET", Path: path, DelayMs: 300}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		env.call(http.MethodGet, path, tok, nil)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		fl := env.e.InFlight()
+		if len(fl) == 1 && fl[0].Method == "GET" && fl[0].Path == path {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("InFlight = %v, want the held GET", fl)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	<-done
+	if fl := env.e.InFlight(); len(fl) != 0 {
+		t.Errorf("InFlight after the answer = %v, want none", fl)
+	}
+}
+
+// TestRemoveApplication deletes an application: Graph answers 404 for it at once.
+func TestRemoveApplication(t *testing.T) {
+	env := newEnv(t, WithReplicationLag(time.Second, 3))
+	tok := env.token("agent")
+	target := env.apps["target"]
+	if err := env.e.RemoveApplication(target.AppID); err != nil {
+		t.Fatal(err)
+	}
+	if resp, m := env.call(http.MethodGet, "/v1.0/applications/"+target.ObjectID, tok, nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET a removed application = %d %v, want 404", resp.StatusCode, m)
+	}
+	if err := env.e.RemoveApplication(target.AppID); !errors.Is(err, ErrNotFound) {
+		t.Errorf("removing it twice = %v, want ErrNotFound", err)
+	}
 }

@@ -58,6 +58,14 @@ func (s *sourceCredential) GetToken(ctx context.Context, opts policy.TokenReques
 	return tok, nil
 }
 
+// forget drops the azidentity credential and with it its cached tokens: the next GetToken
+// signs in again.
+func (s *sourceCredential) forget() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.cred, s.cert = nil, nil
+}
+
 // current returns the credential for the source's certificate, building it when the
 // certificate changed.
 func (s *sourceCredential) current() (azcore.TokenCredential, string, error) {
@@ -79,8 +87,11 @@ func (s *sourceCredential) current() (azcore.TokenCredential, string, error) {
 	if err != nil {
 		return nil, tp, s.c.localSignInError(tp, "building the sign-in credential", err)
 	}
-	if s.thumb != "" {
+	switch {
+	case s.thumb != "" && s.thumb != tp:
 		s.c.log.Info("sign-in certificate changed; signing in again", "old_thumbprint", s.thumb, "thumbprint", tp)
+	case s.thumb == tp:
+		s.c.log.Info("Graph refused the cached access token; signing in again", "thumbprint", tp)
 	}
 	s.cert, s.thumb, s.cred = cert, tp, cred
 	return cred, tp, nil

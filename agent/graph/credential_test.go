@@ -8,9 +8,11 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -338,5 +340,39 @@ func TestUntrustedServer(t *testing.T) {
 	}
 	if n := len(env.e.Requests()); n != 0 {
 		t.Errorf("%d requests answered over an untrusted connection", n)
+	}
+}
+
+// TestTokenGraphNoLongerTakes: a cached access token that Graph refuses as expired (its
+// clock ahead of the agent's, or the token revoked) is dropped: the 401 is transient, and
+// the next call signs in again and succeeds. Before, the client kept the token and every
+// call failed with auth_failed until the cache thought it old.
+func TestTokenGraphNoLongerTakes(t *testing.T) {
+	var mu sync.Mutex
+	var skew time.Duration
+	clock := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		return time.Now().Add(skew)
+	}
+	env := newEnv(t, emulator.WithTokenLifetime(6*time.Minute), emulator.WithClock(clock))
+	c := env.client(t)
+	ctx := context.Background()
+	target := env.apps["target"]
+	if _, err := c.Get(ctx, target.AppID); err != nil {
+		t.Fatal(err)
+	}
+	// Graph's clock moves past the cached token's expiry (and its 5 minutes of skew);
+	// the client's cache still holds the token as good for a minute.
+	mu.Lock()
+	skew = 12 * time.Minute
+	mu.Unlock()
+	_, err := c.Get(ctx, target.AppID)
+	var ge *graph.Error
+	if !errors.As(err, &ge) || ge.StatusCode != 401 || !ge.Transient() {
+		t.Fatalf("Get with a token Graph calls expired = %v, want a transient 401", err)
+	}
+	if _, err := c.Get(ctx, target.AppID); err != nil {
+		t.Fatalf("the next Get = %v, want a fresh token and success", err)
 	}
 }

@@ -100,7 +100,10 @@
 // # Errors
 //
 // Every error returned by the client's methods is an *Error. It reports Transient (429, 408,
-// 500, 502, 503, 504, timeouts, resets, DNS and dial failures, token endpoint 5xx),
+// 500, 502, 503, 504, timeouts, resets, DNS and dial failures, token endpoint 5xx, and a
+// 401 InvalidAuthenticationToken from Graph on a token the cache still held as good: Graph's
+// clock ahead of the agent's, or a revoked token; the cached token is dropped so that the
+// next attempt signs in again),
 // RetryAfter (from Retry-After: seconds, possibly fractional, or an HTTP date) and Reason
 // (certs.GraphDenied, certs.AppNotFound, certs.GraphBadRequest, certs.GraphUnavailable,
 // certs.AuthFailed or certs.GraphError), and keeps Graph's code and message, or the token

@@ -275,6 +275,15 @@ func (c *Client) classifyStatus(e *Error) {
 			e.hint = "Graph refused the proof of possession: the signing certificate must be valid on the app itself"
 		} else {
 			e.hint = "Graph refused the agent's access token"
+			if !c.admin && c.cred != nil && e.Code == "InvalidAuthenticationToken" {
+				// A token Graph no longer takes while the cache holds it as good: Graph's
+				// clock is ahead of ours, or the token was revoked. A 401 means the request
+				// was not processed, so another attempt with a token signed in afresh is
+				// safe and likely to work: drop the cached one.
+				c.cred.forget()
+				e.transient = true
+				e.hint = "Graph refused the agent's access token (expired by Graph's clock, or revoked); the next attempt signs in again"
+			}
 		}
 	case http.StatusForbidden:
 		e.reason = certs.GraphDenied

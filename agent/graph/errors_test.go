@@ -353,7 +353,7 @@ func TestClassify(t *testing.T) {
 		{"ODataWithoutError", emptyOData, 500, nil, certs.GraphUnavailable, true, 0},
 		{"RetryAfterDate", apiErr, 503, http.Header{"Retry-After": {now.Add(90 * time.Second).UTC().Format(http.TimeFormat)}}, certs.GraphUnavailable, true, 0},
 		{"409Permanent", errors.New("decode"), 409, nil, certs.GraphError, false, 0},
-		{"401Token", errors.New("decode"), 401, nil, certs.AuthFailed, false, 0},
+		{"401NotGraphsTokenError", errors.New("decode"), 401, nil, certs.AuthFailed, false, 0},
 		{"NoAnswerLocalFailure", errors.New("building the request"), 0, nil, certs.GraphError, false, 0},
 	}
 	for _, tt := range tests {

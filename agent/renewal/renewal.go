@@ -3,7 +3,9 @@
 // (which needs no permission beyond the current key), proven to sign in, then used.
 //
 // Crash safety: the new pair is written to the "next" files before addKey, so a restart
-// resumes with the same key and never registers a second new one. Promotion writes the main
+// resumes with the same key and never registers a second new one; that an addKey was sent is
+// recorded too, so that a restart whose reads of the app are behind (Graph's replication lag)
+// waits for the key to show rather than adding the same certificate again. Promotion writes the main
 // files; credential.Recover repairs a promotion cut short.
 package renewal
 
@@ -234,7 +236,20 @@ func (r *Renewer) renew(ctx context.Context, actor string) error {
 		return fail("preparing the new key pair", err)
 	}
 	newThumb := certs.ThumbprintSHA1(nc.Cert.Raw)
+	if !hasThumb(own.KeyCredentials, newThumb) && r.sentBefore(newThumb) {
+		// An earlier addKey of this key may have landed (a stop, a crash or a lost answer
+		// came before it was seen): a read that lacks it may be behind (Graph's replication
+		// lag). Graph does not refuse the same certificate twice, so outwait the lag before
+		// adding it again.
+		if own, err = r.awaitKey(ctx, newThumb); err != nil {
+			return fail("reading the agent's own app "+r.cfg.ClientID, err)
+		}
+	}
 	if !hasThumb(own.KeyCredentials, newThumb) {
+		// Recorded before the call, so that a restart knows it may have landed.
+		if err := writeSent(sentFile(main), newThumb, r.cfg.Now()); err != nil {
+			return fail("recording the addKey about to be sent", err)
+		}
 		name := fmt.Sprintf("certagent %s (renewed %s)", strings.TrimPrefix(nc.Cert.Subject.CommonName, "certagent "), r.cfg.Now().UTC().Format(time.DateOnly))
 		if _, err := r.cfg.Graph.AddKey(ctx, own.ObjectID, nc.Cert, name); err != nil {
 			return fail("adding the new certificate to the agent's app", err)
@@ -260,6 +275,7 @@ func (r *Renewer) renew(ctx context.Context, actor string) error {
 		return fail("storing the new credential", err)
 	}
 	r.cfg.Source.Set(nc)
+	os.Remove(sentFile(main))
 	r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK,
 		Message: fmt.Sprintf("the agent now signs in with certificate %s (valid until %s)", newThumb, nc.Cert.NotAfter.UTC().Format(time.DateOnly))})
 	r.log.Info("agent credential renewed", "credential", nc)
@@ -267,6 +283,60 @@ func (r *Renewer) renew(ctx context.Context, actor string) error {
 	// The previous certificate is superseded: left on the app it would stay valid for up to a
 	// year after its key was discarded. Remove it with removeKey, proven by the new key.
 	return r.removePrevious(ctx, actor)
+}
+
+// sentFile records the thumbprint of a new certificate whose addKey was sent, until the
+// renewal switches to it: after a restart, its absence from a read may be the read being
+// behind, not the addKey being lost.
+func sentFile(main credential.Files) string {
+	return filepath.Join(filepath.Dir(main.Cert), "agent.next.added.json")
+}
+
+type sent struct {
+	Thumbprint string    `json:"thumbprint"`
+	At         time.Time `json:"at"`
+}
+
+func writeSent(path, thumb string, at time.Time) error {
+	b, err := json.Marshal(sent{Thumbprint: thumb, At: at.UTC()})
+	if err != nil {
+		return err
+	}
+	return securefile.WriteFile(path, b)
+}
+
+// sentBefore reports whether an addKey of the certificate thumb was sent before.
+func (r *Renewer) sentBefore(thumb string) bool {
+	b, err := os.ReadFile(sentFile(r.cfg.Files))
+	if err != nil {
+		return false
+	}
+	var s sent
+	return json.Unmarshal(b, &s) == nil && s.Thumbprint == thumb
+}
+
+// awaitKeyFor bounds how long awaitKey reads the agent's app for a key whose addKey was sent:
+// longer than Graph's replication lag is ever reported to be (docs/graph.md).
+const awaitKeyFor = 2 * time.Minute
+
+// awaitKey reads the agent's own app until it shows the certificate thumb, for at most
+// awaitKeyFor, and returns the last read. Not seen by then: the addKey did not land.
+func (r *Renewer) awaitKey(ctx context.Context, thumb string) (certs.Application, error) {
+	start := r.cfg.Now()
+	delay := time.Second
+	for {
+		own, err := r.cfg.Graph.Get(ctx, r.cfg.ClientID)
+		if err != nil || hasThumb(own.KeyCredentials, thumb) || r.cfg.Now().Sub(start) >= awaitKeyFor {
+			if err == nil && !hasThumb(own.KeyCredentials, thumb) {
+				r.log.Warn("the new certificate's earlier addKey did not land; adding it again", "thumbprint", thumb, "waited", awaitKeyFor)
+			}
+			return own, err
+		}
+		if err := r.cfg.Sleep(ctx, delay); err != nil {
+			return own, err
+		}
+		delay = min(2*delay, 15*time.Second)
+	}
 }
 
 // removePrevious removes the agent's previous certificate, recorded by a renewal, from its
@@ -300,11 +370,18 @@ func (r *Renewer) removePrevious(ctx context.Context, actor string) error {
 		if k.Thumbprint() != prev.Thumbprint {
 			continue
 		}
-		if err := r.cfg.Graph.RemoveKey(ctx, own.ObjectID, k.KeyID); err != nil && rotation.ErrorReason(err).Code != certs.AppNotFound {
+		err := r.cfg.Graph.RemoveKey(ctx, own.ObjectID, k.KeyID)
+		switch {
+		case err == nil:
+			r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK, KeyID: k.KeyID,
+				Message: fmt.Sprintf("removed the agent's previous certificate %s (keyId %s) from its app %s: superseded by the renewal", prev.Thumbprint, k.KeyID, r.cfg.ClientID)})
+		case rotation.ErrorReason(err).Code == certs.AppNotFound:
+			// Gone already: an earlier attempt removed it (a stop or crash came before the
+			// record was dropped) and this read was behind. Not a second removal.
+			r.log.Info("the agent's previous certificate was gone already", "thumbprint", prev.Thumbprint, "key_id", k.KeyID)
+		default:
 			return fail("removeKey", err)
 		}
-		r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeOK, KeyID: k.KeyID,
-			Message: fmt.Sprintf("removed the agent's previous certificate %s (keyId %s) from its app %s: superseded by the renewal", prev.Thumbprint, k.KeyID, r.cfg.ClientID)})
 	}
 	// Read back until it is gone (Graph's reads lag its writes).
 	delay := time.Second

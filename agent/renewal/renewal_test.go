@@ -263,3 +263,126 @@ type failingRemove struct {
 }
 
 func (f *failingRemove) RemoveKey(context.Context, string, string) error { return f.err }
+
+// goneKey is Graph's 404 for a keyId the app no longer holds.
+type goneKey struct{}
+
+func (goneKey) Error() string   { return "404 Request_ResourceNotFound: no such key" }
+func (goneKey) Transient() bool { return false }
+func (goneKey) Reason() certs.Reason {
+	return certs.Reason{Code: certs.AppNotFound, Message: "no such key"}
+}
+
+// staleRemoved is the agent's app after its previous certificate was removed, read through
+// a replica that still shows it once (Graph's replication lag).
+type staleRemoved struct {
+	*fakeGraph
+	stale certs.Application
+	reads int
+}
+
+func (s *staleRemoved) Get(ctx context.Context, id string) (certs.Application, error) {
+	s.reads++
+	if s.reads == 1 {
+		return s.stale, nil
+	}
+	return s.fakeGraph.Get(ctx, id)
+}
+
+func (s *staleRemoved) RemoveKey(context.Context, string, string) error { return goneKey{} }
+
+// TestPreviousGoneIsNotRemovedTwice: a restart after the previous certificate was removed,
+// whose first read is behind and still shows it, gets Graph's 404 from removeKey. That is
+// not a second removal: the audit log says it was gone already, once. Found by the crash
+// campaign of `make stress` with replication lag: before, every such restart audited
+// "removed the agent's previous certificate" again.
+func TestPreviousGoneIsNotRemovedTwice(t *testing.T) {
+	f := newFixture(t, 0)
+	old := f.src.Credential()
+	stale, _ := f.g.Get(context.Background(), "app")
+	if err := f.r.renew(context.Background(), "test"); err != nil {
+		t.Fatal(err)
+	}
+	removed := func() int {
+		n := 0
+		for _, e := range f.audit {
+			if strings.HasPrefix(e.Message, "removed the agent's previous certificate") {
+				n++
+			}
+		}
+		return n
+	}
+	if removed() != 1 {
+		t.Fatalf("renewal audited %d removals, want 1", removed())
+	}
+	// The crash: the record of the previous certificate is still there at the next start.
+	writePrevious(retireFile(f.files), previous{Thumbprint: certs.ThumbprintSHA1(old.Cert.Raw), NotAfter: old.Cert.NotAfter})
+	f.r.cfg.Graph = &staleRemoved{fakeGraph: f.g, stale: stale}
+	if err := f.r.removePrevious(context.Background(), "agent"); err != nil {
+		t.Fatal(err)
+	}
+	if n := removed(); n != 1 {
+		t.Errorf("after the restart %d removals audited, want still 1", n)
+	}
+	if _, err := readPrevious(retireFile(f.files)); err == nil {
+		t.Error("the record of the previous certificate is still there")
+	}
+}
+
+// staleAdded is the agent's app after an addKey that landed, read through replicas that do
+// not show the new key for the first reads (Graph's replication lag).
+type staleAdded struct {
+	*fakeGraph
+	stale  certs.Application
+	behind int // reads still served stale
+}
+
+func (s *staleAdded) Get(ctx context.Context, id string) (certs.Application, error) {
+	if s.behind > 0 {
+		s.behind--
+		return s.stale, nil
+	}
+	return s.fakeGraph.Get(ctx, id)
+}
+
+// TestResumedRenewalDoesNotAddTwice: the agent is killed right after its addKey landed; at
+// the restart the first reads of its app are behind and do not show the new key. The
+// renewal must not add the same certificate a second time. Found by the crash campaign of
+// `make stress` with replication lag (the agent's app held its new certificate twice).
+func TestResumedRenewalDoesNotAddTwice(t *testing.T) {
+	f := newFixture(t, 0)
+	stale, _ := f.g.Get(context.Background(), "app")
+	// The renewal that is killed: its new key saved and added, nothing after.
+	crashing := &crashAfterAddKey{fakeGraph: f.g}
+	f.r.cfg.Graph = crashing
+	if err := f.r.renew(context.Background(), "test"); err == nil {
+		t.Fatal("the renewal went on after the kill")
+	}
+	next, err := credential.Load(NextFiles(f.files))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newThumb := certs.ThumbprintSHA1(next.Cert.Raw)
+	// The restart: three reads behind.
+	f.r.cfg.Graph = &staleAdded{fakeGraph: f.g, stale: stale, behind: 3}
+	if err := f.r.renew(context.Background(), "agent"); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, k := range f.g.app.KeyCredentials {
+		if k.Thumbprint() == newThumb {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("the agent's app holds its new certificate %d times, want 1", n)
+	}
+}
+
+// crashAfterAddKey adds the key, then stands for the process dying before it hears back.
+type crashAfterAddKey struct{ *fakeGraph }
+
+func (c *crashAfterAddKey) AddKey(ctx context.Context, id string, cert *x509.Certificate, name string) (certs.KeyCredential, error) {
+	c.fakeGraph.AddKey(ctx, id, cert, name)
+	return certs.KeyCredential{}, errors.New("killed: the answer never came")
+}

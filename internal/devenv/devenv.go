@@ -61,6 +61,9 @@ type Options struct {
 	// Edit, if set, may change the generated config before it is written (tests shorten
 	// intervals with it; `certagent dev` does not).
 	Edit func(*config.Config)
+	// Emulator are further options for the emulator (tests: a short token lifetime, a
+	// clock), applied after those above.
+	Emulator []emulator.Option
 }
 
 // Env is a prepared environment: a running emulator and a config for the agent.
@@ -100,6 +103,7 @@ func Setup(o Options) (*Env, error) {
 	if o.Realistic {
 		emuOpts = append(emuOpts, emulator.WithRealistic(o.RealisticSeed))
 	}
+	emuOpts = append(emuOpts, o.Emulator...)
 	emu, err := emulator.New(filepath.Join(dir, "emulator"), emuOpts...)
 	if err != nil {
 		return nil, err

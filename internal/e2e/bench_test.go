@@ -70,17 +70,18 @@ func BenchmarkDropToApplied(b *testing.B) {
 	slices.Sort(intakeLat)
 	slices.Sort(engineLat)
 	b.ReportMetric(ms(percentile(engineLat, 50)), "engine_p50_ms")
+	benchRow(b, "drop-to-applied from the writer's close (local folder)", fmt.Sprintf("p50 %.1f ms, p99 %.1f ms over %d files", ms(percentile(lat, 50)), ms(percentile(lat, 99)), len(lat)), "p50 <= 150 ms", percentile(lat, 50) <= 150*time.Millisecond)
 	b.Logf("drop-to-applied from the writer's close over %d files: p50 %.1f ms, p99 %.1f ms, max %.1f ms; "+
 		"of which intake (closed to recorded) p50 %.1f ms p99 %.1f ms, engine (recorded to applied: reads, write, read back) p50 %.1f ms p99 %.1f ms",
 		len(lat), ms(percentile(lat, 50)), ms(percentile(lat, 99)), ms(lat[len(lat)-1]),
 		ms(percentile(intakeLat, 50)), ms(percentile(intakeLat, 99)), ms(percentile(engineLat, 50)), ms(percentile(engineLat, 99)))
 }
 
-// BenchmarkFlood drops 10,000 files of mixed garbage on a real agent process at once and
+// BenchmarkFlood drops 20,000 files of mixed garbage on a real agent process at once and
 // reports how fast they are filed, the process's peak memory, and its idle memory before the
 // flood. Every file must end in processed/ or rejected/.
 func BenchmarkFlood(b *testing.B) {
-	const n = 10000
+	const n = 20000
 	for i := 0; i < b.N; i++ {
 		e := NewEnv(b, func(c *config.Config) { c.Intake.Settle = config.Duration(2 * time.Second) })
 		a := e.StartAgent()
@@ -120,7 +121,7 @@ func BenchmarkFlood(b *testing.B) {
 		}
 		written := time.Since(start)
 		var peak int64
-		a.WaitFor("10,000 files filed", 10*time.Minute, func() bool {
+		a.WaitFor("20,000 files filed", 15*time.Minute, func() bool {
 			if _, p, err := RSS(a.PID()); err == nil && p > peak {
 				peak = p
 			}
@@ -138,6 +139,7 @@ func BenchmarkFlood(b *testing.B) {
 		b.ReportMetric(rate, "files/s")
 		b.ReportMetric(float64(peak)/(1<<20), "peak_rss_MB")
 		b.ReportMetric(float64(idle)/(1<<20), "idle_rss_MB")
+		benchRow(b, "20,000-file flood: peak RSS, nothing lost", fmt.Sprintf("%.1f MB peak, %d filed, %.0f files/s", float64(peak)/(1<<20), n, rate), "<= 64 MB", peak <= 64<<20)
 		b.Logf("flood of %d files (written in %s): all filed in %s = %.0f files/s (including the %s settle window); peak RSS %.1f MB; idle RSS before it %.1f MB",
 			n, written.Round(time.Millisecond), elapsed.Round(time.Millisecond), rate, e.Config.Intake.Settle.Duration(), float64(peak)/(1<<20), float64(idle)/(1<<20))
 		a.Kill()
@@ -196,6 +198,8 @@ func BenchmarkStatusLoad(b *testing.B) {
 	b.ReportMetric(loadgen.Percentile(r.Service, 0.99), "svc_p99_ms")
 	b.ReportMetric(r.Rate(), "req/s")
 	b.ReportMetric(float64(r.Errors), "errors")
+	p99 := loadgen.Percentile(r.Latency, 0.99)
+	benchRow(b, "GET /api/v1/status p99 at 2,000 req/s", fmt.Sprintf("p99 %.2f ms (p50 %.2f ms), %d requests, %d errors", p99, loadgen.Percentile(r.Latency, 0.50), b.N, r.Errors), "<= 2 ms", p99 <= 2 && r.Errors == 0)
 	b.Logf("GET /api/v1/status at 2,000/s on a real agent, %d requests: p50 %.2f ms, p99 %.2f ms (from the send: p99 %.2f ms), %d errors",
 		b.N, loadgen.Percentile(r.Latency, 0.50), loadgen.Percentile(r.Latency, 0.99), loadgen.Percentile(r.Service, 0.99), r.Errors)
 }

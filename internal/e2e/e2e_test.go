@@ -24,21 +24,11 @@ func fastSettle(c *config.Config) {
 // appCreds returns the target app's key credentials as the emulator holds them.
 func appCreds(t *testing.T, e *Env) []emulator.KeyCredentialView {
 	t.Helper()
-	app, err := e.Emu().Application(e.Info.TargetAppID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return app.KeyCredentials
+	return e.Creds(e.Info.TargetAppID)
 }
 
 func countThumb(creds []emulator.KeyCredentialView, thumb string) int {
-	n := 0
-	for _, c := range creds {
-		if c.Thumbprint == thumb {
-			n++
-		}
-	}
-	return n
+	return CountThumb(creds, thumb)
 }
 
 // countPatches counts the PATCH requests the emulator answered.

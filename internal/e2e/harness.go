@@ -107,8 +107,14 @@ type Env struct {
 // the config (a shorter settle window, say) before it is written.
 func NewEnv(t testing.TB, edit func(*config.Config)) *Env {
 	t.Helper()
+	return NewEnvWith(t, edit)
+}
+
+// NewEnvWith is NewEnv with options for the emulator (a short token lifetime, a clock).
+func NewEnvWith(t testing.TB, edit func(*config.Config), emu ...emulator.Option) *Env {
+	t.Helper()
 	dir := t.TempDir()
-	e, err := devenv.Setup(devenv.Options{Dir: dir, APIListen: "127.0.0.1:0", Edit: edit})
+	e, err := devenv.Setup(devenv.Options{Dir: dir, APIListen: "127.0.0.1:0", Edit: edit, Emulator: emu})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +127,28 @@ func NewEnv(t testing.TB, edit func(*config.Config)) *Env {
 
 // Emu returns the emulator.
 func (e *Env) Emu() *emulator.Emulator { return e.Emulator }
+
+// Creds returns the key credentials of the application appID (appId or object id) as the
+// emulator's primary holds them: the truth, not a read that may lag.
+func (e *Env) Creds(appID string) []emulator.KeyCredentialView {
+	e.t.Helper()
+	v, err := e.Emulator.Application(appID)
+	if err != nil {
+		e.t.Fatalf("reading application %s from the emulator: %v", appID, err)
+	}
+	return v.KeyCredentials
+}
+
+// CountThumb counts the credentials in creds with the thumbprint thumb.
+func CountThumb(creds []emulator.KeyCredentialView, thumb string) int {
+	n := 0
+	for _, c := range creds {
+		if strings.EqualFold(c.Thumbprint, thumb) {
+			n++
+		}
+	}
+	return n
+}
 
 // Agent is a certagent process.
 type Agent struct {
@@ -141,14 +169,22 @@ type Agent struct {
 type AgentOption func(*agentOptions)
 
 type agentOptions struct {
-	env   []string
-	actor string
+	env    []string
+	actor  string
+	prefix []string
 }
 
 // WithEnv adds environment variables ("KEY=value") to those the agent process inherits from
 // the test process; they win over inherited ones of the same name.
 func WithEnv(kv ...string) AgentOption {
 	return func(o *agentOptions) { o.env = append(o.env, kv...) }
+}
+
+// WithCommandPrefix runs the agent under another program, such as setpriv dropping
+// capabilities: the process started is prefix[0] with prefix[1:], then certagent and its
+// arguments. Kill ends the wrapper, which must exec certagent (setpriv does).
+func WithCommandPrefix(prefix ...string) AgentOption {
+	return func(o *agentOptions) { o.prefix = prefix }
 }
 
 // WithActor makes Agent.Client act on behalf of name (client.WithActor): the agent's audit
@@ -172,7 +208,8 @@ func (e *Env) StartAgent(opts ...AgentOption) *Agent {
 func (a *Agent) start() {
 	t := a.env.t
 	t.Helper()
-	a.cmd = exec.Command(Binary(t), "run", "-c", a.env.Config.File)
+	args := append(append([]string{}, a.opts.prefix...), Binary(t), "run", "-c", a.env.Config.File)
+	a.cmd = exec.Command(args[0], args[1:]...)
 	if len(a.opts.env) > 0 {
 		a.cmd.Env = append(os.Environ(), a.opts.env...)
 	}
