@@ -314,8 +314,9 @@
 // outside the certificate).
 //
 // Test helpers change the tenant directly and persist like any write, subject to the delays
-// like any write: AddTenant, AddApplication, ConsentApplication (a multitenant application's
-// service principal in another tenant, with Graph roles), AddKeyCredential (no size limit),
+// like any write: AddTenant, AddApplication, SetSignInAudience, ConsentApplication (a
+// multitenant application's service principal in another tenant, with Graph roles),
+// AddKeyCredential (no size limit),
 // PortalAddKeyCredential (with it), RemoveKeyCredential, SetOwners, SetGraphRoles,
 // Application, AccessToken (mint a token without signing in), AddFaults, ClearFaults,
 // Faults, Requests, ClearRequests, State, DemoInfo, Settings, SetSettings, Settle, AddUser,

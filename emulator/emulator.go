@@ -698,6 +698,21 @@ func (e *Emulator) SetOwners(id string, owners ...string) error {
 	})
 }
 
+// SetSignInAudience sets the signInAudience of the application id (appId or object id):
+// SignInAudienceMyOrg or SignInAudienceMultipleOrgs, as "Supported account types" in the
+// portal does. Service principals already made in other tenants stay; a single-tenant
+// application cannot sign in through them.
+func (e *Emulator) SetSignInAudience(id, audience string) error {
+	return e.changeApp(id, "setting signInAudience", func(_ *tenant, a *app) error {
+		aud := canonicalAudience(audience)
+		if aud == "" {
+			return fmt.Errorf("signInAudience %q is not %s or %s", audience, SignInAudienceMyOrg, SignInAudienceMultipleOrgs)
+		}
+		a.SignInAudience = aud
+		return nil
+	})
+}
+
 // ErrNotMultiTenant is returned by ConsentApplication for an application whose
 // signInAudience keeps it to its home tenant.
 var ErrNotMultiTenant = errors.New("the application is single-tenant (signInAudience AzureADMyOrg): other tenants cannot consent to it")

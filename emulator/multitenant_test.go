@@ -424,6 +424,15 @@ func TestConsentApplicationErrors(t *testing.T) {
 	if err := env.e.SetOwners(env.otherB.AppID, env.provider.AppID); err != nil {
 		t.Errorf("SetOwners naming the consented app: %v", err)
 	}
+	if err := env.e.SetSignInAudience(env.apps["agent"].AppID, "AzureADandPersonalMicrosoftAccount"); err == nil {
+		t.Error("SetSignInAudience accepted an audience the emulator does not model")
+	}
+	if err := env.e.SetSignInAudience(env.apps["agent"].AppID, SignInAudienceMultipleOrgs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.e.ConsentApplication(env.fabrikam.ID, env.apps["agent"].AppID); err != nil {
+		t.Errorf("consent after SetSignInAudience: %v", err)
+	}
 }
 
 // clientOf returns the client view of appID in tenant.
