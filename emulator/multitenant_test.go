@@ -291,6 +291,15 @@ func TestMultiTenantGraph(t *testing.T) {
 		t.Errorf("owners of the app it made = %+v, %v", made.Owners, err)
 	}
 
+	// A rename of the application object reaches its home service principal only.
+	if resp, m := env.call(http.MethodPatch, "/v1.0/applications/"+env.provider.ObjectID, env.token("admin"), map[string]any{"displayName": "provider renamed"}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("rename = %d %v", resp.StatusCode, m)
+	}
+	_, m = env.call(http.MethodGet, "/v1.0/servicePrincipals/"+env.spB, tok, nil)
+	if m["displayName"] != "provider" {
+		t.Errorf("the service principal in fabrikam after a rename at home = %v, want the name it was made with", m["displayName"])
+	}
+
 	// Tokens of the home tenant do not reach fabrikam's apps.
 	homeTok := env.tokenFrom(env.tid, env.provider.AppID, env.providerCert)
 	if resp, _ := env.call(http.MethodGet, "/v1.0/applications/"+env.backupB.ObjectID, homeTok, nil); resp.StatusCode != 404 {
