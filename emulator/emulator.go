@@ -98,7 +98,8 @@ func WithReplicationLag(maxLag time.Duration, seed int64) Option {
 
 // WithRealistic turns on RealisticSettings(seed): sign-in propagation delays and replication
 // lag of the order users report for Entra and Graph, drawn from a generator seeded with seed.
-// It keeps the size limit and validity error code set by earlier options.
+// It keeps the size limit, the validity and unconsented error codes and the stale reads set
+// by earlier options.
 func WithRealistic(seed int64) Option {
 	return func(c *config) {
 		r := RealisticSettings(seed)
