@@ -59,6 +59,23 @@ func startIn(t testing.TB, o devenv.Options, edit func(*config.Config)) *harness
 // add apps or tenants, or change the config with what Setup made).
 func startPrepared(t testing.TB, o devenv.Options, edit func(*config.Config), prepare func(env *devenv.Env)) *harness {
 	t.Helper()
+	h := prepareHarness(t, o, edit, prepare)
+	h.startAgent()
+	return h
+}
+
+// startPreparedLive is startPrepared for an agent that is not expected to become ready (a
+// target it cannot sign in to): it waits only until the API answers.
+func startPreparedLive(t testing.TB, o devenv.Options, edit func(*config.Config), prepare func(env *devenv.Env)) *harness {
+	t.Helper()
+	h := prepareHarness(t, o, edit, prepare)
+	h.startAgentWith(false)
+	return h
+}
+
+// prepareHarness sets up the environment of startPrepared, without starting the agent.
+func prepareHarness(t testing.TB, o devenv.Options, edit func(*config.Config), prepare func(env *devenv.Env)) *harness {
+	t.Helper()
 	o.Dir, o.APIListen = t.TempDir(), "127.0.0.1:0"
 	o.Edit = func(c *config.Config) {
 		c.Intake.Settle = config.Duration(100 * time.Millisecond)
@@ -74,9 +91,7 @@ func startPrepared(t testing.TB, o devenv.Options, edit func(*config.Config), pr
 	if prepare != nil {
 		prepare(env)
 	}
-	h := &harness{t: t, env: env, done: make(chan error, 1)}
-	h.startAgent()
-	return h
+	return &harness{t: t, env: env, done: make(chan error, 1)}
 }
 
 func (h *harness) startAgent() {
@@ -705,9 +720,6 @@ func TestRealisticRenewal(t *testing.T) {
 	h.rotation(r2.ID, "applied")
 }
 
-// TestTwoTargets: one agent keeps two backup apps current. A file in drop/<name>/ reaches
-// only its target; a file at the top goes to the target whose policy names it; one both
-// name is refused as ambiguous_target; status and the API show each target.
 // TestOneCertificateTwoTargets: the same certificate is one rotation per app. Dropped into
 // both targets' folders it reaches both apps; dropped at the top with intake.route_to_all it
 // reaches every app whose policy names it; dropped again it is a duplicate on each.
@@ -776,6 +788,9 @@ func TestOneCertificateTwoTargets(t *testing.T) {
 	}
 }
 
+// TestTwoTargets: one agent keeps two backup apps current. A file in drop/<name>/ reaches
+// only its target; a file at the top goes to the target whose policy names it; one both
+// name is refused as ambiguous_target; status and the API show each target.
 func TestTwoTargets(t *testing.T) {
 	t.Parallel()
 	const appB = "b0000000-0000-4000-8000-0000000000ab"
@@ -859,5 +874,184 @@ func TestTwoTargets(t *testing.T) {
 	}
 	if _, _, err := h.client.Submit(ctx, certtest.New(time.Now(), certtest.CommonName("nobody's")).PEM(), ""); !client.IsCode(err, string(certs.NoTarget)) {
 		t.Errorf("submit named by no policy: %v, want no_target", err)
+	}
+}
+
+// Tenant B of the two-tenant tests: a customer's tenant beside the agent's own.
+const (
+	tenantB       = "b0000000-0000-4000-8000-00000000b00b"
+	tenantBDomain = "fabrikam.onmicrosoft.com"
+	appInTenantB  = "b0000000-0000-4000-8000-0000000000ae"
+)
+
+// prepareTenantB adds tenant B, where the agent's app, made multitenant, is consented with
+// Application.ReadWrite.OwnedBy and owns appInTenantB (unless consent is false: then B knows
+// nothing of the agent's app), and configures two targets: exchange in the agent's own
+// tenant, teams in tenant B (named by its domain).
+func prepareTenantB(t testing.TB, env *devenv.Env, consent bool) {
+	t.Helper()
+	emu := env.Emulator
+	// A provider with customers in several tenants registers its agent app once, multitenant
+	// ("Accounts in any organizational directory"); each customer's administrator consents.
+	if err := emu.SetSignInAudience(env.Info.AgentAppID, emulator.SignInAudienceMultipleOrgs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := emu.AddTenant(emulator.Seed{TenantID: tenantB, Domain: tenantBDomain}); err != nil {
+		t.Fatal(err)
+	}
+	var owners []string
+	if consent {
+		if _, err := emu.ConsentApplication(tenantB, env.Info.AgentAppID, emulator.RoleApplicationReadWriteOwned); err != nil {
+			t.Fatal(err)
+		}
+		owners = []string{env.Info.AgentAppID}
+	}
+	provider := certtest.New(time.Now(), certtest.CommonName("Teams provider 2026"))
+	if _, err := emu.AddApplication(tenantB, emulator.SeedApplication{
+		DisplayName: "Fabrikam Teams backup", AppID: appInTenantB, Owners: owners,
+		KeyCredentials: []emulator.SeedKeyCredential{{Certificate: provider.DER}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := env.Config
+	cfg.Targets = []config.Target{
+		{Name: "exchange", AppID: cfg.Target.AppID},
+		{Name: "teams", TenantID: tenantBDomain, AppID: appInTenantB},
+	}
+	cfg.Target = config.Target{}
+}
+
+// TestTwoTenants: one agent keeps apps current in two tenants, exchange in its own and teams
+// in a customer's tenant B, where its multitenant app was consented and made an owner of the
+// teams app. It signs in to each tenant with its one credential (registered on its app at
+// home): a file in drop/exchange/ reaches only the exchange app, one in drop/teams/ only the
+// teams app in tenant B; status shows both targets, each in its tenant, healthy, and the
+// agent is ready.
+func TestTwoTenants(t *testing.T) {
+	t.Parallel()
+	h := startPrepared(t, devenv.Options{}, nil, func(env *devenv.Env) { prepareTenantB(t, env, true) })
+	ctx := context.Background()
+	emu := h.env.Emulator
+	credsB := func() []emulator.KeyCredentialView {
+		app, err := emu.Application(appInTenantB)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app.KeyCredentials
+	}
+	inA := certtest.New(time.Now(), certtest.CommonName("Exchange provider 2027"))
+	inB := certtest.New(time.Now(), certtest.CommonName("Teams provider 2027"))
+	for dir, c := range map[string]certtest.Cert{"exchange": inA, "teams": inB} {
+		if err := os.WriteFile(filepath.Join(h.env.Config.DropFolder, dir, "next.cer"), c.PEM(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitFor("two rotations applied", func() bool {
+		rs, err := h.client.Rotations(ctx, "applied")
+		return err == nil && len(rs) == 2
+	})
+	thumb := func(c certtest.Cert) string { return certs.ThumbprintSHA1(c.DER) }
+	if countThumb(h.creds(), thumb(inA)) != 1 || countThumb(credsB(), thumb(inA)) != 0 {
+		t.Error("drop/exchange/'s certificate reached the wrong app")
+	}
+	if countThumb(credsB(), thumb(inB)) != 1 || countThumb(h.creds(), thumb(inB)) != 0 {
+		t.Error("drop/teams/'s certificate reached the wrong app")
+	}
+	if len(credsB()) != 2 {
+		t.Errorf("the teams app holds %d certificates, want its first and the new one", len(credsB()))
+	}
+
+	// The agent signed in to tenant B as its service principal there, with its home
+	// credential.
+	var signedIn bool
+	for _, tv := range emu.State().Tenants {
+		for _, c := range tv.Clients {
+			if tv.ID == tenantB && c.AppID == h.env.Info.AgentAppID {
+				signedIn = c.HomeTenantID == h.env.Info.TenantID && c.TokensIssued > 0 && c.LastSignIn != nil
+			}
+		}
+	}
+	if !signedIn {
+		t.Error("the emulator saw no sign-in of the agent's app to tenant B")
+	}
+
+	// Status shows both targets in their tenants; nothing is wrong; the agent is ready.
+	h.waitFor("both targets synced", func() bool {
+		s, err := h.client.Status(ctx)
+		return err == nil && len(s.Targets) == 2 && s.Targets[0].LastSync.OK && s.Targets[1].LastSync.OK
+	})
+	s, err := h.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Targets[0].Name != "exchange" || s.Targets[0].TenantID != h.env.Info.TenantID ||
+		s.Targets[1].Name != "teams" || s.Targets[1].TenantID != tenantBDomain || s.Targets[1].Target.AppID != appInTenantB ||
+		s.Targets[1].Target.DisplayName != "Fabrikam Teams backup" {
+		t.Errorf("status targets = %+v", s.Targets)
+	}
+	if s.Targets[0].Rotations["applied"] != 1 || s.Targets[1].Rotations["applied"] != 1 {
+		t.Errorf("rotation counts: exchange %v, teams %v", s.Targets[0].Rotations, s.Targets[1].Rotations)
+	}
+	for _, p := range s.Problems {
+		if p.Severity != apitype.SeverityInfo {
+			t.Errorf("problem %+v", p)
+		}
+	}
+	if _, err := h.client.Ready(ctx); err != nil {
+		t.Errorf("readyz = %v, want ready", err)
+	}
+}
+
+// TestTwoTenantsNotConsented: a target in a tenant where the agent's app has not been
+// consented is a critical graph_unreachable problem of that target, naming the tenant and the
+// fix (admin consent there); the agent is live but not ready; the target in the agent's own
+// tenant keeps working.
+func TestTwoTenantsNotConsented(t *testing.T) {
+	t.Parallel()
+	h := startPreparedLive(t, devenv.Options{}, nil, func(env *devenv.Env) { prepareTenantB(t, env, false) })
+	ctx := context.Background()
+	var p apitype.StatusProblem
+	h.waitFor("graph_unreachable on teams naming AADSTS7000229", func() bool {
+		s, _ := h.client.Status(ctx)
+		for _, x := range s.Problems {
+			if x.Code == apitype.ProblemGraphUnreachable && x.Target == "teams" && strings.Contains(x.Message, "7000229") {
+				p = x
+				return true
+			}
+		}
+		return false
+	})
+	for _, want := range []string{tenantBDomain, "admin consent", "adminconsent?client_id=" + h.env.Info.AgentAppID, "Application.ReadWrite.OwnedBy"} {
+		if !strings.Contains(p.Message, want) {
+			t.Errorf("problem message %q lacks %q", p.Message, want)
+		}
+	}
+	if p.Severity != apitype.SeverityCritical {
+		t.Errorf("problem = %+v; want critical", p)
+	}
+	if _, err := h.client.Ready(ctx); err == nil || !strings.Contains(err.Error(), "7000229") {
+		t.Errorf("readyz = %v; want not ready naming AADSTS7000229", err)
+	}
+
+	// The exchange target keeps working.
+	c := certtest.New(time.Now(), certtest.CommonName("Exchange provider, tenant B broken"))
+	if err := os.WriteFile(filepath.Join(h.env.Config.DropFolder, "exchange", "next.cer"), c.PEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	h.waitFor("the exchange rotation applied", func() bool {
+		rs, err := h.client.RotationsOf(ctx, "exchange", "applied")
+		return err == nil && len(rs) == 1
+	})
+	if countThumb(h.creds(), certs.ThumbprintSHA1(c.DER)) != 1 {
+		t.Error("the exchange certificate is not on the exchange app")
+	}
+	s, err := h.client.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range s.Problems {
+		if x.Code == apitype.ProblemGraphUnreachable && x.Target != "teams" {
+			t.Errorf("problem on another target: %+v", x)
+		}
 	}
 }

@@ -262,13 +262,19 @@ func (e *Emulator) startDeviceCode(r *http.Request, form url.Values, tenantSeg s
 }
 
 // clientNameLocked returns the display name of a client that may use the device code flow
-// in t: a first-party public client, or an application of the tenant. The caller holds e.mu.
+// in t: a first-party public client, an application of the tenant, or a multitenant
+// application of another tenant consented in t. The caller holds e.mu.
 func (e *Emulator) clientNameLocked(t *tenant, clientID string) (string, bool) {
 	if pc, ok := publicClientByID(clientID); ok {
 		return pc.displayName, true
 	}
 	if a := t.appByAppID(clientID); a != nil {
 		return a.DisplayName, true
+	}
+	if f := t.foreignSPByAppID(clientID); f != nil {
+		if _, home := e.st.appByAppID(clientID); home != nil && home.multiTenant() {
+			return f.DisplayName, true
+		}
 	}
 	return "", false
 }

@@ -91,8 +91,10 @@
 // POST only (900561; an unknown path is a bare 404); grant_type present (900144) and client_credentials (70003
 // unsupported_grant_type); client_id (900144); scope "<resource>/.default" (900144,
 // 1002012, 28000; v1 also takes resource); a credential (7000218); the client in the tenant
-// (90002 unknown tenant, 700016 unauthorized_client); then for a secret 7000215 / 7000222,
-// for an assertion: client_assertion_type (900144), a well-formed JWT (50027), alg RS256 or
+// (90002 unknown tenant, 700016 unauthorized_client; see "Multitenant applications" for an
+// application of another tenant; 7000229 for an application without a service principal);
+// then, against the credentials of the client's application object, for a secret 7000215 /
+// 7000222, for an assertion: client_assertion_type (900144), a well-formed JWT (50027), alg RS256 or
 // PS256 (5002730), a thumbprint header — x5t#S256 (standard base64 with padding, or
 // base64url) else x5t (50027) —, one aud equal to this token endpoint in its v2 or v1 form,
 // naming the tenant by id or domain, or the v2.0 issuer, or for ADFS its token endpoint
@@ -113,10 +115,40 @@
 //
 // Access tokens: RS256 JWTs signed by the emulator's key (kid/x5t in the JWKS), claims aud
 // (the resource as requested), iss https://sts.windows.net/{tid}/, iat, nbf, exp, appid,
-// azp, appidacr, oid and sub (the service principal), tid, idtyp "app", ver "1.0", and roles
-// (the app's Graph roles, for Graph only) as they were when the token was issued. Answer:
+// azp, appidacr, oid and sub (the app's service principal in tid), tid (the tenant of the
+// token endpoint), idtyp "app", ver "1.0", and roles (the Graph roles of that service
+// principal, for Graph only) as they were when the token was issued. Answer:
 // token_type, expires_in 3599, ext_expires_in, access_token (v1 and ADFS add expires_on,
 // not_before, resource).
+//
+// # Multitenant applications
+//
+// An application lives in its home tenant, the tenant of its application object, which
+// holds its credentials (keyCredentials, passwordCredentials). Its signInAudience says who
+// may use it: AzureADMyOrg (the default) only its home tenant, AzureADMultipleOrgs any tenant
+// where it has a service principal. Such a service principal in another tenant is made by
+// admin consent there (ConsentApplication, or POST /servicePrincipals {appId} by an
+// administrator of that tenant, then POST .../appRoleAssignedTo); it holds that tenant's app
+// role assignments (Graph application permissions) and may own that tenant's applications
+// (owners/$ref; AddApplication and SetOwners name it by the appId). It keeps the display name
+// the application had then.
+//
+// The token endpoint of tenant B, asked for a client_id registered in tenant A: a
+// single-tenant application answers 700016 unauthorized_client "Application with identifier
+// '...' was not found in the directory '...'", as an unknown client does, even when B holds a
+// service principal of it from a time it was multitenant (*inferred*); a multitenant one
+// without a service principal in B answers 7000229 invalid_client "The client application
+// ... is missing service principal in the tenant ..." (Settings.UnconsentedErrorCode:
+// 700016, what Entra answered before, with WithUnconsentedErrorCode or
+// {"unconsentedErrorCode":700016}). Otherwise the client assertion (or secret) is checked
+// against the home application's credentials as the token service knows them (sign-in
+// propagation applies: a key just added to the home application is refused in B too), with
+// aud naming B's token endpoint, and the token has tid B, oid and sub the service principal
+// in B, and the roles granted in B. In Graph that service principal is the caller:
+// Application.ReadWrite.OwnedBy writes the apps of B it owns; GET /servicePrincipals lists
+// it (appOwnerOrganizationId the home tenant, signInAudience the application's), as do the
+// owners of the apps it owns. The application object is not in B: GET /applications in B
+// does not find it, and addKey/removeKey on it go to the home tenant.
 //
 // # Users and the device code flow
 //
@@ -168,9 +200,11 @@
 // through Graph has no service principal until POST /servicePrincipals, and cannot sign in
 // before (7000229).
 //
-// Onboarding routes: POST /applications {displayName, signInAudience AzureADMyOrg} answers
-// 201. POST /servicePrincipals {appId} answers 201, 409 Request_MultipleObjectsWithSameKeyValue
-// for a second one. Microsoft Graph's own service principal (appId 00000003-...; its id is
+// Onboarding routes: POST /applications {displayName, signInAudience AzureADMyOrg (default)
+// or AzureADMultipleOrgs} answers 201. POST /servicePrincipals {appId} answers 201, 409
+// Request_MultipleObjectsWithSameKeyValue for a second one; for a multitenant application of
+// another tenant it needs Application.ReadWrite.All (app-only) or a Global, Application or
+// Cloud Application Administrator, and a single-tenant one answers 400 (*inferred* wording). Microsoft Graph's own service principal (appId 00000003-...; its id is
 // derived from the tenant id) lists Graph's app roles with Microsoft's ids
 // (Application.ReadWrite.OwnedBy 18a4783c-866b-4cc7-a460-3d5e5662c884, ...) and delegated
 // scopes. POST .../appRoleAssignedTo (or .../appRoleAssignments) {principalId, resourceId,
@@ -197,7 +231,8 @@
 //
 // PATCH: the body may be gzip-compressed (WithRejectGzip answers 415 instead), must be JSON
 // (Content-Type application/json) and may carry "@odata.type":"#microsoft.graph.application".
-// It may set keyCredentials, passwordCredentials and displayName; other application
+// It may set keyCredentials, passwordCredentials, displayName and signInAudience
+// (AzureADMyOrg or AzureADMultipleOrgs); other application
 // properties answer 400 (the emulator does not model them), unknown properties 400 with
 // OData's message. keyCredentials replaces the whole collection. An entry with a known keyId
 // keeps the stored credential: key may be null (azure-cli sends it so) or the same bytes,
@@ -270,8 +305,8 @@
 //
 // WithSeed (repeatable: one tenant each), WithLogger, WithClock, WithStaleReads,
 // WithObjectSizeLimit (default DefaultObjectSizeLimit), WithSignInPropagation,
-// WithReplicationLag, WithRealistic, WithValidityErrorCode, WithSettings (all of them at
-// once), WithRejectGzip, WithCustomKeyIdentifierFormat (CKIThumbprintHex, default, or
+// WithReplicationLag, WithRealistic, WithValidityErrorCode, WithUnconsentedErrorCode,
+// WithSettings (all of them at once), WithRejectGzip, WithCustomKeyIdentifierFormat (CKIThumbprintHex, default, or
 // CKIThumbprintRaw), WithTokenLifetime (default 3599 s), WithOwnedByReadsOwnedOnly,
 // WithDeviceCodeAutoApprove, WithDeviceCodeLifetime, and two
 // switches for *inferred* rules: WithExistingCredentialUpdates (apply changes to an existing
@@ -279,9 +314,11 @@
 // outside the certificate).
 //
 // Test helpers change the tenant directly and persist like any write, subject to the delays
-// like any write: AddTenant, AddApplication, AddKeyCredential (no size limit),
-// PortalAddKeyCredential (with it), RemoveKeyCredential, RemoveApplication (Graph answers
-// 404 for it at once), SetOwners, SetGraphRoles,
+// like any write: AddTenant, AddApplication, SetSignInAudience, ConsentApplication (a
+// multitenant application's service principal in another tenant, with Graph roles),
+// AddKeyCredential (no size limit), PortalAddKeyCredential (with it), RemoveKeyCredential,
+// RemoveApplication (Graph answers 404 for it at once; service principals consented in
+// other tenants stay, as in Entra), SetOwners, SetGraphRoles,
 // Application, AccessToken (mint a token without signing in), AddFaults, ClearFaults,
 // Faults, Requests, ClearRequests, State, DemoInfo, Settings, SetSettings, Settle, AddUser,
 // ApproveDeviceCode, DeclineDeviceCode, DeviceCodes, UserAccessToken (mint a user's token).
@@ -313,6 +350,7 @@
 //	      - certificateFile: provider.cer   # relative to the seed file; DER or PEM
 //	        displayName: CN=AUCloud VB365 2026
 //	  - displayName: certagent
+//	    signInAudience: AzureADMultipleOrgs   # optional; default AzureADMyOrg
 //	    graphRoles: [Application.ReadWrite.OwnedBy]
 //	    keyCredentials:
 //	      - certificate: |                  # inline PEM (a private key block is ignored)

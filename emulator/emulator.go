@@ -99,12 +99,13 @@ func WithReplicationLag(maxLag time.Duration, seed int64) Option {
 
 // WithRealistic turns on RealisticSettings(seed): sign-in propagation delays and replication
 // lag of the order users report for Entra and Graph, drawn from a generator seeded with seed.
-// It keeps the size limit and validity error code set by earlier options.
+// It keeps the size limit, the validity and unconsented error codes and the stale reads set
+// by earlier options.
 func WithRealistic(seed int64) Option {
 	return func(c *config) {
 		r := RealisticSettings(seed)
 		r.ObjectSizeLimit, r.SizeLimitStatus, r.ValidityErrorCode = c.settings.ObjectSizeLimit, c.settings.SizeLimitStatus, c.settings.ValidityErrorCode
-		r.StaleReads = c.settings.StaleReads
+		r.StaleReads, r.UnconsentedErrorCode = c.settings.StaleReads, c.settings.UnconsentedErrorCode
 		c.settings = r
 	}
 }
@@ -114,6 +115,13 @@ func WithRealistic(seed int64) Option {
 // ValidityError1000502 or ValidityError7000274.
 func WithValidityErrorCode(code int) Option {
 	return func(c *config) { c.settings.ValidityErrorCode = code }
+}
+
+// WithUnconsentedErrorCode sets the AADSTS code the token endpoint answers when a
+// multitenant application signs in to a tenant that holds no service principal of it (no
+// admin consent there): UnconsentedError7000229 (default) or UnconsentedError700016.
+func WithUnconsentedErrorCode(code int) Option {
+	return func(c *config) { c.settings.UnconsentedErrorCode = code }
 }
 
 // WithSettings replaces every setting, including those earlier options set.
@@ -184,7 +192,7 @@ type Emulator struct {
 	requests []RequestRecord
 	// inFlight holds the requests being served now, by request id.
 	inFlight map[string]InFlightRequest
-	// signIns counts token issuance per client app id (lower case).
+	// signIns counts token issuance per tenant and client (signInKey).
 	signIns map[string]*signInStats
 	demo    *DemoInfo
 	// deviceCodes holds the device code flows by device code; refreshTokens what each
@@ -507,7 +515,8 @@ func (e *Emulator) AddTenant(s Seed) (TenantView, error) {
 }
 
 // AddApplication adds an application to the tenant tenantID ("" for the first tenant).
-// Owners may name applications of that tenant by appId or displayName.
+// Owners may name applications of that tenant by appId or displayName, or multitenant
+// applications of other tenants consented in it (ConsentApplication) by appId.
 func (e *Emulator) AddApplication(tenantID string, a SeedApplication) (ApplicationView, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -525,12 +534,12 @@ func (e *Emulator) AddApplication(tenantID string, a SeedApplication) (Applicati
 		}
 		t.Apps = append(t.Apps, na)
 		for i, ref := range a.Owners {
-			o, err := t.resolveApp(ref)
+			o, err := t.resolveOwner(ref)
 			if err != nil {
 				return fmt.Errorf("owners[%d]: %w", i, err)
 			}
-			if !na.isOwner(o.ServicePrincipalID) {
-				na.Owners = append(na.Owners, o.ServicePrincipalID)
+			if !na.isOwner(o) {
+				na.Owners = append(na.Owners, o)
 			}
 		}
 		view = e.appView(t, na)
@@ -695,22 +704,89 @@ func (e *Emulator) RemoveApplication(id string) error {
 	})
 }
 
-// SetOwners replaces the owners of the application id with the apps named (by appId or
-// displayName, in the same tenant).
+// SetOwners replaces the owners of the application id with the service principals named:
+// applications of the same tenant by appId or displayName, or multitenant applications of
+// other tenants consented in it by appId.
 func (e *Emulator) SetOwners(id string, owners ...string) error {
 	return e.changeApp(id, "setting owners", func(t *tenant, a *app) error {
 		a.Owners = []string{}
 		for i, ref := range owners {
-			o, err := t.resolveApp(ref)
+			o, err := t.resolveOwner(ref)
 			if err != nil {
 				return fmt.Errorf("owners[%d]: %w", i, err)
 			}
-			if !a.isOwner(o.ServicePrincipalID) {
-				a.Owners = append(a.Owners, o.ServicePrincipalID)
+			if !a.isOwner(o) {
+				a.Owners = append(a.Owners, o)
 			}
 		}
 		return nil
 	})
+}
+
+// SetSignInAudience sets the signInAudience of the application id (appId or object id):
+// SignInAudienceMyOrg or SignInAudienceMultipleOrgs, as "Supported account types" in the
+// portal does. Service principals already made in other tenants stay; a single-tenant
+// application cannot sign in through them.
+func (e *Emulator) SetSignInAudience(id, audience string) error {
+	return e.changeApp(id, "setting signInAudience", func(_ *tenant, a *app) error {
+		aud := canonicalAudience(audience)
+		if aud == "" {
+			return fmt.Errorf("signInAudience %q is not %s or %s", audience, SignInAudienceMyOrg, SignInAudienceMultipleOrgs)
+		}
+		a.SignInAudience = aud
+		return nil
+	})
+}
+
+// ErrNotMultiTenant is returned by ConsentApplication for an application whose
+// signInAudience keeps it to its home tenant.
+var ErrNotMultiTenant = errors.New("the application is single-tenant (signInAudience AzureADMyOrg): other tenants cannot consent to it")
+
+// ConsentApplication does what an administrator of tenant tenantID does when they grant admin
+// consent to appID, a multitenant application registered in another tenant: it makes the
+// application's service principal in tenantID, and grants it the Microsoft Graph application
+// permissions roles there (for example RoleApplicationReadWriteOwned). It returns the
+// service principal's id, the "oid" of the application's tokens from that tenant, which
+// AddApplication and SetOwners may then name as an owner by the appId. Consenting again adds
+// roles to the same service principal. The application signs in to tenantID with the
+// credentials of its application object, subject to sign-in propagation like every
+// sign-in. Errors: ErrNotFound for an unknown tenant or application, ErrNotMultiTenant.
+func (e *Emulator) ConsentApplication(tenantID, appID string, roles ...string) (string, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var spID string
+	err := e.mutate(func(st *tenantState) error {
+		t := st.tenantByName(tenantID)
+		if t == nil {
+			return fmt.Errorf("tenant %s: %w", tenantID, ErrNotFound)
+		}
+		ht, home := st.appByAppID(appID)
+		switch {
+		case home == nil:
+			return fmt.Errorf("application %s: %w", appID, ErrNotFound)
+		case ht == t:
+			return fmt.Errorf("application %s is registered in tenant %s itself: it has its own service principal there (SetGraphRoles)", appID, t.ID)
+		case !home.multiTenant():
+			return fmt.Errorf("application %s: %w", appID, ErrNotMultiTenant)
+		}
+		f := t.foreignSPByAppID(appID)
+		if f == nil {
+			f = &foreignSP{ID: newGUID(), AppID: home.AppID, DisplayName: home.DisplayName,
+				CreatedDateTime: e.cfg.now().UTC().Truncate(time.Second), Roles: []string{}}
+			t.ForeignSPs = append(t.ForeignSPs, f)
+		}
+		for _, r := range roles {
+			if !containsFold(f.Roles, r) {
+				f.Roles = append(f.Roles, r)
+			}
+		}
+		spID = f.ID
+		return nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("consenting to application %s in tenant %s: %w", appID, tenantID, err)
+	}
+	return spID, nil
 }
 
 // SetGraphRoles replaces the Graph application permissions of the application id's service

@@ -396,27 +396,9 @@ func (e *Emulator) issueToken(r *http.Request, form url.Values, target tokenRequ
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	now := e.cfg.now().UTC()
-	var t *tenant
-	var a *app
-	directory := target.tenantSeg
-	if target.adfs {
-		directory = "adfs"
-		t, a = e.st.appByAppID(clientID)
-	} else {
-		t = e.st.tenantByName(target.tenantSeg)
-		if t != nil {
-			a = t.appByAppID(clientID)
-		}
-	}
-	if a == nil {
-		return nil, &entraError{status: http.StatusBadRequest, err: "unauthorized_client", code: 700016,
-			desc: fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, directory)}
-	}
-
-	if a.ServicePrincipalID == "" {
-		// An application created through Graph has no service principal until one is made
-		// (POST /servicePrincipals): Entra refuses its sign-ins.
-		return nil, invalidClient(7000229, "The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", a.AppID, t.ID)
+	t, a, p, ee := e.signInClientLocked(target, clientID)
+	if ee != nil {
+		return nil, ee
 	}
 
 	method, acr, thumbprint := "certificate", "2", ""
@@ -441,18 +423,18 @@ func (e *Emulator) issueToken(r *http.Request, form url.Values, target tokenRequ
 		return nil, &entraError{status: http.StatusBadRequest, err: "invalid_resource", code: 500011,
 			desc: fmt.Sprintf("The resource principal named %s was not found in the tenant named %s. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You might have sent your authentication request to the wrong tenant.", resource, t.ID)}
 	}
-	tok, exp, err := e.mintAccessTokenFor(t, a, resource, hosts, acr)
+	tok, exp, err := e.mintAccessTokenFor(t, a, p, resource, hosts, acr)
 	if err != nil {
 		return nil, &entraError{status: http.StatusInternalServerError, err: "server_error", code: 90000, desc: "Signing the access token failed."}
 	}
-	st := e.signIns[strings.ToLower(a.AppID)]
+	st := e.signIns[signInKey(t.ID, a.AppID)]
 	if st == nil {
 		st = &signInStats{}
-		e.signIns[strings.ToLower(a.AppID)] = st
+		e.signIns[signInKey(t.ID, a.AppID)] = st
 	}
 	st.count++
 	st.last = SignInView{Time: now, Method: method, Thumbprint: thumbprint, Resource: resource}
-	e.log.Debug("token issued", "app_id", a.AppID, "method", method, "thumbprint", thumbprint, "resource", resource)
+	e.log.Debug("token issued", "app_id", a.AppID, "tenant_id", t.ID, "service_principal_id", p.spID, "method", method, "thumbprint", thumbprint, "resource", resource)
 
 	lifetime := int(exp.Sub(now).Seconds())
 	body := map[string]any{
@@ -467,6 +449,76 @@ func (e *Emulator) issueToken(r *http.Request, form url.Values, target tokenRequ
 		body["resource"] = resource
 	}
 	return body, nil
+}
+
+// clientPrincipal is who an app-only token names: the client application's service principal
+// in the tenant that issues the token, with the Graph application permissions granted there.
+type clientPrincipal struct {
+	spID        string
+	displayName string
+	roles       []string
+}
+
+// homePrincipal is a's own service principal in its home tenant.
+func homePrincipal(a *app) clientPrincipal {
+	return clientPrincipal{spID: a.ServicePrincipalID, displayName: a.DisplayName, roles: a.Roles}
+}
+
+// principal is f as the client of its tenant's token endpoint.
+func (f *foreignSP) principal() clientPrincipal {
+	return clientPrincipal{spID: f.ID, displayName: f.DisplayName, roles: f.Roles}
+}
+
+// signInClientLocked finds who signs in with client_id at the token endpoint target: the
+// tenant that issues the token, the application whose credentials are checked, and its
+// service principal in that tenant. An application signs in to its home tenant through its
+// own service principal (AADSTS7000229 while it has none); to another tenant only when it is
+// multitenant (AADSTS700016 otherwise, as for an unknown client) and that tenant holds its
+// service principal, made by admin consent (Settings.UnconsentedErrorCode otherwise). Either
+// way its credentials are those of its application object, in its home tenant. The caller
+// holds e.mu.
+func (e *Emulator) signInClientLocked(target tokenRequestTarget, clientID string) (*tenant, *app, clientPrincipal, *entraError) {
+	var t *tenant
+	var a *app
+	directory := target.tenantSeg
+	if target.adfs {
+		directory = "adfs"
+		t, a = e.st.appByAppID(clientID)
+	} else if t = e.st.tenantByName(target.tenantSeg); t != nil {
+		a = t.appByAppID(clientID)
+	}
+	notFound := &entraError{status: http.StatusBadRequest, err: "unauthorized_client", code: 700016,
+		desc: fmt.Sprintf("Application with identifier '%s' was not found in the directory '%s'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant. You may have sent your authentication request to the wrong tenant.", clientID, directory)}
+	switch {
+	case a != nil && a.ServicePrincipalID == "":
+		// An application created through Graph has no service principal until one is made
+		// (POST /servicePrincipals): Entra refuses its sign-ins.
+		return nil, nil, clientPrincipal{}, missingServicePrincipal(a.AppID, t.ID)
+	case a != nil:
+		return t, a, homePrincipal(a), nil
+	case t == nil:
+		return nil, nil, clientPrincipal{}, notFound
+	}
+	// Not registered in t: an application registered in another tenant.
+	_, home := e.st.appByAppID(clientID)
+	if home == nil || !home.multiTenant() {
+		// A single-tenant application is not available outside its home tenant, even if it
+		// had been consented here while it was multitenant.
+		return nil, nil, clientPrincipal{}, notFound
+	}
+	f := t.foreignSPByAppID(clientID)
+	if f == nil {
+		if e.settings.unconsentedErrorCode() == UnconsentedError700016 {
+			return nil, nil, clientPrincipal{}, notFound
+		}
+		return nil, nil, clientPrincipal{}, missingServicePrincipal(home.AppID, t.ID)
+	}
+	return t, home, f.principal(), nil
+}
+
+// missingServicePrincipal is AADSTS7000229: the client has no service principal in the tenant.
+func missingServicePrincipal(appID, tenantID string) *entraError {
+	return invalidClient(7000229, "The client application %s is missing service principal in the tenant %s. See instructions here: https://go.microsoft.com/fwlink/?linkid=2225119", appID, tenantID)
 }
 
 // tokenEndpointAudiences lists the aud values a client assertion may carry for this
@@ -673,12 +725,13 @@ func (e *Emulator) mintAccessToken(t *tenant, a *app, resource, acr string) (str
 	if resourceKind(resource, host) == "" {
 		return "", time.Time{}, fmt.Errorf("unknown resource %q", resource)
 	}
-	return e.mintAccessTokenFor(t, a, resource, host, acr)
+	return e.mintAccessTokenFor(t, a, homePrincipal(a), resource, host, acr)
 }
 
-// mintAccessTokenFor signs an access token: a v1.0 app-only token with the app's Graph
-// roles when the resource is Graph. The caller holds e.mu.
-func (e *Emulator) mintAccessTokenFor(t *tenant, a *app, resource, host, acr string) (string, time.Time, error) {
+// mintAccessTokenFor signs an access token for application a in tenant t, naming its service
+// principal p there: a v1.0 app-only token with p's Graph roles when the resource is Graph.
+// The caller holds e.mu.
+func (e *Emulator) mintAccessTokenFor(t *tenant, a *app, p clientPrincipal, resource, host, acr string) (string, time.Time, error) {
 	now := e.cfg.now().UTC().Truncate(time.Second)
 	exp := now.Add(e.cfg.tokenLifetime)
 	iss := "https://sts.windows.net/" + t.ID + "/"
@@ -689,21 +742,21 @@ func (e *Emulator) mintAccessTokenFor(t *tenant, a *app, resource, host, acr str
 		"nbf":             now.Unix(),
 		"exp":             exp.Unix(),
 		"aio":             base64.RawURLEncoding.EncodeToString([]byte(newGUID())),
-		"app_displayname": a.DisplayName,
+		"app_displayname": p.displayName,
 		"appid":           a.AppID,
 		"appidacr":        acr,
 		"azp":             a.AppID,
 		"idp":             iss,
 		"idtyp":           "app",
-		"oid":             a.ServicePrincipalID,
+		"oid":             p.spID,
 		"rh":              "0.emulated.",
-		"sub":             a.ServicePrincipalID,
+		"sub":             p.spID,
 		"tid":             t.ID,
 		"uti":             base64.RawURLEncoding.EncodeToString([]byte(newGUID()))[:22],
 		"ver":             "1.0",
 	}
-	if resourceKind(resource, host) == resourceGraph && len(a.Roles) > 0 {
-		claims["roles"] = append([]string{}, a.Roles...)
+	if resourceKind(resource, host) == resourceGraph && len(p.roles) > 0 {
+		claims["roles"] = append([]string{}, p.roles...)
 	}
 	header := map[string]any{"typ": "JWT", "alg": "RS256", "x5t": e.pki.signingKID, "kid": e.pki.signingKID}
 	tok, err := signRS256(e.pki.signingKey, header, claims)

@@ -579,6 +579,10 @@ func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c calle
 	for name, raw := range body {
 		switch name {
 		case "keyCredentials", "passwordCredentials", "displayName":
+		case "signInAudience":
+			if _, ge := parseAudience(raw); ge != nil {
+				return ge
+			}
 		case "@odata.type":
 			var s string
 			if json.Unmarshal(raw, &s) != nil || strings.TrimPrefix(s, "#") != "microsoft.graph.application" {
@@ -612,6 +616,9 @@ func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c calle
 			}
 			a.DisplayName = s
 		}
+		if raw, ok := body["signInAudience"]; ok {
+			a.SignInAudience, _ = parseAudience(raw)
+		}
 		if raw, ok := body["keyCredentials"]; ok {
 			creds, ge := e.replaceKeyCredentials(a, raw)
 			if ge != nil {
@@ -638,6 +645,21 @@ func (e *Emulator) serveAppPatch(w http.ResponseWriter, r *http.Request, c calle
 	setGraphRequestIDs(w, r)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// parseAudience reads a signInAudience value: AzureADMyOrg or AzureADMultipleOrgs, the two the
+// emulator models (Graph also takes AzureADandPersonalMicrosoftAccount and
+// PersonalMicrosoftAccount).
+func parseAudience(raw json.RawMessage) (string, *graphError) {
+	var s string
+	if json.Unmarshal(raw, &s) != nil {
+		return "", badRequest("Invalid value specified for property 'signInAudience' of resource 'Application'.")
+	}
+	aud := canonicalAudience(s)
+	if aud == "" {
+		return "", badRequest("The emulator supports signInAudience '%s' and '%s' only.", SignInAudienceMyOrg, SignInAudienceMultipleOrgs)
+	}
+	return aud, nil
 }
 
 // asGraphError turns a mutate error into an answer: Graph's own errors pass through, a

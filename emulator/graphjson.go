@@ -140,7 +140,7 @@ func (e *Emulator) renderApp(t *tenant, a *app, selected []string, withKey bool)
 		case "publisherDomain":
 			v = t.Domain
 		case "signInAudience":
-			v = "AzureADMyOrg"
+			v = a.audience()
 		case "isDeviceOnlyAuthSupported", "isFallbackPublicClient", "nativeAuthenticationApisEnabled":
 			v = nil
 		case "identifierUris", "tags", "addIns", "appRoles", "requiredResourceAccess":

@@ -34,8 +34,23 @@ var knownRoles = []string{
 	RoleDirectoryReadAll, RoleDirectoryReadWriteAll, RoleAppRoleAssignmentReadWriteAll,
 }
 
-// stateVersion is the schema version of state.json.
-const stateVersion = 1
+// Sign-in audiences of an application (its signInAudience property): who may use it.
+const (
+	// SignInAudienceMyOrg is a single-tenant application: only its home tenant (the tenant
+	// that holds the application object) may use it.
+	SignInAudienceMyOrg = "AzureADMyOrg"
+	// SignInAudienceMultipleOrgs is a multitenant application: any Microsoft Entra tenant
+	// where it has a service principal (made by an administrator's consent) may use it.
+	SignInAudienceMultipleOrgs = "AzureADMultipleOrgs"
+)
+
+// stateVersion is the schema version of state.json. Version 2 added an application's
+// signInAudience and a tenant's foreignServicePrincipals; a version 1 file has neither (every
+// application single-tenant) and loads as it is.
+const stateVersion = 2
+
+// minStateVersion is the oldest state.json New still reads.
+const minStateVersion = 1
 
 // tenantState is everything state.json holds. Handlers change it only through
 // Emulator.mutate, which works on a clone and swaps it in once it is on disk.
@@ -50,6 +65,27 @@ type tenant struct {
 	Apps   []*app `json:"applications"`
 	// Users are the tenant's member users, who sign in with the device code flow.
 	Users []*user `json:"users,omitempty"`
+	// ForeignSPs are the service principals of multitenant applications registered in other
+	// tenants that an administrator of this tenant consented to.
+	ForeignSPs []*foreignSP `json:"foreignServicePrincipals,omitempty"`
+}
+
+// foreignSP is the service principal, in a tenant, of an application registered in another
+// tenant (its home tenant): what admin consent makes. It holds what the application may do
+// in this tenant (the Graph application permissions granted here) and may own this tenant's
+// applications. It has no credentials: the application signs in here with the credentials
+// of its application object, in its home tenant.
+type foreignSP struct {
+	ID    string `json:"id"`
+	AppID string `json:"appId"`
+	// DisplayName is the application's name when the service principal was made: a later
+	// change of the application object reaches only its home tenant's service principal.
+	DisplayName     string    `json:"displayName"`
+	CreatedDateTime time.Time `json:"createdDateTime"`
+	// Roles are the Graph application permissions granted in this tenant; RoleTimes when
+	// each was granted through Graph.
+	Roles     []string             `json:"roles"`
+	RoleTimes map[string]time.Time `json:"roleTimes,omitempty"`
 }
 
 // user is a member user of a tenant.
@@ -83,6 +119,31 @@ type app struct {
 	PasswordCredentials []passwordCred       `json:"passwordCredentials"`
 	// Version counts the writes to the app (starting at 1).
 	Version int64 `json:"version"`
+	// SignInAudience is SignInAudienceMyOrg or SignInAudienceMultipleOrgs; "" (state files
+	// of version 1) means SignInAudienceMyOrg.
+	SignInAudience string `json:"signInAudience,omitempty"`
+}
+
+// audience returns the app's signInAudience.
+func (a *app) audience() string {
+	if a.SignInAudience == "" {
+		return SignInAudienceMyOrg
+	}
+	return a.SignInAudience
+}
+
+// multiTenant reports whether other tenants may use the app.
+func (a *app) multiTenant() bool { return a.audience() == SignInAudienceMultipleOrgs }
+
+// canonicalAudience returns the spelling of a signInAudience the emulator models, matched
+// case-insensitively ("" for none of them).
+func canonicalAudience(s string) string {
+	for _, v := range []string{SignInAudienceMyOrg, SignInAudienceMultipleOrgs} {
+		if strings.EqualFold(v, s) {
+			return v
+		}
+	}
+	return ""
 }
 
 type keyCred struct {
@@ -117,6 +178,12 @@ func (s *tenantState) clone() *tenantState {
 			nu := *u
 			nu.DirectoryRoles = slices.Clone(u.DirectoryRoles)
 			nt.Users = append(nt.Users, &nu)
+		}
+		for _, f := range t.ForeignSPs {
+			nf := *f
+			nf.Roles = slices.Clone(f.Roles)
+			nf.RoleTimes = maps.Clone(f.RoleTimes)
+			nt.ForeignSPs = append(nt.ForeignSPs, &nf)
 		}
 		out.Tenants = append(out.Tenants, nt)
 	}
@@ -192,6 +259,37 @@ func (t *tenant) appBySPID(id string) *app {
 		}
 	}
 	return nil
+}
+
+// foreignSPByID finds the service principal id of an application registered in another
+// tenant.
+func (t *tenant) foreignSPByID(id string) *foreignSP {
+	if id == "" {
+		return nil
+	}
+	for _, f := range t.ForeignSPs {
+		if strings.EqualFold(f.ID, id) {
+			return f
+		}
+	}
+	return nil
+}
+
+// foreignSPByAppID finds the service principal of appID, an application registered in
+// another tenant.
+func (t *tenant) foreignSPByAppID(appID string) *foreignSP {
+	for _, f := range t.ForeignSPs {
+		if strings.EqualFold(f.AppID, appID) {
+			return f
+		}
+	}
+	return nil
+}
+
+// isServicePrincipal reports whether id is a service principal of t: an application's of t,
+// or a foreign one.
+func (t *tenant) isServicePrincipal(id string) bool {
+	return t.appBySPID(id) != nil || t.foreignSPByID(id) != nil
 }
 
 // userByID finds a user by object id.
@@ -325,8 +423,11 @@ func (s *tenantState) validate() error {
 					return fmt.Errorf("application %q: %w", a.DisplayName, err)
 				}
 			}
+			if a.SignInAudience != "" && canonicalAudience(a.SignInAudience) != a.SignInAudience {
+				return fmt.Errorf("application %q: signInAudience %q is not %s or %s", a.DisplayName, a.SignInAudience, SignInAudienceMyOrg, SignInAudienceMultipleOrgs)
+			}
 			for _, o := range a.Owners {
-				if t.appBySPID(o) == nil && t.userByID(o) == nil {
+				if !t.isServicePrincipal(o) && t.userByID(o) == nil {
 					return fmt.Errorf("application %q: owner %s is neither a service principal nor a user of tenant %s", a.DisplayName, o, t.ID)
 				}
 			}
@@ -350,6 +451,32 @@ func (s *tenantState) validate() error {
 			}
 		}
 	}
+	// A foreign service principal stands for an application of another tenant, once per
+	// tenant. (Whether the application is still multitenant is checked at sign-in: Entra keeps
+	// the service principal of an application made single-tenant again.)
+	for _, t := range s.Tenants {
+		apps := map[string]bool{}
+		for _, f := range t.ForeignSPs {
+			if err := unique("servicePrincipalId", f.ID); err != nil {
+				return fmt.Errorf("tenant %s: service principal of application %s: %w", t.ID, f.AppID, err)
+			}
+			ht, _ := s.appByAppID(f.AppID)
+			switch {
+			case ht == nil:
+				return fmt.Errorf("tenant %s: service principal %s: application %s is in no tenant", t.ID, f.ID, f.AppID)
+			case ht == t:
+				return fmt.Errorf("tenant %s: service principal %s: application %s is registered in this tenant, not in another", t.ID, f.ID, f.AppID)
+			case apps[strings.ToLower(f.AppID)]:
+				return fmt.Errorf("tenant %s: application %s has two service principals", t.ID, f.AppID)
+			}
+			apps[strings.ToLower(f.AppID)] = true
+			for _, r := range f.Roles {
+				if !slices.Contains(knownRoles, r) {
+					return fmt.Errorf("tenant %s: service principal of application %s: unknown Graph role %q (known: %s)", t.ID, f.AppID, r, strings.Join(knownRoles, ", "))
+				}
+			}
+		}
+	}
 	return nil
 }
 
@@ -368,9 +495,10 @@ func loadState(path string) (*tenantState, error) {
 	if err := dec.Decode(&s); err != nil {
 		return nil, fmt.Errorf("reading emulator state %s: %w", path, err)
 	}
-	if s.Version != stateVersion {
-		return nil, fmt.Errorf("reading emulator state %s: version %d, want %d", path, s.Version, stateVersion)
+	if s.Version < minStateVersion || s.Version > stateVersion {
+		return nil, fmt.Errorf("reading emulator state %s: version %d, want %d to %d", path, s.Version, minStateVersion, stateVersion)
 	}
+	s.Version = stateVersion // written back in the current version at the next write
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("reading emulator state %s: %w", path, err)
 	}
@@ -398,7 +526,8 @@ type TenantView struct {
 	Domain       string            `json:"domain,omitempty"`
 	Applications []ApplicationView `json:"applications"`
 	// Clients are the service principals that can sign in to the token endpoint (every
-	// application that has one), with what they last did there.
+	// application of the tenant that has one, then those of multitenant applications of other
+	// tenants consented here), with what they last did there.
 	Clients []ClientView `json:"clients"`
 	// Users are the member users (administrators who sign in with the device code flow).
 	Users []UserView `json:"users"`
@@ -421,7 +550,9 @@ type ApplicationView struct {
 	ObjectID           string `json:"objectId"`
 	DisplayName        string `json:"displayName"`
 	ServicePrincipalID string `json:"servicePrincipalId"`
-	// Owners are the service principals that own the app.
+	// SignInAudience is SignInAudienceMyOrg (single tenant) or SignInAudienceMultipleOrgs.
+	SignInAudience string `json:"signInAudience"`
+	// Owners are the service principals and users that own the app.
 	Owners []OwnerView `json:"owners"`
 	// Roles are the Graph application permissions granted to the app's service principal.
 	Roles               []string                 `json:"roles"`
@@ -432,11 +563,12 @@ type ApplicationView struct {
 }
 
 // OwnerView names an owner: a service principal (Type "servicePrincipal", with its app's
-// AppID) or a user (Type "user", with UserPrincipalName; ServicePrincipalID then holds the
-// user's id).
+// AppID, and HomeTenantID when that app is registered in another tenant) or a user (Type
+// "user", with UserPrincipalName; ServicePrincipalID then holds the user's id).
 type OwnerView struct {
 	Type               string `json:"type"`
 	AppID              string `json:"appId,omitempty"`
+	HomeTenantID       string `json:"homeTenantId,omitempty"`
 	ServicePrincipalID string `json:"servicePrincipalId"`
 	DisplayName        string `json:"displayName"`
 	UserPrincipalName  string `json:"userPrincipalName,omitempty"`
@@ -475,10 +607,13 @@ type PasswordCredentialView struct {
 
 // ClientView describes a service principal as a client of the token endpoint.
 type ClientView struct {
-	AppID              string   `json:"appId"`
-	ServicePrincipalID string   `json:"servicePrincipalId"`
-	DisplayName        string   `json:"displayName"`
-	Roles              []string `json:"roles"`
+	AppID              string `json:"appId"`
+	ServicePrincipalID string `json:"servicePrincipalId"`
+	// HomeTenantID is the tenant of the application object when it is not this one (a
+	// multitenant application consented here), whose credentials sign in.
+	HomeTenantID string   `json:"homeTenantId,omitempty"`
+	DisplayName  string   `json:"displayName"`
+	Roles        []string `json:"roles"`
 	// TokensIssued counts the access tokens issued to the client since the emulator started.
 	TokensIssued int `json:"tokensIssued"`
 	// LastSignIn is the last successful token request, if any since the emulator started.
@@ -507,6 +642,7 @@ func (e *Emulator) appView(t *tenant, a *app) ApplicationView {
 		ObjectID:            a.ObjectID,
 		DisplayName:         a.DisplayName,
 		ServicePrincipalID:  a.ServicePrincipalID,
+		SignInAudience:      a.audience(),
 		Owners:              []OwnerView{},
 		Roles:               append([]string{}, a.Roles...),
 		KeyCredentials:      []KeyCredentialView{},
@@ -517,6 +653,11 @@ func (e *Emulator) appView(t *tenant, a *app) ApplicationView {
 		ov := OwnerView{Type: "servicePrincipal", ServicePrincipalID: o}
 		if oa := t.appBySPID(o); oa != nil {
 			ov.AppID, ov.DisplayName = oa.AppID, oa.DisplayName
+		} else if f := t.foreignSPByID(o); f != nil {
+			ov.AppID, ov.DisplayName = f.AppID, f.DisplayName
+			if ht, _ := e.st.appByAppID(f.AppID); ht != nil {
+				ov.HomeTenantID = ht.ID
+			}
 		} else if u := t.userByID(o); u != nil {
 			ov.Type, ov.DisplayName, ov.UserPrincipalName = "user", u.DisplayName, u.UserPrincipalName
 		}
@@ -571,20 +712,37 @@ func (e *Emulator) stateViewLocked() StateView {
 			if a.ServicePrincipalID == "" {
 				continue // no service principal: not a client of the token endpoint
 			}
-			cv := ClientView{
+			tv.Clients = append(tv.Clients, e.clientViewLocked(t, ClientView{
 				AppID: a.AppID, ServicePrincipalID: a.ServicePrincipalID, DisplayName: a.DisplayName,
 				Roles: append([]string{}, a.Roles...),
+			}))
+		}
+		for _, f := range t.ForeignSPs {
+			cv := ClientView{AppID: f.AppID, ServicePrincipalID: f.ID, DisplayName: f.DisplayName, Roles: append([]string{}, f.Roles...)}
+			if ht, _ := e.st.appByAppID(f.AppID); ht != nil {
+				cv.HomeTenantID = ht.ID
 			}
-			if st, ok := e.signIns[strings.ToLower(a.AppID)]; ok {
-				cv.TokensIssued = st.count
-				last := st.last
-				cv.LastSignIn = &last
-			}
-			tv.Clients = append(tv.Clients, cv)
+			tv.Clients = append(tv.Clients, e.clientViewLocked(t, cv))
 		}
 		sv.Tenants = append(sv.Tenants, tv)
 	}
 	return sv
+}
+
+// clientViewLocked adds to cv what the client did at t's token endpoint. The caller holds
+// e.mu.
+func (e *Emulator) clientViewLocked(t *tenant, cv ClientView) ClientView {
+	if st, ok := e.signIns[signInKey(t.ID, cv.AppID)]; ok {
+		cv.TokensIssued = st.count
+		last := st.last
+		cv.LastSignIn = &last
+	}
+	return cv
+}
+
+// signInKey names the sign-ins of client appID to tenant tenantID.
+func signInKey(tenantID, appID string) string {
+	return strings.ToLower(tenantID) + "/" + strings.ToLower(appID)
 }
 
 // parseCertDER parses a DER certificate.

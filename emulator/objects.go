@@ -49,7 +49,17 @@ type spView struct {
 
 func appSP(t *tenant, a *app) spView {
 	return spView{id: a.ServicePrincipalID, appID: a.AppID, displayName: a.DisplayName, ownerTenant: t.ID,
-		audience: "AzureADMyOrg", created: a.CreatedDateTime}
+		audience: a.audience(), created: a.CreatedDateTime}
+}
+
+// foreignSPView is f as Graph shows it: appOwnerOrganizationId names the application's home
+// tenant, signInAudience is the application's.
+func foreignSPView(st *tenantState, f *foreignSP) spView {
+	v := spView{id: f.ID, appID: f.AppID, displayName: f.DisplayName, audience: SignInAudienceMultipleOrgs, created: f.CreatedDateTime}
+	if ht, ha := st.appByAppID(f.AppID); ha != nil {
+		v.ownerTenant, v.audience = ht.ID, ha.audience()
+	}
+	return v
 }
 
 func graphSP(t *tenant) spView {
@@ -57,21 +67,25 @@ func graphSP(t *tenant) spView {
 		audience: "AzureADMultipleOrgs", graph: true}
 }
 
-// servicePrincipalsLocked lists the tenant's service principals: Microsoft Graph's, then
-// those of its applications that have one. The caller holds e.mu.
-func servicePrincipalsLocked(t *tenant) []spView {
+// servicePrincipalsLocked lists the service principals of t, a tenant of st: Microsoft
+// Graph's, then those of its applications that have one, then those of other tenants'
+// applications consented in t. The caller holds e.mu.
+func servicePrincipalsLocked(st *tenantState, t *tenant) []spView {
 	out := []spView{graphSP(t)}
 	for _, a := range t.Apps {
 		if a.ServicePrincipalID != "" {
 			out = append(out, appSP(t, a))
 		}
 	}
+	for _, f := range t.ForeignSPs {
+		out = append(out, foreignSPView(st, f))
+	}
 	return out
 }
 
 // spByIDLocked finds a service principal of t by id.
-func spByIDLocked(t *tenant, id string) (spView, bool) {
-	for _, sp := range servicePrincipalsLocked(t) {
+func spByIDLocked(st *tenantState, t *tenant, id string) (spView, bool) {
+	for _, sp := range servicePrincipalsLocked(st, t) {
 		if strings.EqualFold(sp.id, id) {
 			return sp, true
 		}
@@ -79,8 +93,8 @@ func spByIDLocked(t *tenant, id string) (spView, bool) {
 	return spView{}, false
 }
 
-func spByAppIDLocked(t *tenant, appID string) (spView, bool) {
-	for _, sp := range servicePrincipalsLocked(t) {
+func spByAppIDLocked(st *tenantState, t *tenant, appID string) (spView, bool) {
+	for _, sp := range servicePrincipalsLocked(st, t) {
 		if strings.EqualFold(sp.appID, appID) {
 			return sp, true
 		}
@@ -197,9 +211,9 @@ func (e *Emulator) serveServicePrincipals(w http.ResponseWriter, r *http.Request
 	found := false
 	if t != nil {
 		if byAppID != "" {
-			sp, found = spByAppIDLocked(t, ref)
+			sp, found = spByAppIDLocked(e.st, t, ref)
 		} else {
-			sp, found = spByIDLocked(t, ref)
+			sp, found = spByIDLocked(e.st, t, ref)
 		}
 	}
 	e.mu.Unlock()
@@ -245,7 +259,7 @@ func (e *Emulator) serveSPList(w http.ResponseWriter, r *http.Request, c caller)
 	e.mu.Lock()
 	var visible []spView
 	if t := e.st.tenantByName(c.tenantID); t != nil {
-		for _, sp := range servicePrincipalsLocked(t) {
+		for _, sp := range servicePrincipalsLocked(e.st, t) {
 			if q.filter.matchesValues(sp.id, sp.appID, sp.displayName) {
 				visible = append(visible, sp)
 			}
@@ -308,14 +322,21 @@ func (e *Emulator) serveSPCreate(w http.ResponseWriter, r *http.Request, c calle
 		if t == nil {
 			return notFound(appID)
 		}
-		if existing, ok := spByAppIDLocked(t, appID); ok {
+		if existing, ok := spByAppIDLocked(st, t, appID); ok {
 			return &graphError{status: http.StatusConflict, code: "Request_MultipleObjectsWithSameKeyValue",
 				message: fmt.Sprintf("The service principal cannot be created, updated, or restored because the service principal name %s is already in use.", existing.appID)}
 		}
 		a := t.appByAppID(appID)
 		if a == nil {
-			// *inferred* wording for an appId that names no application.
-			return badRequest("The appId '%s' of the service principal does not reference a valid application object.", appID)
+			// A multitenant application of another tenant: its service principal here is what
+			// an administrator's consent makes ("Create an enterprise application from a
+			// multitenant application"), with no permission yet.
+			f, ge := e.consentLocked(st, t, c, appID)
+			if ge != nil {
+				return ge
+			}
+			sp = foreignSPView(st, f)
+			return nil
 		}
 		if !canWrite(t, c, a) {
 			return errForbidden
@@ -333,6 +354,37 @@ func (e *Emulator) serveSPCreate(w http.ResponseWriter, r *http.Request, c calle
 	return nil
 }
 
+// consentLocked makes the service principal, in t, of appID, a multitenant application of
+// another tenant of st, for the caller c: an application with Application.ReadWrite.All, or
+// a user with Application.ReadWrite.All who is a Global, Application or Cloud Application
+// Administrator (the roles "Create an enterprise application from a multitenant
+// application" names). The caller holds e.mu, inside mutate.
+func (e *Emulator) consentLocked(st *tenantState, t *tenant, c caller, appID string) (*foreignSP, *graphError) {
+	ht, home := st.appByAppID(appID)
+	if home == nil {
+		// *inferred* wording for an appId that names no application.
+		return nil, badRequest("The appId '%s' of the service principal does not reference a valid application object.", appID)
+	}
+	if c.delegated() {
+		u := t.userByID(c.userID)
+		if !c.hasScope(ScopeApplicationReadWriteAll, ScopeDirectoryAccessAsUserAll) || u == nil || !u.hasDirectoryRole(applicationAdminRoles...) {
+			return nil, errForbidden
+		}
+	} else if !c.hasRole(RoleApplicationReadWriteAll) {
+		return nil, errForbidden
+	}
+	if !home.multiTenant() {
+		// *inferred* wording: a single-tenant application cannot be used outside its home
+		// tenant.
+		return nil, badRequest("The application '%s' is not configured as a multitenant application (signInAudience %s) and cannot be added to tenant %s.", appID, home.audience(), t.ID)
+	}
+	f := &foreignSP{ID: newGUID(), AppID: home.AppID, DisplayName: home.DisplayName,
+		CreatedDateTime: e.cfg.now().UTC().Truncate(time.Second), Roles: []string{}}
+	t.ForeignSPs = append(t.ForeignSPs, f)
+	e.log.Info("service principal of a multitenant application created", "app_id", home.AppID, "home_tenant_id", ht.ID, "tenant_id", t.ID, "service_principal_id", f.ID)
+	return f, nil
+}
+
 // serveAppCreate answers POST /applications: a new application (no service principal), 201.
 // The caller becomes its owner: the calling service principal for an app-only token (as
 // users report), the signed-in user for a delegated one (*inferred*: what the portal does).
@@ -345,6 +397,7 @@ func (e *Emulator) serveAppCreate(w http.ResponseWriter, r *http.Request, c call
 		return ge
 	}
 	var name string
+	audience := SignInAudienceMyOrg
 	for prop, raw := range body {
 		switch prop {
 		case "displayName":
@@ -352,9 +405,9 @@ func (e *Emulator) serveAppCreate(w http.ResponseWriter, r *http.Request, c call
 				return badRequest("Invalid value specified for property 'displayName' of resource 'Application'.")
 			}
 		case "signInAudience":
-			var aud string
-			if json.Unmarshal(raw, &aud) != nil || aud != "AzureADMyOrg" {
-				return badRequest("The emulator supports signInAudience 'AzureADMyOrg' only.")
+			var ge *graphError
+			if audience, ge = parseAudience(raw); ge != nil {
+				return ge
 			}
 		case "@odata.type":
 			var s string
@@ -388,7 +441,7 @@ func (e *Emulator) serveAppCreate(w http.ResponseWriter, r *http.Request, c call
 		}
 		a := &app{
 			ObjectID: newGUID(), AppID: newGUID(), DisplayName: name,
-			CreatedDateTime: e.cfg.now().UTC().Truncate(time.Second), Version: 1,
+			CreatedDateTime: e.cfg.now().UTC().Truncate(time.Second), Version: 1, SignInAudience: audience,
 			Owners: []string{}, Roles: []string{}, KeyCredentials: []keyCred{}, PasswordCredentials: []passwordCred{},
 		}
 		if owner := c.ownerID(); owner != "" {
@@ -436,6 +489,8 @@ func (e *Emulator) serveOwners(w http.ResponseWriter, r *http.Request, c caller,
 		for _, o := range view.Owners {
 			if oa := t.appBySPID(o); oa != nil {
 				owners = append(owners, append(jsonObject{{"@odata.type", "#microsoft.graph.servicePrincipal"}}, renderSP(appSP(t, oa), nil)...))
+			} else if f := t.foreignSPByID(o); f != nil {
+				owners = append(owners, append(jsonObject{{"@odata.type", "#microsoft.graph.servicePrincipal"}}, renderSP(foreignSPView(e.st, f), nil)...))
 			} else if u := t.userByID(o); u != nil {
 				owners = append(owners, renderUser(u))
 			}
@@ -514,7 +569,7 @@ func (e *Emulator) serveOwnerAdd(w http.ResponseWriter, r *http.Request, c calle
 		if !canWrite(t, c, a) {
 			return errForbidden
 		}
-		if t.appBySPID(ownerID) == nil && t.userByID(ownerID) == nil {
+		if !t.isServicePrincipal(ownerID) && t.userByID(ownerID) == nil {
 			return notFound(ownerID)
 		}
 		if a.isOwner(ownerID) {
@@ -553,23 +608,59 @@ func guidBytes(g string) []byte {
 	return b
 }
 
-// renderAssignment writes an appRoleAssignment of the Graph app role role to a's service
-// principal.
-func renderAssignment(t *tenant, a *app, role graphAppRole) jsonObject {
-	var created any
-	if at, ok := a.RoleTimes[role.Value]; ok {
+// grantee is a service principal of a tenant that Graph's app roles are granted to: an
+// application's own, or that of another tenant's multitenant application (foreignSP). Its
+// pointers lead into the state it was found in.
+type grantee struct {
+	id, displayName string
+	created         time.Time
+	roles           *[]string
+	roleTimes       *map[string]time.Time
+	// changed notes a change of roles (an application's version counts it).
+	changed func()
+}
+
+// grantees lists the service principals of t that can hold app roles.
+func (t *tenant) grantees() []grantee {
+	var out []grantee
+	for _, a := range t.Apps {
+		if a.ServicePrincipalID == "" {
+			continue
+		}
+		out = append(out, grantee{id: a.ServicePrincipalID, displayName: a.DisplayName, created: a.CreatedDateTime,
+			roles: &a.Roles, roleTimes: &a.RoleTimes, changed: func() { a.Version++ }})
+	}
+	for _, f := range t.ForeignSPs {
+		out = append(out, grantee{id: f.ID, displayName: f.DisplayName, created: f.CreatedDateTime,
+			roles: &f.Roles, roleTimes: &f.RoleTimes, changed: func() {}})
+	}
+	return out
+}
+
+// granteeByID finds the service principal id of t among its grantees.
+func (t *tenant) granteeByID(id string) (grantee, bool) {
+	for _, g := range t.grantees() {
+		if strings.EqualFold(g.id, id) {
+			return g, true
+		}
+	}
+	return grantee{}, false
+}
+
+// renderAssignment writes an appRoleAssignment of the Graph app role role to g.
+func renderAssignment(t *tenant, g grantee, role graphAppRole) jsonObject {
+	created := graphTime(g.created)
+	if at, ok := (*g.roleTimes)[role.Value]; ok {
 		created = graphTime(at)
-	} else {
-		created = graphTime(a.CreatedDateTime)
 	}
 	gsp := graphSPID(t)
 	return jsonObject{
-		{"id", assignmentID(a.ServicePrincipalID, gsp, role.ID)},
+		{"id", assignmentID(g.id, gsp, role.ID)},
 		{"deletedDateTime", nil},
 		{"appRoleId", role.ID},
 		{"createdDateTime", created},
-		{"principalDisplayName", a.DisplayName},
-		{"principalId", a.ServicePrincipalID},
+		{"principalDisplayName", g.displayName},
+		{"principalId", g.id},
 		{"principalType", "ServicePrincipal"},
 		{"resourceDisplayName", "Microsoft Graph"},
 		{"resourceId", gsp},
@@ -585,14 +676,13 @@ func (e *Emulator) serveAssignmentList(w http.ResponseWriter, r *http.Request, c
 	e.mu.Lock()
 	list := []jsonObject{}
 	if t := e.st.tenantByName(c.tenantID); t != nil {
-		for _, a := range t.Apps {
-			if a.ServicePrincipalID == "" || (rel == "appRoleAssignments" && !strings.EqualFold(a.ServicePrincipalID, sp.id)) ||
-				(rel == "appRoleAssignedTo" && !sp.graph) {
+		for _, g := range t.grantees() {
+			if (rel == "appRoleAssignments" && !strings.EqualFold(g.id, sp.id)) || (rel == "appRoleAssignedTo" && !sp.graph) {
 				continue
 			}
-			for _, v := range a.Roles {
+			for _, v := range *g.roles {
 				if role, ok := graphAppRoleByValue(v); ok {
-					list = append(list, renderAssignment(t, a, role))
+					list = append(list, renderAssignment(t, g, role))
 				}
 			}
 		}
@@ -654,7 +744,7 @@ func (e *Emulator) serveAssignmentCreate(w http.ResponseWriter, r *http.Request,
 		if t == nil {
 			return notFound(ids["resourceId"])
 		}
-		resource, ok := spByIDLocked(t, ids["resourceId"])
+		resource, ok := spByIDLocked(st, t, ids["resourceId"])
 		if !ok {
 			return notFound(ids["resourceId"])
 		}
@@ -669,20 +759,20 @@ func (e *Emulator) serveAssignmentCreate(w http.ResponseWriter, r *http.Request,
 				return errForbidden
 			}
 		}
-		a := t.appBySPID(ids["principalId"])
-		if a == nil {
+		g, ok := t.granteeByID(ids["principalId"])
+		if !ok {
 			return notFound(ids["principalId"])
 		}
-		if containsFold(a.Roles, role.Value) {
+		if containsFold(*g.roles, role.Value) {
 			return badRequest("Permission being assigned already exists on the object")
 		}
-		a.Roles = append(a.Roles, role.Value)
-		if a.RoleTimes == nil {
-			a.RoleTimes = map[string]time.Time{}
+		*g.roles = append(*g.roles, role.Value)
+		if *g.roleTimes == nil {
+			*g.roleTimes = map[string]time.Time{}
 		}
-		a.RoleTimes[role.Value] = e.cfg.now().UTC()
-		a.Version++
-		out = renderAssignment(t, a, role)
+		(*g.roleTimes)[role.Value] = e.cfg.now().UTC()
+		g.changed()
+		out = renderAssignment(t, g, role)
 		return nil
 	})
 	if ge := asGraphError(err); ge != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"log/slog"
@@ -248,6 +249,102 @@ func TestDemoTenant(t *testing.T) {
 	}
 }
 
+// TestMultiTenantPersistence: consents and sign-in audiences survive a restart; a state file
+// of version 1 (before multitenant applications) still loads, every application in it
+// single-tenant; a state file of a newer version is refused.
+func TestMultiTenantPersistence(t *testing.T) {
+	dir := t.TempDir()
+	e1, err := New(dir, WithSeed(Seed{Applications: []SeedApplication{
+		{DisplayName: "provider", SignInAudience: SignInAudienceMultipleOrgs},
+		{DisplayName: "local"},
+	}}), quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	provider, _ := e1.Application(e1.State().Tenants[0].Applications[0].AppID)
+	b, err := e1.AddTenant(Seed{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, err := e1.ConsentApplication(b.ID, provider.AppID, RoleApplicationReadWriteOwned)
+	if err != nil {
+		t.Fatal(err)
+	}
+	owned, err := e1.AddApplication(b.ID, SeedApplication{DisplayName: "owned", Owners: []string{provider.AppID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1.Close()
+
+	e2, err := New(dir, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := e2.State()
+	if a := st.Tenants[0].Applications[0]; a.SignInAudience != SignInAudienceMultipleOrgs {
+		t.Errorf("after restart, provider's signInAudience = %q", a.SignInAudience)
+	}
+	if cs := st.Tenants[1].Clients; len(cs) != 2 || cs[1].ServicePrincipalID != sp || cs[1].HomeTenantID != st.Tenants[0].ID || len(cs[1].Roles) != 1 {
+		t.Errorf("after restart, tenant B's clients = %+v", cs)
+	}
+	if v, _ := e2.Application(owned.AppID); len(v.Owners) != 1 || v.Owners[0].ServicePrincipalID != sp || v.Owners[0].AppID != provider.AppID {
+		t.Errorf("after restart, owners = %+v", v.Owners)
+	}
+	e2.Close()
+
+	// The same state as version 1 wrote it: no signInAudience, no foreign service principals.
+	path := filepath.Join(dir, fileState)
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["version"] != float64(stateVersion) {
+		t.Errorf("state.json version = %v, want %d", m["version"], stateVersion)
+	}
+	m["version"] = 1
+	tenants := m["tenants"].([]any)
+	for _, tv := range tenants {
+		tm := tv.(map[string]any)
+		delete(tm, "foreignServicePrincipals")
+		for _, av := range tm["applications"].([]any) {
+			am := av.(map[string]any)
+			delete(am, "signInAudience")
+			am["owners"] = []any{}
+		}
+	}
+	old, _ := json.Marshal(m)
+	if err := os.WriteFile(path, old, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e3, err := New(dir, quiet())
+	if err != nil {
+		t.Fatalf("loading a version 1 state: %v", err)
+	}
+	if a := e3.State().Tenants[0].Applications[0]; a.SignInAudience != SignInAudienceMyOrg {
+		t.Errorf("version 1 app: signInAudience %q, want %s", a.SignInAudience, SignInAudienceMyOrg)
+	}
+	if _, err := e3.AddUser("", SeedUser{UserPrincipalName: "someone"}); err != nil {
+		t.Fatal(err)
+	}
+	e3.Close()
+	if raw, _ := os.ReadFile(path); !strings.Contains(string(raw), `"version": 2`) {
+		t.Errorf("state.json after a write is not version 2: %.80s", raw)
+	}
+
+	m["version"] = stateVersion + 1
+	newer, _ := json.Marshal(m)
+	if err := os.WriteFile(path, newer, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(dir, quiet()); err == nil || !strings.Contains(err.Error(), "version 3") {
+		t.Errorf("loading a newer state = %v, want an error naming version 3", err)
+	}
+}
+
 func TestNewErrors(t *testing.T) {
 	now := time.Now()
 	c := certtest.New(now)
@@ -267,6 +364,7 @@ func TestNewErrors(t *testing.T) {
 		{"size limit", []Option{WithObjectSizeLimit(0)}, "objectSizeLimit"},
 		{"size limit status", []Option{WithSettings(Settings{ObjectSizeLimit: 1, SizeLimitStatus: 500, ValidityErrorCode: ValidityError700027})}, "sizeLimitStatus"},
 		{"validity code", []Option{WithValidityErrorCode(50012)}, "validityErrorCode"},
+		{"unconsented code", []Option{WithUnconsentedErrorCode(50012)}, "unconsentedErrorCode"},
 		{"negative delay", []Option{WithSignInPropagation(-time.Second, 0)}, "signInAddDelay"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -58,8 +58,13 @@ type SeedApplication struct {
 	AppID              string
 	ObjectID           string
 	ServicePrincipalID string
-	// Owners names the apps whose service principals own this app, each by appId or by
-	// displayName, in the same tenant.
+	// SignInAudience is SignInAudienceMyOrg (default: a single-tenant app) or
+	// SignInAudienceMultipleOrgs (a multitenant app, which other tenants may consent to:
+	// Emulator.ConsentApplication).
+	SignInAudience string
+	// Owners names the service principals that own this app, each by the appId or
+	// displayName of an application of the same tenant or, for AddApplication and SetOwners,
+	// by the appId of a multitenant application of another tenant consented in this one.
 	Owners []string
 	// GraphRoles are the Microsoft Graph application permissions granted to the service
 	// principal, for example RoleApplicationReadWriteOwned.
@@ -240,6 +245,23 @@ func (su SeedUser) build(domain string) (*user, error) {
 	return u, nil
 }
 
+// resolveOwner finds the service principal a helper's owner reference names: an application
+// of t (resolveApp), or else the service principal in t of another tenant's application, by
+// appId.
+func (t *tenant) resolveOwner(ref string) (string, error) {
+	a, err := t.resolveApp(ref)
+	if err == nil {
+		if a.ServicePrincipalID == "" {
+			return "", fmt.Errorf("application %q has no service principal", ref)
+		}
+		return a.ServicePrincipalID, nil
+	}
+	if f := t.foreignSPByAppID(ref); f != nil {
+		return f.ID, nil
+	}
+	return "", fmt.Errorf("%w, nor a service principal of another tenant's application with appId %q (see ConsentApplication)", err, ref)
+}
+
 // resolveApp finds an app by appId, else by displayName (which must then be unique).
 func (t *tenant) resolveApp(ref string) (*app, error) {
 	if a := t.appByAppID(ref); a != nil {
@@ -281,6 +303,12 @@ func (sa SeedApplication) build(now time.Time, f CustomKeyIdentifierFormat) (*ap
 			return nil, fmt.Errorf("%s: %q is not a GUID", id.name, id.in)
 		}
 		*id.out = g
+	}
+	switch a.SignInAudience = canonicalAudience(sa.SignInAudience); {
+	case sa.SignInAudience == "":
+		a.SignInAudience = SignInAudienceMyOrg
+	case a.SignInAudience == "":
+		return nil, fmt.Errorf("signInAudience: %q is not %s or %s", sa.SignInAudience, SignInAudienceMyOrg, SignInAudienceMultipleOrgs)
 	}
 	a.Roles = []string{}
 	for _, r := range sa.GraphRoles {
@@ -440,6 +468,7 @@ type seedFileApp struct {
 	AppID               string             `yaml:"appId"`
 	ObjectID            string             `yaml:"objectId"`
 	ServicePrincipalID  string             `yaml:"servicePrincipalId"`
+	SignInAudience      string             `yaml:"signInAudience"`
 	Owners              []string           `yaml:"owners"`
 	GraphRoles          []string           `yaml:"graphRoles"`
 	KeyCredentials      []seedFileKey      `yaml:"keyCredentials"`
@@ -492,7 +521,7 @@ func LoadSeed(path string) (Seed, error) {
 		prefix := fmt.Sprintf("applications[%d]", i)
 		sa := SeedApplication{
 			DisplayName: fa.DisplayName, AppID: fa.AppID, ObjectID: fa.ObjectID,
-			ServicePrincipalID: fa.ServicePrincipalID, Owners: fa.Owners, GraphRoles: fa.GraphRoles,
+			ServicePrincipalID: fa.ServicePrincipalID, SignInAudience: fa.SignInAudience, Owners: fa.Owners, GraphRoles: fa.GraphRoles,
 		}
 		for j, fk := range fa.KeyCredentials {
 			kp := fmt.Sprintf("%s.keyCredentials[%d]", prefix, j)

@@ -44,6 +44,7 @@ applications:
         endDateTime: `+end+`
   - displayName: certagent
     appId: 7a1b2c3d-0000-4000-8000-000000000002
+    signInAudience: AzureADMultipleOrgs
     graphRoles: [Application.ReadWrite.OwnedBy]
     keyCredentials:
       - certificate: |
@@ -76,6 +77,9 @@ applications:
 	if len(ag.KeyCredentials) != 1 || ag.KeyCredentials[0].Thumbprint != certs.ThumbprintSHA1(agent.DER) || len(ag.PasswordCredentials) != 1 {
 		t.Errorf("agent = %+v", ag)
 	}
+	if vb.SignInAudience != SignInAudienceMyOrg || ag.SignInAudience != SignInAudienceMultipleOrgs {
+		t.Errorf("signInAudience: provider %q, agent %q; want the default %s and %s", vb.SignInAudience, ag.SignInAudience, SignInAudienceMyOrg, SignInAudienceMultipleOrgs)
+	}
 }
 
 func TestLoadSeedErrors(t *testing.T) {
@@ -96,6 +100,7 @@ func TestLoadSeedErrors(t *testing.T) {
 		{"unknown owner", "applications:\n  - displayName: a\n    owners: [b]\n", []string{"applications[0].owners[0]", `"b"`}},
 		{"unknown role", "applications:\n  - displayName: a\n    graphRoles: [Application.ReadWrite.Al]\n", []string{"unknown Graph role", "Application.ReadWrite.Al"}},
 		{"bad appId", "applications:\n  - displayName: a\n    appId: abc\n", []string{"applications[0].appId", "not a GUID"}},
+		{"bad signInAudience", "applications:\n  - displayName: a\n    signInAudience: PersonalMicrosoftAccount\n", []string{"applications[0].signInAudience", "PersonalMicrosoftAccount"}},
 		{"no displayName", "applications:\n  - appId: 7a1b2c3d-0000-4000-8000-000000000002\n", []string{"applications[0].displayName: required"}},
 		{"password without secret", "applications:\n  - displayName: a\n    passwordCredentials:\n      - displayName: x\n", []string{"applications[0].passwordCredentials[0].secret: required"}},
 		{"not YAML", "applications: [\n", []string{"bad.yaml"}},

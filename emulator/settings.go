@@ -26,6 +26,11 @@ const (
 	ValidityError700027  = 700027  // "The key used is expired." (documented, long seen)
 	ValidityError1000502 = 1000502 // certificate outside its validity window (unconfirmed wording)
 	ValidityError7000274 = 7000274 // certificate not within its validity period (unconfirmed wording)
+	// Codes the token endpoint can answer when a multitenant application signs in to a
+	// tenant where it has no service principal, not consented there
+	// (Settings.UnconsentedErrorCode).
+	UnconsentedError7000229 = 7000229 // "is missing service principal in the tenant" (Microsoft's documentation, 2025)
+	UnconsentedError700016  = 700016  // "was not found in the directory" (what Entra answered before, reported)
 )
 
 // sizeExceededMessage is Graph's message for Directory_ResourceSizeExceeded.
@@ -69,14 +74,27 @@ type Settings struct {
 	// ValidityErrorCode is the AADSTS code for a registered certificate outside its validity
 	// window: ValidityError700027 (default), ValidityError1000502 or ValidityError7000274.
 	ValidityErrorCode int
+	// UnconsentedErrorCode is the AADSTS code for a multitenant application signing in to a
+	// tenant that holds no service principal of it: UnconsentedError7000229 (default; 0
+	// means it) or UnconsentedError700016.
+	UnconsentedErrorCode int
+}
+
+// unconsentedErrorCode returns UnconsentedErrorCode, its zero value read as the default.
+func (s Settings) unconsentedErrorCode() int {
+	if s.UnconsentedErrorCode == 0 {
+		return UnconsentedError7000229
+	}
+	return s.UnconsentedErrorCode
 }
 
 // defaultSettings is the fast strict mode.
 func defaultSettings() Settings {
 	return Settings{
-		ObjectSizeLimit:   DefaultObjectSizeLimit,
-		SizeLimitStatus:   http.StatusBadRequest,
-		ValidityErrorCode: ValidityError700027,
+		ObjectSizeLimit:      DefaultObjectSizeLimit,
+		SizeLimitStatus:      http.StatusBadRequest,
+		ValidityErrorCode:    ValidityError700027,
+		UnconsentedErrorCode: UnconsentedError7000229,
 	}
 }
 
@@ -145,23 +163,26 @@ func (s Settings) Validate() error {
 		return fmt.Errorf("sizeLimitStatus: %d is not 400 or 403", s.SizeLimitStatus)
 	case s.ValidityErrorCode != ValidityError700027 && s.ValidityErrorCode != ValidityError1000502 && s.ValidityErrorCode != ValidityError7000274:
 		return fmt.Errorf("validityErrorCode: %d is not %d, %d or %d", s.ValidityErrorCode, ValidityError700027, ValidityError1000502, ValidityError7000274)
+	case s.UnconsentedErrorCode != 0 && s.UnconsentedErrorCode != UnconsentedError7000229 && s.UnconsentedErrorCode != UnconsentedError700016:
+		return fmt.Errorf("unconsentedErrorCode: %d is not %d or %d", s.UnconsentedErrorCode, UnconsentedError7000229, UnconsentedError700016)
 	}
 	return nil
 }
 
 // settingsJSON is Settings on the wire: durations as Go duration strings ("5s", "1m30s").
 type settingsJSON struct {
-	SignInAddDelay     string `json:"signInAddDelay"`
-	SignInAddJitter    string `json:"signInAddJitter"`
-	SignInRemoveDelay  string `json:"signInRemoveDelay"`
-	SignInRemoveJitter string `json:"signInRemoveJitter"`
-	Replicas           int    `json:"replicas"`
-	MaxReplicationLag  string `json:"maxReplicationLag"`
-	StaleReads         int    `json:"staleReads"`
-	Seed               int64  `json:"seed"`
-	ObjectSizeLimit    int    `json:"objectSizeLimit"`
-	SizeLimitStatus    int    `json:"sizeLimitStatus"`
-	ValidityErrorCode  int    `json:"validityErrorCode"`
+	SignInAddDelay       string `json:"signInAddDelay"`
+	SignInAddJitter      string `json:"signInAddJitter"`
+	SignInRemoveDelay    string `json:"signInRemoveDelay"`
+	SignInRemoveJitter   string `json:"signInRemoveJitter"`
+	Replicas             int    `json:"replicas"`
+	MaxReplicationLag    string `json:"maxReplicationLag"`
+	StaleReads           int    `json:"staleReads"`
+	Seed                 int64  `json:"seed"`
+	ObjectSizeLimit      int    `json:"objectSizeLimit"`
+	SizeLimitStatus      int    `json:"sizeLimitStatus"`
+	ValidityErrorCode    int    `json:"validityErrorCode"`
+	UnconsentedErrorCode int    `json:"unconsentedErrorCode"`
 }
 
 // MarshalJSON writes durations as strings ("5s").
@@ -171,7 +192,7 @@ func (s Settings) MarshalJSON() ([]byte, error) {
 		SignInRemoveDelay: s.SignInRemoveDelay.String(), SignInRemoveJitter: s.SignInRemoveJitter.String(),
 		Replicas: s.Replicas, MaxReplicationLag: s.MaxReplicationLag.String(), StaleReads: s.StaleReads,
 		Seed: s.Seed, ObjectSizeLimit: s.ObjectSizeLimit, SizeLimitStatus: s.SizeLimitStatus,
-		ValidityErrorCode: s.ValidityErrorCode,
+		ValidityErrorCode: s.ValidityErrorCode, UnconsentedErrorCode: s.unconsentedErrorCode(),
 	})
 }
 
@@ -192,7 +213,7 @@ func (s *Settings) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	out := Settings{Replicas: v.Replicas, StaleReads: v.StaleReads, Seed: v.Seed, ObjectSizeLimit: v.ObjectSizeLimit,
-		SizeLimitStatus: v.SizeLimitStatus, ValidityErrorCode: v.ValidityErrorCode}
+		SizeLimitStatus: v.SizeLimitStatus, ValidityErrorCode: v.ValidityErrorCode, UnconsentedErrorCode: v.UnconsentedErrorCode}
 	for _, d := range []struct {
 		name string
 		in   string

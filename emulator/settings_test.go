@@ -18,7 +18,8 @@ func TestSettingsRoute(t *testing.T) {
 	env := newEnv(t)
 	status, m := env.control(http.MethodGet, "/_emulator/settings", "")
 	if status != http.StatusOK || m["signInAddDelay"] != "0s" || m["objectSizeLimit"].(float64) != DefaultObjectSizeLimit ||
-		m["sizeLimitStatus"].(float64) != 400 || m["validityErrorCode"].(float64) != ValidityError700027 {
+		m["sizeLimitStatus"].(float64) != 400 || m["validityErrorCode"].(float64) != ValidityError700027 ||
+		m["unconsentedErrorCode"].(float64) != UnconsentedError7000229 {
 		t.Fatalf("GET settings = %d %v, want the fast strict defaults", status, m)
 	}
 	status, m = env.control(http.MethodPut, "/_emulator/settings", `{"signInAddDelay":"1m30s","replicas":2,"maxReplicationLag":"2s","seed":9}`)
@@ -36,6 +37,7 @@ func TestSettingsRoute(t *testing.T) {
 		`{"objectSizeLimit":0}`,
 		`{"sizeLimitStatus":500}`,
 		`{"validityErrorCode":50012}`,
+		`{"unconsentedErrorCode":50012}`,
 		`{"frobnicate":1}`,
 		`not json`,
 	} {

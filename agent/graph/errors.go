@@ -10,6 +10,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -377,7 +378,18 @@ func (c *Client) signInError(ctx context.Context, err error, tp string) *Error {
 		case e.AADSTS == 700016:
 			e.reason = certs.AuthFailed
 			e.detail = fmt.Sprintf("%s: app %s is not known in tenant %s: %s", who, c.clientID, c.tenantID, summary)
-			e.hint = "Check auth.client_id and tenant_id"
+			e.hint = fmt.Sprintf("Check auth.client_id and the tenant_id; if tenant %s is not the tenant where the agent's app is registered, "+
+				"the app must be multitenant (Authentication > Supported account types: accounts in any organizational directory) "+
+				"and an administrator of tenant %s must grant it admin consent", c.tenantID, c.tenantID)
+		case e.AADSTS == 7000229:
+			// A multitenant app not consented in this tenant (or an app created through Graph
+			// that never got its service principal): the tenant holds no service principal of it.
+			e.reason = certs.AuthFailed
+			e.detail = fmt.Sprintf("%s: app %s has no service principal in tenant %s (not consented there): %s", who, c.clientID, c.tenantID, summary)
+			e.hint = fmt.Sprintf("An administrator of tenant %s must grant the agent's app admin consent there: open %s%s/adminconsent?client_id=%s "+
+				"signed in as a Global Administrator of that tenant (or create its service principal there, `az ad sp create --id %s`, "+
+				"and grant it the Graph application permission Application.ReadWrite.OwnedBy), then make it an owner of the target app",
+				c.tenantID, c.authority, url.PathEscape(c.tenantID), c.clientID, c.clientID)
 		case e.AADSTS == 90002:
 			e.reason = certs.AuthFailed
 			e.detail = fmt.Sprintf("%s: tenant %s not found: %s", who, c.tenantID, summary)

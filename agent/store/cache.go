@@ -14,9 +14,13 @@ import (
 type Cached struct {
 	*Store
 
-	// mu guards list: every rotation oldest first, or nil when it must be reloaded.
-	mu   sync.Mutex
-	list []rotation.Rotation
+	// mu guards list: every rotation oldest first, or nil when it must be reloaded; and
+	// writing: how many writes are under way. While one is, List reads from disk and keeps
+	// no copy, so it never serves the list from before a write that a read from disk (Get)
+	// already shows.
+	mu      sync.Mutex
+	list    []rotation.Rotation
+	writing int
 }
 
 var _ rotation.Store = (*Cached)(nil)
@@ -24,21 +28,32 @@ var _ rotation.Store = (*Cached)(nil)
 // NewCached returns s with its rotation list cached.
 func NewCached(s *Store) *Cached { return &Cached{Store: s} }
 
-func (c *Cached) invalidate() {
+// begin notes a write under way, end its end; both drop the copy.
+func (c *Cached) begin() {
 	c.mu.Lock()
+	c.writing++
+	c.list = nil
+	c.mu.Unlock()
+}
+
+func (c *Cached) end() {
+	c.mu.Lock()
+	c.writing--
 	c.list = nil
 	c.mu.Unlock()
 }
 
 // Create implements rotation.Store.
 func (c *Cached) Create(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) (rotation.Rotation, bool, error) {
-	defer c.invalidate()
+	c.begin()
+	defer c.end()
 	return c.Store.Create(ctx, r, audit...)
 }
 
 // Update implements rotation.Store.
 func (c *Cached) Update(ctx context.Context, r rotation.Rotation, audit ...rotation.AuditEntry) error {
-	defer c.invalidate()
+	c.begin()
+	defer c.end()
 	return c.Store.Update(ctx, r, audit...)
 }
 
@@ -46,7 +61,8 @@ func (c *Cached) Update(ctx context.Context, r rotation.Rotation, audit ...rotat
 func (c *Cached) List(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.list == nil {
+	list := c.list
+	if list == nil {
 		all, err := c.Store.List(ctx, rotation.Filter{})
 		if err != nil {
 			return nil, err
@@ -54,10 +70,13 @@ func (c *Cached) List(ctx context.Context, f rotation.Filter) ([]rotation.Rotati
 		if all == nil {
 			all = []rotation.Rotation{}
 		}
-		c.list = all
+		list = all
+		if c.writing == 0 {
+			c.list = all
+		}
 	}
 	var out []rotation.Rotation
-	for _, r := range c.list {
+	for _, r := range list {
 		if f.State == "" || r.State == f.State {
 			out = append(out, r.Clone())
 		}

@@ -476,7 +476,9 @@ func (d *doctor) signInFix(tenant string, err error, cred *credential.Credential
 	case 90002:
 		return fmt.Sprintf("tenant %s is not a tenant Entra ID knows: set tenant_id in %s to the directory (tenant) ID from Microsoft Entra ID > Overview", tenant, cfgFile)
 	case 700016:
-		return fmt.Sprintf("auth.client_id %s is not an app registration in tenant %s, nor consented there: set auth.client_id in %s to the agent's app (client) ID, and grant admin consent in that tenant", d.cfg.Auth.ClientID, tenant, cfgFile)
+		return fmt.Sprintf("auth.client_id %s is not an app registration in tenant %s, nor consented there: set auth.client_id in %s to the agent's app (client) ID; for a tenant other than the app's own, make the app multitenant (App registrations > the agent's app > Authentication > Supported account types: accounts in any organizational directory) and grant admin consent in that tenant", d.cfg.Auth.ClientID, tenant, cfgFile)
+	case 7000229:
+		return fmt.Sprintf("the agent's app %s has no service principal in tenant %s: an administrator of that tenant must grant it admin consent (%sadminconsent?client_id=%s as a Global Administrator there), with Application.ReadWrite.OwnedBy, and make it an owner of the target app", d.cfg.Auth.ClientID, tenant, adminConsentBase(d.cfg.AuthorityHost(), tenant), d.cfg.Auth.ClientID)
 	case 700027:
 		return fmt.Sprintf("the agent's certificate %s is not registered on its app %s (or expired there): upload %s in the Azure portal, App registrations > the agent's app > Certificates & secrets > Certificates > Upload certificate",
 			cred.Facts().Thumbprint, d.cfg.Auth.ClientID, d.cfg.Auth.CertificateFile)
@@ -490,6 +492,12 @@ func (d *doctor) signInFix(tenant string, err error, cred *credential.Credential
 		return "a TLS-inspecting proxy? put its CA certificate in cloud.ca_file in " + cfgFile
 	}
 	return "see `certagent credential show`, and the Troubleshooting table in the README"
+}
+
+// adminConsentBase is the authority's URL for tenant, ending in "/": where the admin consent
+// endpoint is.
+func adminConsentBase(authority, tenant string) string {
+	return strings.TrimSuffix(authority, "/") + "/" + url.PathEscape(tenant) + "/"
 }
 
 // graphFix says what to do about a failed Graph call on tc's app, by its reason code.

@@ -28,6 +28,9 @@ func runDoctorAt(t *testing.T, cfgFile string, now func() time.Time) (map[string
 // doctorAppB is a second target app that the agent does not own.
 const doctorAppB = "b0000000-0000-4000-8000-0000000000dc"
 
+// doctorTenantB is a second tenant, where the agent's app is not consented.
+const doctorTenantB = "b0000000-0000-4000-8000-00000000b00b"
+
 var doctorChecks = []string{"config", "state folder", "drop folder", "token file", "credential", "store", "clock", "sign-in", "target app", "owner"}
 
 // TestDoctor: doctor passes against `certagent dev`'s environment, with the agent running and
@@ -104,6 +107,18 @@ func TestDoctor(t *testing.T) {
 			c.Targets = []config.Target{{Name: "exchange", AppID: c.Target.AppID}, {Name: "gone", AppID: "dddddddd-dddd-4ddd-8ddd-dddddddddddd"}}
 			c.Target = config.Target{}
 		}, check: "target app (gone)", status: statusFail, contains: []string{"target gone", "dddddddd-dddd-4ddd-8ddd-dddddddddddd"}},
+		{name: "second target's tenant not consented", config: func(c *config.Config) {
+			c.Targets = []config.Target{{Name: "exchange", AppID: c.Target.AppID}, {Name: "fabrikam", TenantID: doctorTenantB, AppID: doctorAppB}}
+			c.Target = config.Target{}
+		}, break_: func(t *testing.T) func() {
+			if _, err := env.Emulator.AddTenant(emulator.Seed{TenantID: doctorTenantB}); err != nil {
+				t.Fatal(err)
+			}
+			if err := env.Emulator.SetSignInAudience(env.Info.AgentAppID, emulator.SignInAudienceMultipleOrgs); err != nil {
+				t.Fatal(err)
+			}
+			return func() { env.Emulator.SetSignInAudience(env.Info.AgentAppID, emulator.SignInAudienceMyOrg) }
+		}, check: "sign-in (" + doctorTenantB + ")", status: statusFail, contains: []string{"AADSTS7000229", "admin consent", "adminconsent?client_id="}},
 		{name: "no Graph permission", break_: func(t *testing.T) func() {
 			if err := env.Emulator.SetGraphRoles(env.Info.AgentAppID); err != nil {
 				t.Fatal(err)

@@ -65,6 +65,10 @@ func TestDevRealistic(t *testing.T) {
 	if !sawWaiting {
 		t.Log("the new key signed in at the first try (the seed's delay was short)")
 	}
+	// Stop the process before reading what it printed: until Wait returns, os/exec's copying
+	// goroutines write to the buffers.
+	d.cmd.Process.Kill()
+	<-d.exited
 	if !strings.Contains(d.out.String()+d.errb.String(), "seed 7") {
 		t.Errorf("the banner does not print the seed, so a run cannot be repeated:\n%s", d.out.String())
 	}
