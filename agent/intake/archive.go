@@ -284,6 +284,14 @@ func advice(code certs.Code) string {
 		return "The agent keeps several app registrations current, and no target's policy names this certificate. Drop it into the folder of the target it is for (drop/<target name>/), or add its subject or issuer to that target's policy."
 	case certs.AmbiguousTarget:
 		return "The policies of several targets name this certificate. Drop it into the folder of the target it is for (drop/<target name>/), or set intake.route_to_all if it is meant for all of them."
+	case certs.SignatureMissing:
+		return "The agent takes only certificates the provider signed (provenance.required), and no signature came with this one. The provider signs the certificate file with its key and delivers the signature beside it, named like the certificate plus .sig (provider.cer and provider.cer.sig); drop both files together."
+	case certs.SignatureInvalid:
+		return "The signature that came with this certificate is not the provider's signature of this exact file: the file was changed after it was signed, the signature belongs to another file, or it is damaged. Do not upload this certificate by hand: ask the provider for the certificate and its signature again, and check who put this file here."
+	case certs.SignerNotPinned:
+		return "The signature was made by a key that is not pinned in provenance.keys. If the provider announced a new signing key, check it with the provider by another channel, add it to provenance.keys and drop both files again; otherwise treat the certificate as not coming from the provider."
+	case certs.CertificateMissing:
+		return "This is a signature file, and the certificate it belongs to (its name without .sig) did not arrive in the drop folder within provenance.wait. Drop the certificate and its signature together; if the certificate was filed moments before the agent stopped, it is in processed/ or rejected/ already."
 	}
 	return "Read the reason above, fix its cause, and drop the file again."
 }
