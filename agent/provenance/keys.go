@@ -56,6 +56,13 @@ func (k Key) String() string {
 // x509.ParsePKIXPublicKey does not take.
 var oidRSASSAPSS = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 10}
 
+// The algorithms Go's x509.ParsePKIXPublicKey knows.
+var (
+	oidRSA     = asn1.ObjectIdentifier{1, 2, 840, 113549, 1, 1, 1}
+	oidEC      = asn1.ObjectIdentifier{1, 2, 840, 10045, 2, 1}
+	oidEd25519 = asn1.ObjectIdentifier{1, 3, 101, 112}
+)
+
 // ParseKeys reads the public keys of PEM text: one or more "PUBLIC KEY" blocks
 // (SubjectPublicKeyInfo, as `openssl pkey -pubout` and cosign write them) or "RSA PUBLIC
 // KEY" blocks (PKCS#1). Text around the blocks is ignored. label names the keys (see
@@ -140,8 +147,9 @@ func parseKey(typ string, der []byte) (Key, error) {
 			return Key{}, fmt.Errorf("encoding the RSA public key: %v", err)
 		}
 	} else if pub, err = x509.ParsePKIXPublicKey(der); err != nil {
-		if pub, err = parsePSSKey(der); err != nil {
-			return Key{}, err
+		var perr error
+		if pub, perr = parsePSSKey(der, err); perr != nil {
+			return Key{}, perr
 		}
 		pssOnly = true
 	}
@@ -180,8 +188,9 @@ func parseKey(typ string, der []byte) (Key, error) {
 
 // parsePSSKey parses a SubjectPublicKeyInfo of algorithm id-RSASSA-PSS, whose key is a
 // PKCS#1 RSAPublicKey like any RSA key's; the parameters (hash, salt) are not enforced:
-// verification asks for SHA-256 and takes any salt length.
-func parsePSSKey(der []byte) (crypto.PublicKey, error) {
+// verification asks for SHA-256 and takes any salt length. perr is why Go's parser refused
+// the key, for a key of a kind it knows.
+func parsePSSKey(der []byte, perr error) (crypto.PublicKey, error) {
 	var spki struct {
 		Algorithm struct {
 			Algorithm  asn1.ObjectIdentifier
@@ -199,6 +208,8 @@ func parsePSSKey(der []byte) (crypto.PublicKey, error) {
 			return nil, fmt.Errorf("the RSA-PSS public key does not parse: %v", err)
 		}
 		return pub, nil
+	case spki.Algorithm.Algorithm.Equal(oidRSA), spki.Algorithm.Algorithm.Equal(oidEC), spki.Algorithm.Algorithm.Equal(oidEd25519):
+		return nil, fmt.Errorf("the public key does not parse: %v", perr)
 	}
 	return nil, fmt.Errorf("a key of algorithm %s; pin an ECDSA P-256 or P-384, Ed25519 or RSA key", keyAlgorithmName(spki.Algorithm.Algorithm))
 }
