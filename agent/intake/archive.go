@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/securefile"
 )
@@ -36,6 +37,13 @@ const notePrefix = ".certagent-note-"
 // Nothing is ever replaced: a clash (the same name filed in the same second, or a file a
 // person put there) moves on to the next counter, "<stamp>_<stem>-2<ext>" and so on.
 func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
+	return in.archiveAs(f, d, when, "")
+}
+
+// archiveAs is archive with the archived name to try first (a signature file goes next to
+// its certificate: "<certificate's archived name>.sig"); "" for the usual one. A clash moves
+// on to the preferred name's counters.
+func (in *Intake) archiveAs(f File, d Decision, when time.Time, prefer string) (string, error) {
 	sub := ProcessedDir
 	if !d.Accepted {
 		sub = RejectedDir
@@ -55,6 +63,9 @@ func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
 	remade := false
 	for k := 1; k <= maxClash; k++ {
 		archived := archiveName(stamp, f.Name, k)
+		if prefer != "" {
+			archived = counted(prefer, k)
+		}
 		dst := filepath.Join(in.dir, sub, archived)
 		note := ""
 		if !d.Accepted {
@@ -125,6 +136,15 @@ func archiveName(stamp, name string, k int) string {
 		stem = truncateUTF8(stem, room)
 	}
 	return stamp + "_" + stem + suffix + ext
+}
+
+// counted returns name, or with "-<k>" before its extension when k > 1.
+func counted(name string, k int) string {
+	if k == 1 {
+		return name
+	}
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + "-" + strconv.Itoa(k) + ext
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
@@ -198,9 +218,19 @@ func reasonText(f File, d Decision, archived string, when time.Time) string {
 	if d.RotationID != "" {
 		line("Rotation:       %s", printable(d.RotationID))
 	}
+	if f.SignatureName != "" {
+		line("Signature:      %s (filed beside this file as %s%s)", printable(f.SignatureName), printable(archived), certpolicy.SignatureSuffix)
+	}
+	if f.SignatureOf != "" {
+		line("Signature of:   %s (filed beside this note without .sig; the reason is the certificate's)", printable(f.SignatureOf))
+	}
 	if c := d.Cert; c != nil {
 		line("")
-		line("Certificate in the file:")
+		if f.SignatureOf != "" {
+			line("Certificate it signs:")
+		} else {
+			line("Certificate in the file:")
+		}
 		line("  Subject:        %s", printable(c.Subject))
 		line("  Issuer:         %s", printable(c.Issuer))
 		line("  Thumbprint:     %s (SHA-1)", c.Thumbprint)
