@@ -221,6 +221,16 @@ func mgf1XOR(out, seed []byte) {
 	}
 }
 
+// Decoded returns the bytes data stands for when it is base64 text (an API submission's
+// certificate field holding a DER file), as the one element of the result; nil otherwise.
+// Check takes it as an alternative form of the signed bytes.
+func Decoded(data []byte) [][]byte {
+	if d, ok := decodeBase64(data); ok {
+		return [][]byte{d}
+	}
+	return nil
+}
+
 // decodings returns the ways a signature file's bytes may hold the signature: as they are;
 // when they are base64 text, decoded (the form of cosign and `openssl base64`); and when
 // that is base64 again, decoded twice (a base64 .sig sent through the API as base64).

@@ -215,6 +215,9 @@ type Submission struct {
 	DER    []byte
 	Source Source
 	Actor  string
+	// Signer names the pinned key that signed the certificate, for the history and the
+	// audit log ("provider.pub (ECDSA P-256, SHA256:...)"); "" when it came unsigned.
+	Signer string
 }
 
 // Submit records a new rotation for the certificate, or returns the existing rotation for the
@@ -226,8 +229,14 @@ func (e *Engine) Submit(ctx context.Context, s Submission) (r Rotation, created 
 		state = StatePendingApproval
 	}
 	note := "submitted through the API"
-	if s.Source.Kind == SourceDropFolder {
+	switch s.Source.Kind {
+	case SourceDropFolder:
 		note = "dropped as " + s.Source.FileName
+	case SourcePull:
+		note = "fetched from " + s.Source.URL
+	}
+	if s.Signer != "" {
+		note += "; signed by pinned key " + s.Signer
 	}
 	r = Rotation{
 		ID:    e.cfg.NewID(),

@@ -19,6 +19,7 @@ import (
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/intake"
+	"github.com/aucloud/certagent/agent/provenance"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/api/apitype"
 )
@@ -49,6 +50,9 @@ type Config struct {
 	// Policy judges certificates; Names renders a new credential's description.
 	Policy certpolicy.Policy
 	Names  *certpolicy.NameTemplate
+	// Provenance judges the signatures that come with certificates, by every path (nil: no
+	// key pinned, nothing required).
+	Provenance *provenance.Verifier
 	// ManualApproval holds new rotations for a person's approval.
 	ManualApproval bool
 	// Retire says whether and when superseded certificates are removed from the app.
@@ -206,29 +210,73 @@ func (t *Target) Ready() error { return t.intake.Ready() }
 
 // Submitted is what became of a submitted certificate.
 type Submitted struct {
-	// Verdict is the policy's; a refused certificate has no rotation.
+	// Verdict is the policy's, or the provenance check's when that refused the certificate;
+	// a refused certificate has no rotation.
 	Verdict certpolicy.Verdict
 	// Rotation is the new rotation (Created) or the existing one for the same certificate.
 	Rotation rotation.Rotation
 	Created  bool
+	// Signer is the pinned key that signed the certificate; nil when it came unsigned.
+	Signer *provenance.Key
 }
 
-// Submit is the one path from bytes to a rotation, shared by the drop folder and the API: the
-// policy first, then the engine (which returns the existing rotation for a certificate it has
-// seen). A refused input returns its verdict and records nothing here: the caller audits it
-// with what it knows (the file's fate, the API caller).
-func (t *Target) Submit(ctx context.Context, data []byte, src rotation.Source, actor string) (Submitted, error) {
-	v := t.cfg.Policy.Check(data, t.cfg.Now())
+// Delivery is a certificate as it reached the agent: a drop file, an API request, a fetch.
+type Delivery struct {
+	// Data is the certificate file's bytes, exactly as they came.
+	Data []byte
+	// Signature is the detached signature that came with it (name.cer.sig, the API's
+	// signature field, source.url + ".sig"); nil when none came.
+	Signature []byte
+	// Alt are other forms of Data the signature may be over (an API certificate field that is
+	// the base64 of the signed file).
+	Alt [][]byte
+	// Source says where it came from; Actor who sent it.
+	Source rotation.Source
+	Actor  string
+}
+
+// Submit is the one path from bytes to a rotation, shared by the drop folder, the API and the
+// fetch of source.url: the policy and the provenance check first, then the engine (which
+// returns the existing rotation for a certificate it has seen). A refused input returns its
+// verdict and records nothing here: the caller audits it with what it knows (the file's fate,
+// the API caller). Judge says which refusal wins when both refuse.
+func (t *Target) Submit(ctx context.Context, d Delivery) (Submitted, error) {
+	pr := t.cfg.Provenance.Check(d.Signature, d.Data, d.Alt...)
+	v := Judge(t.cfg.Policy.Check(d.Data, t.cfg.Now()), pr)
 	if !v.Accepted {
 		return Submitted{Verdict: v}, nil
 	}
-	r, created, err := t.engine.Submit(ctx, rotation.Submission{Cert: *v.Certificate, DER: v.DER, Source: src, Actor: actor})
-	return Submitted{Verdict: v, Rotation: r, Created: created}, err
+	if pr.Unchecked {
+		t.log.Info("a signature came with the certificate, but no provenance key is pinned to check it", "thumbprint", v.Certificate.Thumbprint, "source", d.Source.Kind, "file", d.Source.FileName)
+	}
+	sub := rotation.Submission{Cert: *v.Certificate, DER: v.DER, Source: d.Source, Actor: d.Actor}
+	if pr.Signer != nil {
+		sub.Source.SignedBy, sub.Signer = pr.Signer.Fingerprint, pr.Signer.String()
+	}
+	r, created, err := t.engine.Submit(ctx, sub)
+	return Submitted{Verdict: v, Rotation: r, Created: created, Signer: pr.Signer}, err
 }
 
-// SubmitAPI submits a certificate posted to the API and audits a refusal.
-func (t *Target) SubmitAPI(ctx context.Context, data []byte, fileName, actor string) (Submitted, error) {
-	s, err := t.Submit(ctx, data, rotation.Source{Kind: rotation.SourceAPI, FileName: fileName}, actor)
+// Judge combines the policy's verdict on a certificate file with the provenance check of its
+// signature: the verdict of Submit, and of `certagent inspect`. When both refuse, the
+// provenance check's reason is given, unless the input holds a private key or is too large:
+// an unsigned file should be told unsigned first, but a private key must be named for what
+// it is (the drop folder makes such a file private).
+func Judge(v certpolicy.Verdict, pr provenance.Result) certpolicy.Verdict {
+	if !v.Accepted && (v.Reason.Code == certs.ContainsPrivateKey || v.Reason.Code == certs.TooLarge) {
+		return v
+	}
+	if pr.Reason != nil {
+		v.Accepted, v.Reason = false, pr.Reason
+	}
+	return v
+}
+
+// SubmitAPI submits a certificate posted to the API, with its signature (nil: none), and
+// audits a refusal.
+func (t *Target) SubmitAPI(ctx context.Context, data, signature []byte, fileName, actor string) (Submitted, error) {
+	s, err := t.Submit(ctx, Delivery{Data: data, Signature: signature, Alt: provenance.Decoded(data),
+		Source: rotation.Source{Kind: rotation.SourceAPI, FileName: fileName}, Actor: actor})
 	if err != nil {
 		return s, err
 	}
@@ -245,10 +293,12 @@ func (t *Target) SubmitAPI(ctx context.Context, data []byte, fileName, actor str
 	return s, nil
 }
 
-// HandleFile implements intake.Handler: a settled drop-folder file's contents go through the
-// same policy and engine as an API submission.
+// HandleFile implements intake.Handler: a settled drop-folder file's contents, with its
+// signature file's when one came, go through the same policy, provenance check and engine
+// as an API submission.
 func (t *Target) HandleFile(ctx context.Context, f intake.File) intake.Decision {
-	s, err := t.Submit(ctx, f.Data, rotation.Source{Kind: rotation.SourceDropFolder, FileName: f.Name}, rotation.ActorIntake)
+	s, err := t.Submit(ctx, Delivery{Data: f.Data, Signature: f.Signature,
+		Source: rotation.Source{Kind: rotation.SourceDropFolder, FileName: f.Name}, Actor: rotation.ActorIntake})
 	if err != nil {
 		// The store could not record it: leave the file where it is and try again later.
 		t.log.Error("recording dropped certificate", "file", f.Name, "err", err)
@@ -265,12 +315,22 @@ func (t *Target) Filed(ctx context.Context, f intake.File, d intake.Decision, ar
 	t.filed(ctx, f, d, archivedAs, t.cfg.AppID)
 }
 
+// SignatureNote follows the archived name in the message of an intake.filed entry for a
+// certificate that came with its signature file: "moved to processed/<name>; with signature
+// file <name>.sig" (the signature is filed beside the certificate).
+const SignatureNote = "; with signature file "
+
 // filed audits a file's fate; appID is the app it was for ("" when it went to no target).
 func (t *Target) filed(ctx context.Context, f intake.File, d intake.Decision, archivedAs, appID string) {
 	e := rotation.AuditEntry{
 		Action: rotation.ActionIntakeFiled, Actor: rotation.ActorIntake, Outcome: rotation.OutcomeOK,
 		RotationID: d.RotationID, File: f.Name, Cert: d.Cert, AppID: appID,
 		Message: "moved to processed/" + archivedAs,
+	}
+	sig := ""
+	if f.SignatureName != "" {
+		sig = SignatureNote + f.SignatureName
+		e.Message += sig
 	}
 	if d.Accepted {
 		t.countIntake("accepted", "")
@@ -287,7 +347,7 @@ func (t *Target) filed(ctx context.Context, f intake.File, d intake.Decision, ar
 		}
 		t.countIntake("rejected", string(code))
 		e.Outcome, e.Code = rotation.OutcomeRefused, code
-		e.Message = fmt.Sprintf("moved to rejected/%s: %s", archivedAs, msg)
+		e.Message = fmt.Sprintf("moved to rejected/%s%s: %s", archivedAs, sig, msg)
 	}
 	// Queued rather than committed one by one: a flood of thousands of files must not wait
 	// on an fsync each. The file itself (and its reason note) is the durable record of its

@@ -233,12 +233,18 @@ type Rotation struct {
 
 // Source says where a rotation's certificate came from.
 type Source struct {
-	// Kind is "drop_folder" or "api".
+	// Kind is "drop_folder", "api" or "pull".
 	Kind string `json:"kind"`
-	// FileName is the dropped file's name, or the name given with the API request.
+	// FileName is the dropped file's name, the name given with the API request, or the last
+	// segment of a pulled certificate's URL.
 	FileName string `json:"fileName,omitempty"`
 	// ArchivedAs is the file's name inside processed/ once the drop folder filed it.
 	ArchivedAs string `json:"archivedAs,omitempty"`
+	// URL is where a pulled certificate was fetched from.
+	URL string `json:"url,omitempty"`
+	// SignedBy is the SHA-256 fingerprint of the pinned key that signed the certificate
+	// ("SHA256:" and 64 hex digits); absent when it came unsigned.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // Event is one entry of a rotation's history.
@@ -312,6 +318,11 @@ type Accepted struct {
 type SubmitRequest struct {
 	// Certificate is the certificate as PEM or as the base64 of its DER. Required.
 	Certificate string `json:"certificate"`
+	// Signature is the provider's detached signature of the certificate file (name.cer.sig):
+	// its text as it is when it is base64 (cosign, openssl base64), otherwise the base64 of
+	// its bytes. It signs the file's exact bytes: Certificate as sent, or the bytes its
+	// base64 stands for.
+	Signature string `json:"signature,omitempty"`
 	// FileName names the certificate's file, for the history and the audit log.
 	FileName string `json:"fileName,omitempty"`
 	// Target names the target the certificate is for; without it, the target whose policy

@@ -264,7 +264,13 @@ func FormatRotation(w io.Writer, r apitype.Rotation, now time.Time) error {
 	if r.Source.ArchivedAs != "" {
 		src += ", filed as processed/" + r.Source.ArchivedAs
 	}
+	if r.Source.URL != "" {
+		src += ", from " + r.Source.URL
+	}
 	p.field("Source", "%s", src)
+	if r.Source.SignedBy != "" {
+		p.field("Signed by", "%s", r.Source.SignedBy)
+	}
 	tgt := r.Target.AppID
 	if r.Target.DisplayName != "" {
 		tgt = r.Target.DisplayName + " (" + r.Target.AppID + ")"
