@@ -244,6 +244,8 @@ func (a *Agent) build() error {
 			Graph:         gc,
 			Store:         a.store,
 			Intake:        ic,
+			Source: target.Source{URL: tc.Source.URL, Interval: tc.Source.Interval.Duration(), CAFile: tc.Source.CAFile,
+				UserAgent: "certagent/" + a.version},
 			SyncInterval:  cfg.Monitor.SyncInterval.Duration(),
 			ExpiryWarning: cfg.Monitor.ExpiryWarning.Duration(),
 			OnOutcome:     a.notifier.RotationChanged,

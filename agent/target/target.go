@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -20,6 +23,7 @@ import (
 	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/intake"
 	"github.com/aucloud/certagent/agent/provenance"
+	"github.com/aucloud/certagent/agent/pull"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/api/apitype"
 )
@@ -67,6 +71,8 @@ type Config struct {
 	Store Store
 	// Intake is the drop folder's configuration; Handler and Logger are set by New.
 	Intake intake.Config
+	// Source is where the target's next certificate is fetched from; a zero URL: nowhere.
+	Source Source
 	// SyncInterval is how often the app is read when nothing happens.
 	SyncInterval time.Duration
 	// ExpiryWarning is how long before the newest certificate expires a problem is raised.
@@ -84,12 +90,25 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Source is a target's source section: the provider's URL of its next certificate.
+type Source struct {
+	URL      string
+	Interval time.Duration
+	// CAFile is the pinned CA; "" trusts the system's roots.
+	CAFile string
+	// UserAgent is sent with each request.
+	UserAgent string
+	// Transport, if set, replaces the HTTP transport (tests).
+	Transport http.RoundTripper
+}
+
 // Target is one app registration's work. Its methods are safe for concurrent use.
 type Target struct {
 	cfg    Config
 	log    *slog.Logger
 	engine *rotation.Engine
 	intake *intake.Intake
+	pull   *pull.Fetcher // nil without a source URL
 
 	// refreshMu guards lastRefresh (rate limit of Certificates with refresh).
 	refreshMu   sync.Mutex
@@ -141,14 +160,29 @@ func New(cfg Config) (*Target, error) {
 	if t.intake, err = intake.New(ic); err != nil {
 		return nil, err
 	}
+	if src := cfg.Source; src.URL != "" {
+		if t.pull, err = pull.New(pull.Config{
+			URL: src.URL, Interval: src.Interval, CAFile: src.CAFile, UserAgent: src.UserAgent, Transport: src.Transport,
+			Submit: t.submitPulled, Meta: cfg.Store, Key: PullKey(cfg.Name), Logger: cfg.Logger, Now: cfg.Now,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
 }
+
+// PullKey is the store's meta key of the fetch state of the target named name.
+func PullKey(name string) string { return "pull/" + name }
 
 // Run runs the engine, the drop folder and the periodic read of the app until ctx ends.
 func (t *Target) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	for _, f := range []func(context.Context) error{t.engine.Run, t.intake.Run, t.syncLoop} {
+	parts := []func(context.Context) error{t.engine.Run, t.intake.Run, t.syncLoop}
+	if t.pull != nil {
+		parts = append(parts, t.pull.Run)
+	}
+	errc := make(chan error, len(parts))
+	for _, f := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -195,9 +229,12 @@ func (t *Target) Engine() *rotation.Engine { return t.engine }
 // DropFolder returns the drop folder's path.
 func (t *Target) DropFolder() string { return t.intake.Dir() }
 
-// Scan asks the drop folder for a rescan now. It returns a *health.UnavailableError while the
-// folder cannot be read.
+// Scan asks the drop folder for a rescan now, and the provider's URL (source.url) for a
+// fetch. It returns a *health.UnavailableError while the folder cannot be read.
 func (t *Target) Scan(context.Context) error {
+	if t.pull != nil {
+		t.pull.Fetch()
+	}
 	if err := t.intake.Ready(); err != nil {
 		return err
 	}
@@ -291,6 +328,30 @@ func (t *Target) SubmitAPI(ctx context.Context, data, signature []byte, fileName
 	}
 	t.countIntake("accepted", "")
 	return s, nil
+}
+
+// submitPulled submits a certificate fetched from source.url, with its signature (nil when
+// none was published), and audits a refusal (actor pull).
+func (t *Target) submitPulled(ctx context.Context, cert, sig []byte, from string) (pull.Outcome, error) {
+	name := from
+	if u, err := url.Parse(from); err == nil {
+		name = path.Base(u.Path)
+	}
+	s, err := t.Submit(ctx, Delivery{Data: cert, Signature: sig,
+		Source: rotation.Source{Kind: rotation.SourcePull, URL: from, FileName: name}, Actor: rotation.ActorPull})
+	if err != nil {
+		return pull.Outcome{}, err
+	}
+	if v := s.Verdict; !v.Accepted {
+		t.countIntake("rejected", string(v.Reason.Code))
+		t.audit(ctx, rotation.AuditEntry{
+			Action: rotation.ActionIntakeRejected, Actor: rotation.ActorPull, Outcome: rotation.OutcomeRefused,
+			File: name, Cert: v.Certificate, Code: v.Reason.Code, Message: "fetched from " + from + ": " + v.Reason.Message, AppID: t.cfg.AppID,
+		})
+		return pull.Outcome{Reason: v.Reason}, nil
+	}
+	t.countIntake("accepted", "")
+	return pull.Outcome{RotationID: s.Rotation.ID, Created: s.Created}, nil
 }
 
 // HandleFile implements intake.Handler: a settled drop-folder file's contents, with its

@@ -67,6 +67,50 @@ type TargetStatus struct {
 	LastSync  SyncStatus     `json:"lastSync"`
 	// Retire is how superseded certificates are removed from the app.
 	Retire RetireStatus `json:"retire"`
+	// Provenance is whether certificates must come signed, and the pinned keys; absent
+	// when no key is pinned and nothing is required.
+	Provenance *ProvenanceStatus `json:"provenance,omitempty"`
+	// Source is the fetch of the provider's next certificate; absent without source.url.
+	Source *SourceStatus `json:"source,omitempty"`
+}
+
+// ProvenanceStatus is a target's provenance settings.
+type ProvenanceStatus struct {
+	// Required is provenance.required.
+	Required bool `json:"required"`
+	// Keys are the pinned keys.
+	Keys []PinnedKey `json:"keys"`
+	// WaitSeconds is provenance.wait in seconds.
+	WaitSeconds int64 `json:"waitSeconds"`
+}
+
+// PinnedKey is one of the provider's pinned signing keys.
+type PinnedKey struct {
+	// Name is the key file's name, or "provenance.keys[N]".
+	Name string `json:"name"`
+	// Algorithm is "ECDSA P-256", "ECDSA P-384", "Ed25519", "RSA 3072" or "RSA-PSS 3072".
+	Algorithm string `json:"algorithm"`
+	// Fingerprint is "SHA256:" and the SHA-256 of its DER SubjectPublicKeyInfo in hex.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// SourceStatus is the fetch of a target's next certificate from the provider (source.url).
+type SourceStatus struct {
+	URL             string `json:"url"`
+	IntervalSeconds int64  `json:"intervalSeconds"`
+	// LastCheck is when a round last ended (successful or not), LastSuccess when one last
+	// succeeded, LastChange when new content was last fetched, NextCheck when the next round
+	// is due; each absent before the first.
+	LastCheck   *time.Time `json:"lastCheck,omitempty"`
+	LastSuccess *time.Time `json:"lastSuccess,omitempty"`
+	LastChange  *time.Time `json:"lastChange,omitempty"`
+	NextCheck   *time.Time `json:"nextCheck,omitempty"`
+	// Error is why the last round failed; absent when it succeeded.
+	Error string `json:"error,omitempty"`
+	// Refused is why the certificate published now was refused; absent when it was taken.
+	Refused *certs.Reason `json:"refused,omitempty"`
+	// RotationID is the rotation the certificate published now started or matched.
+	RotationID string `json:"rotationId,omitempty"`
 }
 
 // RetireStatus is a target's retire settings, and in a dry run what would be removed.
@@ -164,6 +208,8 @@ const (
 	ProblemAuditTrailUnwritable      = health.AuditTrailUnwritable
 	ProblemWebhookFailing            = health.WebhookFailing
 	ProblemWebhookUnsigned           = health.WebhookUnsigned
+	ProblemSourceUnreachable         = health.SourceUnreachable
+	ProblemSourceRefused             = health.SourceRefused
 )
 
 // StatusProblem is one thing in the status that needs a person.
