@@ -228,3 +228,31 @@ func TestSignedDeliveryRouted(t *testing.T) {
 		t.Errorf("badly signed submission to teams: %v, want signature_invalid", err)
 	}
 }
+
+// TestRequiredLaterRefusesUnsigned: a certificate accepted unsigned while signatures were
+// optional, and still waiting for approval when provenance.required is turned on, is refused
+// before it is written: no path around the requirement, not even an old rotation.
+func TestRequiredLaterRefusesUnsigned(t *testing.T) {
+	t.Parallel()
+	keys := t.TempDir()
+	provider := newSigner(t, keys, "provider.pub")
+	h := start(t, func(c *config.Config) { c.Policy.Approval = config.ApprovalManual })
+	ctx := context.Background()
+	c := certtest.New(time.Now(), certtest.CommonName("unsigned, before the rule"))
+	r, _, err := h.client.Submit(ctx, c.PEM(), "early.cer")
+	if err != nil || r.State != "pending_approval" {
+		t.Fatalf("submit = %+v, %v", r, err)
+	}
+	h.env.Config.Provenance = config.Provenance{Required: true, Keys: []string{provider.pubFile}, Wait: config.Duration(time.Second)}
+	h.restart()
+	if _, err := h.client.Approve(ctx, r.ID, "approved after the rule"); err != nil {
+		t.Fatal(err)
+	}
+	got := h.rotation(r.ID, "rejected")
+	if got.Reason == nil || got.Reason.Code != certs.SignatureMissing {
+		t.Errorf("reason = %+v, want signature_missing", got.Reason)
+	}
+	if countThumb(h.creds(), certs.ThumbprintSHA1(c.DER)) != 0 {
+		t.Error("the unsigned certificate reached the app")
+	}
+}

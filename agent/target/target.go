@@ -136,21 +136,22 @@ func New(cfg Config) (*Target, error) {
 	t := &Target{cfg: cfg, log: cfg.Logger}
 	var err error
 	if t.engine, err = rotation.New(rotation.Config{
-		Store:          cfg.Store,
-		Graph:          cfg.Graph,
-		AppID:          cfg.AppID,
-		TargetName:     cfg.Name,
-		Policy:         cfg.Policy,
-		DisplayName:    cfg.Names.Render,
-		ManualApproval: cfg.ManualApproval,
-		MaxAttempts:    cfg.MaxAttempts,
-		Read:           cfg.Read,
-		Retire:         cfg.Retire,
-		OnSnapshot:     t.saveSnapshot,
-		OnOutcome:      cfg.OnOutcome,
-		OnWrite:        cfg.OnWrite,
-		Logger:         cfg.Logger,
-		Now:            cfg.Now,
+		Store:            cfg.Store,
+		Graph:            cfg.Graph,
+		AppID:            cfg.AppID,
+		TargetName:       cfg.Name,
+		Policy:           cfg.Policy,
+		RequireSignature: cfg.Provenance.Required(),
+		DisplayName:      cfg.Names.Render,
+		ManualApproval:   cfg.ManualApproval,
+		MaxAttempts:      cfg.MaxAttempts,
+		Read:             cfg.Read,
+		Retire:           cfg.Retire,
+		OnSnapshot:       t.saveSnapshot,
+		OnOutcome:        cfg.OnOutcome,
+		OnWrite:          cfg.OnWrite,
+		Logger:           cfg.Logger,
+		Now:              cfg.Now,
 	}); err != nil {
 		return nil, err
 	}
