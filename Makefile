@@ -145,7 +145,7 @@ fuzz:
 
 ## bench: micro-benchmarks and the end-to-end measurements (latency, flood, RSS, az).
 bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./agent/certpolicy ./agent/store ./agent/config ./emulator
+	$(GO) test -run='^$$' -bench=. -benchmem ./agent/certpolicy ./agent/provenance ./agent/store ./agent/config ./emulator
 	$(GO) test -run='^$$' -bench=BenchmarkFlood -benchtime=5x ./agent/intake
 	$(GO) test -run='^$$' -bench=. -benchtime=10000x ./api
 	$(GO) test -run='^$$' -bench=BenchmarkDropToApplied -benchtime=60x -timeout=30m ./internal/e2e
