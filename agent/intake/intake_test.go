@@ -18,8 +18,8 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
-	"github.com/aucloud/certagent/agent/securefile"
 	"github.com/aucloud/certagent/agent/health"
+	"github.com/aucloud/certagent/agent/securefile"
 	"github.com/fsnotify/fsnotify"
 )
 

@@ -277,4 +277,3 @@ func TestCertificateMoveRetriedWithSignature(t *testing.T) {
 		}
 	})
 }
-

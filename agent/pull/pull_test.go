@@ -417,4 +417,3 @@ func TestSignatureURL(t *testing.T) {
 		}
 	}
 }
-

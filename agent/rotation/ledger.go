@@ -40,8 +40,8 @@ const (
 
 // LedgerEntry is the ledger's knowledge of one credential.
 type LedgerEntry struct {
-	State      KeyState  `json:"state"`
-	Thumbprint string    `json:"thumbprint,omitempty"`
+	State      KeyState `json:"state"`
+	Thumbprint string   `json:"thumbprint,omitempty"`
 	// Since is when the credential entered State.
 	Since time.Time `json:"since"`
 	// FirstSeen is when a read first showed it on the app (zero in ledgers saved before it
