@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -24,7 +23,7 @@ func TestDevRealistic(t *testing.T) {
 	bin := Binary(t)
 	dir := t.TempDir()
 	cmd := exec.Command(bin, "dev", "--dir", dir, "--listen", "127.0.0.1:0", "--realistic", "--realistic-seed", "7")
-	var out, errb bytes.Buffer
+	var out, errb syncBuffer // read while the process writes
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
