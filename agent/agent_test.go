@@ -170,11 +170,26 @@ func (h *harness) rotation(id, state string) apitype.Rotation {
 }
 
 func (h *harness) creds() []emulator.KeyCredentialView {
-	app, err := h.env.Emulator.Application(h.env.Info.TargetAppID)
+	h.t.Helper()
+	return h.appCreds(h.env.Info.TargetAppID)
+}
+
+// appCreds returns the credentials of the emulated app appID.
+func (h *harness) appCreds(appID string) []emulator.KeyCredentialView {
+	h.t.Helper()
+	app, err := h.env.Emulator.Application(appID)
 	if err != nil {
 		h.t.Fatal(err)
 	}
 	return app.KeyCredentials
+}
+
+// dropIn writes c as name into the drop folder's subfolder sub ("" the drop folder itself).
+func (h *harness) dropIn(sub, name string, c certtest.Cert) {
+	h.t.Helper()
+	if err := os.WriteFile(filepath.Join(h.env.Config.DropFolder, sub, name), c.PEM(), 0o644); err != nil {
+		h.t.Fatal(err)
+	}
 }
 
 func countThumb(creds []emulator.KeyCredentialView, thumb string) int {
@@ -714,23 +729,12 @@ func TestOneCertificateTwoTargets(t *testing.T) {
 		cfg.Intake.RouteToAll = true
 	})
 	ctx := context.Background()
-	credsB := func() []emulator.KeyCredentialView {
-		app, err := h.env.Emulator.Application(appB)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return app.KeyCredentials
-	}
-	write := func(dir, name string, c certtest.Cert) {
-		if err := os.WriteFile(filepath.Join(dir, name), c.PEM(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	credsB := func() []emulator.KeyCredentialView { return h.appCreds(appB) }
 	inFolders := certtest.New(time.Now(), certtest.CommonName("Both services, one file per folder"))
-	write(filepath.Join(h.env.Config.DropFolder, "exchange"), "same.cer", inFolders)
-	write(filepath.Join(h.env.Config.DropFolder, "teams"), "same.cer", inFolders)
+	h.dropIn("exchange", "same.cer", inFolders)
+	h.dropIn("teams", "same.cer", inFolders)
 	atTop := certtest.New(time.Now(), certtest.CommonName("Both services, at the top"))
-	write(h.env.Config.DropFolder, "top.cer", atTop)
+	h.dropIn("", "top.cer", atTop)
 	h.waitFor("four rotations applied", func() bool {
 		rs, err := h.client.Rotations(ctx, "applied")
 		return err == nil && len(rs) == 4
@@ -791,30 +795,17 @@ func TestTwoTargets(t *testing.T) {
 		cfg.Target = config.Target{}
 	})
 	ctx := context.Background()
-	dropA := filepath.Join(h.env.Config.DropFolder, "exchange")
-	dropB := filepath.Join(h.env.Config.DropFolder, "teams")
-	credsB := func() []emulator.KeyCredentialView {
-		app, err := h.env.Emulator.Application(appB)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return app.KeyCredentials
-	}
-	write := func(dir, name string, c certtest.Cert) {
-		if err := os.WriteFile(filepath.Join(dir, name), c.PEM(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	credsB := func() []emulator.KeyCredentialView { return h.appCreds(appB) }
 	// A file in drop/exchange/ reaches only the exchange app, even though both policies name
 	// its subject: the folder decides.
 	inA := certtest.New(time.Now(), certtest.CommonName("Both services, for exchange"))
-	write(dropA, "a.cer", inA)
+	h.dropIn("exchange", "a.cer", inA)
 	inB := certtest.New(time.Now(), certtest.CommonName("Teams provider 2027"))
-	write(dropB, "b.cer", inB)
+	h.dropIn("teams", "b.cer", inB)
 	routed := certtest.New(time.Now(), certtest.CommonName("Exchange provider 2027"))
-	write(h.env.Config.DropFolder, "top.cer", routed)
+	h.dropIn("", "top.cer", routed)
 	both := certtest.New(time.Now(), certtest.CommonName("Both services 2027"))
-	write(h.env.Config.DropFolder, "both.cer", both)
+	h.dropIn("", "both.cer", both)
 	h.waitFor("three rotations applied", func() bool {
 		rs, err := h.client.Rotations(ctx, "applied")
 		return err == nil && len(rs) == 3

@@ -40,7 +40,7 @@ func TestTargets(t *testing.T) {
 		t.Fatalf("EffectiveTargets = %+v", ts)
 	}
 	ex, tm := ts[0], ts[1]
-	if ex.Name != "exchange" || ex.TenantID != c.TenantID || ex.Approval != ApprovalManual || ex.DropFolder != filepath.Join("/srv/drop", "exchange") {
+	if ex.Name != "exchange" || ex.TenantID != c.TenantID || ex.Approval != ApprovalManual || ex.DropFolder != filepath.Join(c.DropFolder, "exchange") || !strings.HasSuffix(filepath.ToSlash(c.DropFolder), "/srv/drop") {
 		t.Errorf("exchange = %+v", ex)
 	}
 	if len(ex.Policy.AllowedSubjects) != 1 || len(ex.Policy.AllowedIssuers) != 1 || !ex.Retire.Enabled || ex.Retire.After.Duration() != 14*24*time.Hour {
@@ -51,8 +51,9 @@ func TestTargets(t *testing.T) {
 	}
 
 	// The single target of an older config is "default", dropping into the folder itself.
-	one := mustParse(t, "tenant_id: 11111111-1111-1111-1111-111111111111\nauth:\n  client_id: 22222222-2222-2222-2222-222222222222\ntarget:\n  app_id: 33333333-3333-3333-3333-333333333333\ndrop_folder: /srv/drop\n").EffectiveTargets()
-	if len(one) != 1 || one[0].Name != DefaultTargetName || one[0].DropFolder != "/srv/drop" || one[0].AppID != "33333333-3333-3333-3333-333333333333" {
+	c1 := mustParse(t, "tenant_id: 11111111-1111-1111-1111-111111111111\nauth:\n  client_id: 22222222-2222-2222-2222-222222222222\ntarget:\n  app_id: 33333333-3333-3333-3333-333333333333\ndrop_folder: /srv/drop\n")
+	one := c1.EffectiveTargets()
+	if len(one) != 1 || one[0].Name != DefaultTargetName || one[0].DropFolder != c1.DropFolder || one[0].AppID != "33333333-3333-3333-3333-333333333333" {
 		t.Errorf("single target = %+v", one)
 	}
 }

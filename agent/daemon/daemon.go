@@ -1,16 +1,29 @@
-// Package daemon installs, controls and runs certagent as an operating-system service: the
-// Windows service CertAgent (golang.org/x/sys/windows/svc and svc/mgr) and the systemd unit
+// Package daemon installs, controls and runs certagent as an operating-system service with
+// github.com/kardianos/service: the Windows service CertAgent and the systemd unit
 // certagent.service on Linux (docs/contract.md, "Service"). The service runs exactly
 // `certagent run --service -c FILE`; --service makes certagent talk to the service manager
 // (Wine cannot tell a service from a console, so it is never guessed).
 //
-// What it sets that a generic service library does not: on Windows, automatic delayed start,
-// the virtual account NT SERVICE\CertAgent, recovery actions that restart the service after
-// 5 s, 10 s and 60 s with the non-crash-failure flag, an updated-in-place service on a second
-// install, the Event Log source CertAgent, and STOP_PENDING with wait hints; on Linux, its
-// own unit (Type=notify, Restart=on-failure, RestartSec=5, hardening) written under an
-// injectable root so that tests need no running systemd. It also provides the log handlers
-// for the Windows Event Log and the systemd journal.
+// kardianos/service defines the service (service.Config) and does the work common to both:
+// it runs the agent (Start and Stop of a service.Interface, under the Windows service
+// manager through its handler, under systemd through its Run), creates and removes the
+// Windows service and its Event Log source, writes, enables and removes the unit, and
+// starts, stops and restarts the service.
+//
+// What it cannot do is done here. On Windows, with golang.org/x/sys: delayed automatic
+// start, the unrestricted service SID, the three recovery actions with the
+// non-crash-failure flag, error control normal, updating an installed service in place,
+// waiting for a start and bounding a stop, progress (wait hints, checkpoints) while starting
+// and stopping, ending the service when the agent ends by itself (with kardianos's exit code
+// when it failed, which the recovery actions answer), and the status (PID, account, command
+// line, recovery actions, without elevation). On Linux: the unit's text (RenderUnit, handed
+// to kardianos as its SystemdScript: Type=notify, Restart=on-failure, RestartSec=5,
+// RestartPreventExitStatus=78, hardening, ReadWritePaths), updating it in place, installing
+// where systemd does not run (a container, a chroot, Manager.Root for the tests), READY=1
+// and STOPPING=1, and the status. run_windows.go, service_windows.go and systemd_linux.go
+// tell each part and why.
+//
+// It also provides the log handlers for the Windows Event Log and the systemd journal.
 package daemon
 
 import (
@@ -118,10 +131,13 @@ func ConfigFileOf(args []string) string {
 // Manager installs and controls the service of this machine. The zero value is ready to use.
 type Manager struct {
 	// Root is prepended to the paths the Linux unit is written to and read from ("" = "/"),
-	// so that tests install into a folder. With a Root, systemctl is never run.
+	// so that tests install into a folder. With a Root, systemctl is never run and
+	// kardianos/service is not asked: the unit is written as it would write it.
 	Root string
-	// systemctl runs systemctl; nil runs the real one. Tests replace it.
-	systemctl func(args ...string) (string, error)
+	// userUnits (Linux, tests) makes the unit kardianos/service's per-user unit
+	// ($HOME/.config/systemd/user, systemctl --user), so that a test runs the kardianos path
+	// without root, against a stand-in systemctl.
+	userUnits bool
 }
 
 // ErrNotInstalled is returned when the service is not installed.

@@ -6,21 +6,33 @@ import (
 	"context"
 	"net"
 	"os"
+
+	"github.com/kardianos/service"
 )
 
-func runService(ctx context.Context, p Program, _ func(error) uint32) error {
-	// STOPPING=1 as soon as systemd (SIGTERM) ends ctx, and sent before returning; nothing
-	// when the program ends by itself.
-	notified := make(chan struct{})
-	stop := context.AfterFunc(ctx, func() {
-		sdNotify("STOPPING=1")
-		close(notified)
-	})
-	err := p(ctx, func() { sdNotify("READY=1") })
-	if !stop() {
-		<-notified
+// runService runs p with kardianos/service's Run: Start, then RunWait, then Stop. RunWait is
+// ours rather than kardianos's wait for SIGTERM or SIGINT: ctx already ends with those
+// (cmd/certagent's signal.NotifyContext), and a program that ends by itself must end the
+// service too, which kardianos's wait would not notice.
+//
+// systemd hears READY=1 when the program is ready, and STOPPING=1 as soon as it stops the
+// service (SIGTERM ends ctx), before the program is told to stop; nothing when the program
+// ends by itself. kardianos/service says nothing to systemd: this is ours (sdNotify).
+func runService(ctx context.Context, p Program, failed func(error) bool) error {
+	g := newProgram(ctx, p, failed, func() { sdNotify("READY=1") })
+	s, err := newRunner(g, service.KeyValue{"RunWait": func() {
+		select {
+		case <-ctx.Done():
+		case <-g.done:
+		}
+		if ctx.Err() != nil {
+			sdNotify("STOPPING=1")
+		}
+	}})
+	if err != nil {
+		return err
 	}
-	return err
+	return g.result(s.Run())
 }
 
 // sdNotify sends state to systemd over $NOTIFY_SOCKET (sd_notify(3)), when systemd gave one

@@ -4,8 +4,10 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -23,7 +25,7 @@ func TestRunServiceEndsWithContext(t *testing.T) {
 			close(readied)
 			<-ctx.Done()
 			return nil
-		}, func(error) uint32 { return 0 })
+		}, isErr)
 	}()
 	<-readied
 	cancel()
@@ -70,7 +72,7 @@ func TestSdNotify(t *testing.T) {
 			ready()
 			<-ctx.Done()
 			return nil
-		}, func(error) uint32 { return 0 })
+		}, isErr)
 	}()
 	want := func(s string) {
 		t.Helper()
@@ -90,5 +92,60 @@ func TestSdNotify(t *testing.T) {
 	t.Setenv("NOTIFY_SOCKET", "")
 	if err := sdNotify("READY=1"); err != nil {
 		t.Errorf("sdNotify without a socket = %v, want nil (nothing to do)", err)
+	}
+}
+
+// isErr is RunService's failed for the tests: every error is a failure.
+func isErr(err error) bool { return err != nil }
+
+// TestRunServiceProgramEnds: a program that ends by itself ends the service with its own
+// error (kardianos's wait for a signal would not notice), and systemd hears no STOPPING=1:
+// it did not stop the service. An error that is no failure (a config that cannot be used,
+// which cmd/certagent turns into exit status 78) is returned all the same, before READY=1 or
+// after.
+func TestRunServiceProgramEnds(t *testing.T) {
+	boom := errors.New("boom")
+	for _, tt := range []struct {
+		name   string
+		ready  bool
+		failed func(error) bool
+		notify []string
+	}{
+		{"failure after ready", true, isErr, []string{"READY=1"}},
+		{"failure before ready", false, isErr, nil},
+		{"clean end before ready", false, func(error) bool { return false }, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ch := notifySocket(t)
+			done := make(chan error, 1)
+			go func() {
+				done <- RunService(context.Background(), func(ctx context.Context, ready func()) error {
+					if tt.ready {
+						ready()
+						time.Sleep(100 * time.Millisecond)
+					}
+					return boom
+				}, tt.failed)
+			}()
+			select {
+			case err := <-done:
+				if err != boom {
+					t.Errorf("RunService = %v, want the program's error", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("RunService did not end with its program")
+			}
+			var got []string
+			for len(ch) > 0 {
+				got = append(got, <-ch)
+			}
+			time.Sleep(100 * time.Millisecond)
+			for len(ch) > 0 {
+				got = append(got, <-ch)
+			}
+			if !slices.Equal(got, tt.notify) {
+				t.Errorf("systemd got %q, want %q", got, tt.notify)
+			}
+		})
 	}
 }

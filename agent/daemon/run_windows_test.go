@@ -9,22 +9,28 @@ import (
 	"golang.org/x/sys/windows/svc"
 )
 
-// TestHandlerReportsProgress drives the service handler as the service manager would: it
-// must report START_PENDING with advancing checkpoints until the program is ready, RUNNING,
-// and STOP_PENDING with advancing checkpoints while the program stops.
+// isErr is RunService's failed for the tests: every error is a failure.
+func isErr(err error) bool { return err != nil }
+
+// TestHandlerReportsProgress drives the service handler (kardianos/service's Execute behind
+// scmHandler) as the service manager would: it must report START_PENDING with advancing
+// checkpoints until the program is ready, RUNNING, and STOP_PENDING with advancing
+// checkpoints while the program stops.
 func TestHandlerReportsProgress(t *testing.T) {
 	r := make(chan svc.ChangeRequest)
 	s := make(chan svc.Status, 100)
 	stopped := make(chan struct{})
-	h := &handler{ctx: context.Background(), exitCode: func(error) uint32 { return 0 },
-		p: func(ctx context.Context, ready func()) error {
-			time.Sleep(2500 * time.Millisecond) // a slow start
-			ready()
-			<-ctx.Done()
-			time.Sleep(2500 * time.Millisecond) // a slow stop: the step under way finishes
-			close(stopped)
-			return nil
-		}}
+	h, err := newSCMHandler(context.Background(), func(ctx context.Context, ready func()) error {
+		time.Sleep(2500 * time.Millisecond) // a slow start
+		ready()
+		<-ctx.Done()
+		time.Sleep(2500 * time.Millisecond) // a slow stop: the step under way finishes
+		close(stopped)
+		return nil
+	}, isErr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	type result struct {
 		ssec bool
 		code uint32
@@ -57,13 +63,17 @@ func TestHandlerReportsProgress(t *testing.T) {
 	if starts < 2 || st.State != svc.Running || st.Accepts&svc.AcceptStop == 0 {
 		t.Fatalf("after %d start reports: %+v, want RUNNING accepting stop", starts, st)
 	}
+	r <- svc.ChangeRequest{Cmd: svc.Interrogate, CurrentStatus: st}
+	if got := next(); got != st {
+		t.Errorf("Interrogate answered %+v, want %+v", got, st)
+	}
 	r <- svc.ChangeRequest{Cmd: svc.Stop}
 	stops := 0
 	for {
 		select {
 		case st = <-s:
 			stops++
-			if st.State != svc.StopPending || st.CheckPoint != uint32(stops) {
+			if st.State != svc.StopPending || st.CheckPoint != uint32(stops) || st.WaitHint == 0 {
 				t.Errorf("stop report %d: %+v", stops, st)
 			}
 			continue
@@ -84,19 +94,54 @@ func TestHandlerReportsProgress(t *testing.T) {
 	}
 }
 
-// TestHandlerExitCode: a program that ends by itself with an error leaves a service-specific
-// exit code, which the recovery actions answer; one that the caller maps to 0 does not.
-func TestHandlerExitCode(t *testing.T) {
+// TestHandlerProgramEnds: a program that ends by itself ends the service. A failure leaves a
+// service-specific exit code, which the recovery actions answer (kardianos/service's: 1 when
+// Start failed, before the program was ready; 2 when Stop did); an end that is no failure (a
+// config that cannot be used) leaves exit code 0. A program that has ended is never reported
+// RUNNING.
+func TestHandlerProgramEnds(t *testing.T) {
+	boom := errors.New("boom")
 	for _, tt := range []struct {
-		code     uint32
-		wantSSEC bool
-	}{{1, true}, {0, false}} {
-		h := &handler{ctx: context.Background(), exitCode: func(error) uint32 { return tt.code },
-			p: func(ctx context.Context, ready func()) error { return errors.New("boom") }}
-		s := make(chan svc.Status, 10)
-		ssec, code := h.Execute(nil, make(chan svc.ChangeRequest), s)
-		if ssec != tt.wantSSEC || code != tt.code || h.err == nil {
-			t.Errorf("exit code %d: Execute = %v, %d (err %v)", tt.code, ssec, code, h.err)
-		}
+		name        string
+		ready       bool
+		failed      func(error) bool
+		wantSSEC    bool
+		wantCode    uint32
+		wantRunning bool
+	}{
+		{"failure before ready", false, isErr, true, 1, false},
+		{"failure after ready", true, isErr, true, 2, true},
+		{"clean end before ready", false, func(error) bool { return false }, false, 0, false},
+		{"clean end after ready", true, func(error) bool { return false }, false, 0, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h, err := newSCMHandler(context.Background(), func(ctx context.Context, ready func()) error {
+				if tt.ready {
+					ready()
+					time.Sleep(200 * time.Millisecond)
+				}
+				return boom
+			}, tt.failed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := make(chan svc.Status, 100)
+			ssec, code := h.Execute(nil, make(chan svc.ChangeRequest), s)
+			if ssec != tt.wantSSEC || code != tt.wantCode {
+				t.Errorf("Execute = %v, %d; want %v, %d", ssec, code, tt.wantSSEC, tt.wantCode)
+			}
+			if err := h.g.result(h.err); err != boom {
+				t.Errorf("RunService's error = %v, want the program's", err)
+			}
+			running := false
+			for len(s) > 0 {
+				if st := <-s; st.State == svc.Running {
+					running = true
+				}
+			}
+			if running != tt.wantRunning {
+				t.Errorf("reported RUNNING: %v, want %v", running, tt.wantRunning)
+			}
+		})
 	}
 }

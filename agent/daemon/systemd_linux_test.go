@@ -110,36 +110,115 @@ func TestInstallIntoRoot(t *testing.T) {
 	}
 }
 
-// TestSystemctl: with systemd running, install and uninstall ask systemctl, and status reads
-// what it says.
-func TestSystemctl(t *testing.T) {
-	root := t.TempDir()
-	var calls []string
-	m := &Manager{Root: root, systemctl: func(args ...string) (string, error) {
-		calls = append(calls, strings.Join(args, " "))
-		if args[0] == "show" {
-			return "ActiveState=active\nSubState=running\nMainPID=4242\nUnitFileState=enabled\nFragmentPath=/etc/systemd/system/certagent.service\n", nil
-		}
-		return "", nil
-	}}
-	if err := m.Install(testSpec(t)); err != nil {
+// fakeSystemctl puts a stand-in systemctl first on $PATH, which kardianos/service and
+// Manager run: it records each call in the returned file, answers show as systemd would for
+// a running unit, and fails start when $FAKE_SYSTEMCTL_FAIL is "start".
+func fakeSystemctl(t *testing.T) (calls func() []string) {
+	t.Helper()
+	dir := t.TempDir()
+	log := filepath.Join(dir, "calls")
+	script := `#!/bin/sh
+echo "$*" >>"$FAKE_SYSTEMCTL_LOG"
+case "$1" in
+show) printf 'ActiveState=active\nSubState=running\nMainPID=4242\nUnitFileState=enabled\nFragmentPath=%s\n' "$HOME/.config/systemd/user/certagent.service" ;;
+"$FAKE_SYSTEMCTL_FAIL") echo "Job for certagent.service failed." >&2; exit 1 ;;
+esac
+`
+	if err := os.WriteFile(filepath.Join(dir, "systemctl"), []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	t.Setenv("FAKE_SYSTEMCTL_LOG", log)
+	t.Setenv("FAKE_SYSTEMCTL_FAIL", "")
+	return func() []string {
+		b, err := os.ReadFile(log)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			t.Fatal(err)
+		}
+		os.Remove(log)
+		return strings.Fields(strings.ReplaceAll(strings.TrimSpace(string(b)), " ", "_"))
+	}
+}
+
+// TestInstallWithKardianos runs the kardianos/service path, where systemd runs: its Install
+// writes the unit (here kardianos's per-user unit under a temporary $HOME, so that no root is
+// needed and /etc is not touched) and asks systemctl (a stand-in) to enable it; the file it
+// writes is RenderUnit's text, byte for byte. A second install updates the unit in place;
+// start, stop, restart and uninstall are kardianos's systemctl calls.
+func TestInstallWithKardianos(t *testing.T) {
+	calls := fakeSystemctl(t)
+	home := t.TempDir()
+	t.Setenv("HOME", home)
+	m := &Manager{userUnits: true}
+	unit := filepath.Join(home, ".config/systemd/user", UnitName)
+	want := func(what string, w ...string) {
+		t.Helper()
+		if got := calls(); !slices.Equal(got, w) {
+			t.Errorf("%s: systemctl calls %q, want %q", what, got, w)
+		}
+	}
+
+	s := testSpec(t)
+	if err := m.Install(s); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(unit); err != nil || string(b) != RenderUnit(s) {
+		t.Fatalf("kardianos/service wrote (%v):\n%s\nwant RenderUnit's:\n%s", err, b, RenderUnit(s))
+	}
+	want("install", "enable_--user_certagent.service", "daemon-reload_--user")
+
 	st, err := m.Query()
-	if err != nil || st.State != Running || st.PID != 4242 || st.StartType != "enabled" {
+	if err != nil || st.State != Running || st.PID != 4242 || st.StartType != "enabled" || st.ConfigFile != s.ConfigFile || st.Account != "certagent" {
 		t.Errorf("Query = %+v, %v", st, err)
 	}
-	if err := m.Restart(); err != nil {
+	want("query", "show_--user_--property=ActiveState,SubState,MainPID,UnitFileState,FragmentPath_certagent.service")
+
+	// Again, with another config: kardianos refuses a unit that exists; updated in place.
+	s.ConfigFile = "/srv/other config.yaml"
+	if err := m.Install(s); err != nil {
 		t.Fatal(err)
 	}
+	if b, _ := os.ReadFile(unit); string(b) != RenderUnit(s) {
+		t.Errorf("after a second install the unit is:\n%s", b)
+	}
+	want("second install", "daemon-reload_--user", "enable_--user_certagent.service")
+
+	for _, c := range []struct {
+		do   func() error
+		call string
+	}{{m.Start, "start"}, {m.Stop, "stop"}, {m.Restart, "restart"}} {
+		if err := c.do(); err != nil {
+			t.Errorf("%s: %v", c.call, err)
+		}
+		want(c.call, c.call+"_--user_certagent.service")
+	}
+	t.Setenv("FAKE_SYSTEMCTL_FAIL", "start")
+	if err := m.Start(); err == nil || !strings.Contains(err.Error(), "journalctl -u certagent") {
+		t.Errorf("a failed start = %v, want an error that says where to look", err)
+	}
+	calls()
+
 	if err := m.Uninstall(); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"daemon-reload", "enable certagent.service", "show --property=ActiveState,SubState,MainPID,UnitFileState,FragmentPath certagent.service",
-		"restart certagent.service", "disable --now certagent.service", "daemon-reload"}
-	if !slices.Equal(calls, want) {
-		t.Errorf("systemctl calls:\n%s\nwant:\n%s", strings.Join(calls, "\n"), strings.Join(want, "\n"))
+	want("uninstall", "stop_--user_certagent.service", "disable_--user_certagent.service", "daemon-reload_--user")
+	if _, err := os.Lstat(unit); err == nil {
+		t.Errorf("%s left behind", unit)
 	}
+	if err := m.Uninstall(); !errors.Is(err, ErrNotInstalled) {
+		t.Errorf("second Uninstall = %v, want ErrNotInstalled", err)
+	}
+
+	// A path that kardianos's template engine would take for an action is refused, before
+	// anything is written.
+	s.ConfigFile = "/etc/{{Name}}.yaml"
+	if err := m.Install(s); err == nil || !strings.Contains(err.Error(), "{{") {
+		t.Errorf("Install with {{ in a path = %v, want it refused", err)
+	}
+	if _, err := os.Lstat(unit); err == nil {
+		t.Errorf("%s written for a refused install", unit)
+	}
+	want("refused install")
 }
 
 // journalFields decodes one native-protocol datagram.

@@ -7,7 +7,9 @@ import (
 	"strings"
 )
 
-// RenderUnit returns the systemd unit for s. It is ours rather than a library's template:
+// RenderUnit returns the systemd unit for s: what kardianos/service's Install writes (it is
+// its SystemdScript, systemd_linux.go), what the .deb ships (PackagedUnit) and what
+// `certagent service unit` prints. It is ours rather than kardianos's default template:
 // Restart=on-failure with RestartSec=5 (not minutes), Type=notify (the agent says READY=1
 // once its API listens, standby included), no restart on a config that cannot be used
 // (RestartPreventExitStatus=78), and hardening: the agent only needs to read its config,

@@ -244,20 +244,39 @@ func TestRefusedByName(t *testing.T) {
 			if !strings.Contains(note, string(tt.code)) || strings.Contains(note, "secret") {
 				t.Errorf("%s: reason note lacks the code or holds file contents:\n%s", tt.name, note)
 			}
-			// A private key's file is made private (it arrived 0644), and its note says so;
-			// other files keep the access they came with.
-			archived := filepath.Join(h.dir, RejectedDir, c.ArchivedAs)
-			privErr := securefile.Check(archived)
-			if tt.code == certs.ContainsPrivateKey {
-				if privErr != nil || !strings.Contains(note, "Access:") || !strings.Contains(note, "made this file readable") {
-					t.Errorf("%s: archived private key: %v; note:\n%s", tt.name, privErr, note)
-				}
-			} else if privErr == nil || strings.Contains(note, "Access:") {
-				t.Errorf("%s: a file without a key was made private, or its note speaks of access:\n%s", tt.name, note)
+			// A private key's note says the file was made private (TestRejectedPrivateKeyIsPrivate
+			// checks the file); other notes say nothing of access.
+			if made := strings.Contains(note, "Access:") && strings.Contains(note, "made this file readable"); made != (tt.code == certs.ContainsPrivateKey) {
+				t.Errorf("%s: the note's access line does not fit a %s file:\n%s", tt.name, tt.code, note)
 			}
 		}
 		if got, want := h.in.Stats().Rejected, int64(len(tests)); got != want {
 			t.Errorf("Stats().Rejected = %d, want %d", got, want)
+		}
+	})
+}
+
+// TestRejectedPrivateKeyIsPrivate: a file refused for holding a private key is filed readable
+// only by its owner (Windows: administrators, SYSTEM and the service), whatever access it came
+// with; a file refused for another reason keeps its access.
+func TestRejectedPrivateKeyIsPrivate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := startPoll(t, pollCfg())
+		h.write("id.pfx", "good -----BEGIN PRIVATE KEY----- secret")
+		h.write("readme.txt", "not a certificate")
+		time.Sleep(2 * testSettle)
+		synctest.Wait()
+		for _, c := range h.rec.filedCalls() {
+			err := securefile.Check(filepath.Join(h.dir, RejectedDir, c.ArchivedAs))
+			switch {
+			case c.Name == "id.pfx" && err != nil:
+				t.Errorf("the rejected private key file is not private: %v", err)
+			case c.Name != "id.pfx" && err == nil:
+				t.Errorf("%s, refused for %s, was made private", c.Name, c.Code)
+			}
+		}
+		if n := len(h.rec.filedCalls()); n != 2 {
+			t.Errorf("%d files filed, want 2", n)
 		}
 	})
 }

@@ -73,7 +73,7 @@ func runAsService(ctx context.Context, env *cmdEnv, configFlag string) error {
 				return agent.New(agent.Options{Config: cfg, Logger: log, Version: ver, Listener: ln})
 			},
 		})
-	}, serviceExitCode)
+	}, serviceFailed)
 	var ce *standby.ConfigError
 	if errors.As(err, &ce) {
 		// Not restarted by systemd (RestartPreventExitStatus=78); the journal and the Event
@@ -86,16 +86,14 @@ func runAsService(ctx context.Context, env *cmdEnv, configFlag string) error {
 	return err
 }
 
-// serviceExitCode is the exit code the Windows service manager records. A config that
-// cannot be used stops the service cleanly (0): with the recovery actions' non-crash flag,
-// any other code would make the service manager restart it every minute with the same
-// error. The Event Log names the file and line. Any other failure asks for recovery.
-func serviceExitCode(err error) uint32 {
+// serviceFailed reports whether the service failed, for the Windows service manager: a
+// failure stops it with a service-specific exit code, which the recovery actions answer with
+// a restart. A config that cannot be used stops the service cleanly (exit code 0): with the
+// recovery actions' non-crash flag, any other code would make the service manager restart it
+// every minute with the same error. The Event Log names the file and line.
+func serviceFailed(err error) bool {
 	var ce *standby.ConfigError
-	if err == nil || errors.As(err, &ce) {
-		return 0
-	}
-	return 1
+	return err != nil && !errors.As(err, &ce)
 }
 
 // newServiceLogger builds the service's logger: the service manager's log (the Windows

@@ -25,41 +25,12 @@ import (
 // and stops it with an interrupt.
 func TestDevCommand(t *testing.T) {
 	bin := Binary(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "dev", "--dir", dir, "--listen", "127.0.0.1:0")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
-
-	var info devenv.Info
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "dev.json"))
-		if err == nil && json.Unmarshal(b, &info) == nil && info.APIURL != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no dev.json after 60s\nstdout:\n%s\nstderr:\n%s", out.String(), errb.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	d := startDev(t, 60*time.Second)
+	info, c, cmd, out, errb, exited := d.info, d.client, d.cmd, &d.out, &d.errb, d.exited
 	for _, v := range []string{info.APIURL, info.TokenFile, info.DropFolder, info.EmulatorURL, info.EmulatorCAFile, info.TenantID, info.TargetAppID, info.ConfigFile} {
 		if v == "" {
 			t.Fatalf("dev.json lacks a field: %+v", info)
 		}
-	}
-	tok, err := client.ReadTokenFile(info.TokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(info.APIURL, tok)
-	if err != nil {
-		t.Fatal(err)
 	}
 	ctx := context.Background()
 	waitUntil(t, "ready", func() bool { _, err := c.Ready(ctx); return err == nil })
@@ -153,6 +124,49 @@ func TestDevCommand(t *testing.T) {
 	if !strings.Contains(out.String(), "drop folder") {
 		t.Errorf("the banner does not say where to drop a file:\n%s", out.String())
 	}
+}
+
+// devRun is a running `certagent dev`, with its dev.json and an API client for it.
+type devRun struct {
+	cmd       *exec.Cmd
+	out, errb syncBuffer // read while the process writes
+	exited    chan error
+	info      devenv.Info
+	client    *client.Client
+}
+
+// startDev starts `certagent dev` in a temporary folder with the extra arguments, and waits
+// up to wait for its dev.json. It is killed when the test ends.
+func startDev(t *testing.T, wait time.Duration, args ...string) *devRun {
+	t.Helper()
+	dir := t.TempDir()
+	d := &devRun{exited: make(chan error, 1)}
+	d.cmd = exec.Command(Binary(t), append([]string{"dev", "--dir", dir, "--listen", "127.0.0.1:0"}, args...)...)
+	d.cmd.Stdout, d.cmd.Stderr = &d.out, &d.errb
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.exited <- d.cmd.Wait() }()
+	t.Cleanup(func() { d.cmd.Process.Kill() })
+	deadline := time.Now().Add(wait)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "dev.json"))
+		if err == nil && json.Unmarshal(b, &d.info) == nil && d.info.APIURL != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no dev.json after %s\nstdout:\n%s\nstderr:\n%s", wait, d.out.String(), d.errb.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tok, err := client.ReadTokenFile(d.info.TokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.client, err = client.New(d.info.APIURL, tok); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 // readEmulatorApp reads GET /_emulator/state over HTTPS, trusting the emulator's CA file

@@ -7,16 +7,11 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aucloud/certagent/api/client"
-	"github.com/aucloud/certagent/internal/devenv"
 )
 
 // syncBuffer is a bytes.Buffer a process writes while the test reads it.
@@ -43,17 +38,8 @@ func (s *syncBuffer) String() string {
 // provider publishes again (its control route) and, after POST /api/v1/scan, the same story
 // happens again without any other step.
 func TestDevProvider(t *testing.T) {
-	bin := Binary(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "dev", "--provider", "--dir", dir, "--listen", "127.0.0.1:0")
-	var out, errb syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() { cmd.Process.Kill() })
+	d := startDev(t, 90*time.Second, "--provider")
+	out, errb, cmd, exited, info, c := &d.out, &d.errb, d.cmd, d.exited, d.info, d.client
 
 	story := []string{
 		"the provider published CN=AUCloud VB365",
@@ -81,18 +67,8 @@ func TestDevProvider(t *testing.T) {
 	}
 	t.Logf("certagent dev --provider:\n%s", printed)
 
-	var info devenv.Info
-	b, err := os.ReadFile(filepath.Join(dir, "dev.json"))
-	if err != nil || json.Unmarshal(b, &info) != nil || info.ProviderPublishURL == "" || info.ProviderCertificateURL == "" {
-		t.Fatalf("dev.json: %v %s", err, b)
-	}
-	tok, err := client.ReadTokenFile(info.TokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(info.APIURL, tok)
-	if err != nil {
-		t.Fatal(err)
+	if info.ProviderPublishURL == "" || info.ProviderCertificateURL == "" {
+		t.Fatalf("dev.json lacks the provider's URLs: %+v", info)
 	}
 	ctx := context.Background()
 

@@ -2,17 +2,13 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aucloud/certagent/api/apitype"
-	"github.com/aucloud/certagent/api/client"
-	"github.com/aucloud/certagent/internal/devenv"
 )
 
 // TestDevRealistic: `certagent dev --realistic` (Entra's sign-in propagation and replication
@@ -20,28 +16,8 @@ import (
 // agent's own credential, as issue [N] asks. Slow by design: the delays are seconds long.
 func TestDevRealistic(t *testing.T) {
 	t.Parallel()
-	bin := Binary(t)
-	dir := t.TempDir()
-	cmd := exec.Command(bin, "dev", "--dir", dir, "--listen", "127.0.0.1:0", "--realistic", "--realistic-seed", "7")
-	var out, errb syncBuffer // read while the process writes
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var info devenv.Info
-	wait(t, 2*time.Minute, "dev.json", func() bool {
-		b, err := os.ReadFile(filepath.Join(dir, "dev.json"))
-		return err == nil && json.Unmarshal(b, &info) == nil && info.APIURL != ""
-	})
-	tok, err := client.ReadTokenFile(info.TokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(info.APIURL, tok)
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := startDev(t, 2*time.Minute, "--realistic", "--realistic-seed", "7")
+	info, c := d.info, d.client
 	ctx := context.Background()
 	wait(t, 2*time.Minute, "ready (the agent's first key takes seconds to sign in)", func() bool { _, err := c.Ready(ctx); return err == nil })
 
@@ -89,8 +65,8 @@ func TestDevRealistic(t *testing.T) {
 	if !sawWaiting {
 		t.Log("the new key signed in at the first try (the seed's delay was short)")
 	}
-	if !strings.Contains(out.String()+errb.String(), "seed 7") {
-		t.Errorf("the banner does not print the seed, so a run cannot be repeated:\n%s", out.String())
+	if !strings.Contains(d.out.String()+d.errb.String(), "seed 7") {
+		t.Errorf("the banner does not print the seed, so a run cannot be repeated:\n%s", d.out.String())
 	}
 }
 
