@@ -155,7 +155,7 @@ fuzz:
 BENCH_ROWS := $(CURDIR)/$(BIN)/bench-rows.tsv
 bench:
 	mkdir -p $(BIN) && rm -f $(BENCH_ROWS)
-	$(GO) test -run='^$$' -bench=. -benchmem ./agent/certpolicy ./agent/store ./agent/config ./emulator
+	$(GO) test -run='^$$' -bench=. -benchmem ./agent/certpolicy ./agent/provenance ./agent/store ./agent/config ./emulator
 	$(GO) test -run='^$$' -bench=BenchmarkFlood -benchtime=5x ./agent/intake
 	$(GO) test -run='^$$' -bench=. -benchtime=10000x ./api
 	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench=BenchmarkDropToApplied -benchtime=60x -timeout=30m ./internal/e2e

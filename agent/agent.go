@@ -29,6 +29,7 @@ import (
 	"github.com/aucloud/certagent/agent/intake"
 	"github.com/aucloud/certagent/agent/metrics"
 	"github.com/aucloud/certagent/agent/notify"
+	"github.com/aucloud/certagent/agent/provenance"
 	"github.com/aucloud/certagent/agent/renewal"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/agent/securefile"
@@ -215,27 +216,36 @@ func (a *Agent) build() error {
 			return fmt.Errorf("target %s: %w", tc.Name, err)
 		}
 		ic := intake.Config{
-			Dir:            tc.DropFolder,
-			Settle:         cfg.Intake.Settle.Duration(),
-			RescanInterval: cfg.Intake.RescanInterval.Duration(),
-			Poll:           cfg.Intake.Poll,
-			PollInterval:   cfg.Intake.PollInterval.Duration(),
+			Dir:             tc.DropFolder,
+			Settle:          cfg.Intake.Settle.Duration(),
+			RescanInterval:  cfg.Intake.RescanInterval.Duration(),
+			Poll:            cfg.Intake.Poll,
+			PollInterval:    cfg.Intake.PollInterval.Duration(),
+			SignatureWait:   signatureWait(tc),
+			CertificateWait: tc.Provenance.Wait.Duration(),
 		}
 		policy := tc.Policy
 		policy.MinRSABits, policy.MinValidity = basePolicy.MinRSABits, basePolicy.MinValidity
+		verifier, err := VerifierFrom(tc.Provenance)
+		if err != nil {
+			return fmt.Errorf("target %s: %w; fix provenance.keys in %s", tc.Name, err, cfg.File)
+		}
 		t, err := target.New(target.Config{
 			Name:           tc.Name,
 			TenantID:       tc.TenantID,
 			AppID:          tc.AppID,
 			Policy:         policy,
 			Names:          names,
+			Provenance:     verifier,
 			ManualApproval: tc.Approval == config.ApprovalManual,
 			Retire: rotation.RetirePolicy{Enabled: tc.Retire.Enabled, After: tc.Retire.After.Duration(), DryRun: tc.Retire.DryRun,
 				Names: policy.Names},
-			MaxAttempts:   cfg.Graph.MaxAttempts,
-			Graph:         gc,
-			Store:         a.store,
-			Intake:        ic,
+			MaxAttempts: cfg.Graph.MaxAttempts,
+			Graph:       gc,
+			Store:       a.store,
+			Intake:      ic,
+			Source: target.Source{URL: tc.Source.URL, Interval: tc.Source.Interval.Duration(), CAFile: tc.Source.CAFile,
+				UserAgent: "certagent/" + a.version},
 			SyncInterval:  cfg.Monitor.SyncInterval.Duration(),
 			ExpiryWarning: cfg.Monitor.ExpiryWarning.Duration(),
 			OnOutcome:     a.notifier.RotationChanged,
@@ -252,16 +262,24 @@ func (a *Agent) build() error {
 	a.router = target.NewRouter(a.targets, cfg.Intake.RouteToAll, a.log, a.now)
 	if len(a.targets) > 1 {
 		// Several targets: each has its own folder inside the drop folder, and files at the
-		// top go to the target whose policy names them.
+		// top go to the target whose policy names them. A file there waits for its signature
+		// as long as the longest wait of a target that requires one: which target it is for
+		// is known only once it is read.
+		var sigWait, certWait time.Duration
+		for _, tc := range tcs {
+			sigWait, certWait = max(sigWait, signatureWait(tc)), max(certWait, tc.Provenance.Wait.Duration())
+		}
 		if a.top, err = intake.New(intake.Config{
-			Dir:            cfg.DropFolder,
-			Settle:         cfg.Intake.Settle.Duration(),
-			RescanInterval: cfg.Intake.RescanInterval.Duration(),
-			Poll:           cfg.Intake.Poll,
-			PollInterval:   cfg.Intake.PollInterval.Duration(),
-			Handler:        a.router,
-			Logger:         a.log.With("target", "*"),
-			Now:            a.now,
+			Dir:             cfg.DropFolder,
+			Settle:          cfg.Intake.Settle.Duration(),
+			RescanInterval:  cfg.Intake.RescanInterval.Duration(),
+			Poll:            cfg.Intake.Poll,
+			PollInterval:    cfg.Intake.PollInterval.Duration(),
+			SignatureWait:   sigWait,
+			CertificateWait: certWait,
+			Handler:         a.router,
+			Logger:          a.log.With("target", "*"),
+			Now:             a.now,
 		}); err != nil {
 			return err
 		}
@@ -427,6 +445,42 @@ func PolicyFrom(cfg *config.Config) (certpolicy.Policy, *certpolicy.NameTemplate
 		return p, nil, fmt.Errorf("policy.display_name_template: %w", err)
 	}
 	return p, names, nil
+}
+
+// signatureWait is how long a certificate dropped for tc waits for its signature file:
+// provenance.wait when signatures are required, otherwise not at all.
+func signatureWait(tc config.TargetConfig) time.Duration {
+	if tc.Provenance.Required {
+		return tc.Provenance.Wait.Duration()
+	}
+	return 0
+}
+
+// VerifierFrom loads a target's provenance keys (reading the key files) and returns its
+// verifier. Keys written into the config are labelled "provenance.keys[N]", key files by
+// their name.
+func VerifierFrom(p config.Provenance) (*provenance.Verifier, error) {
+	var keys []provenance.Key
+	for i, e := range p.Keys {
+		var ks []provenance.Key
+		var err error
+		if provenance.IsInline(e) {
+			label := fmt.Sprintf("provenance.keys[%d]", i)
+			if ks, err = provenance.ParseKeys(label, []byte(e)); err != nil {
+				err = fmt.Errorf("%s: %w", label, err)
+			}
+		} else {
+			ks, err = provenance.ReadKeyFile(e)
+		}
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, ks...)
+	}
+	if p.Required && len(keys) == 0 {
+		return nil, errors.New("provenance.required is on but no key is pinned")
+	}
+	return provenance.NewVerifier(keys, p.Required), nil
 }
 
 // rootCAs returns cloud.ca_file's PEM and its pool, trusted for Graph, the token endpoint

@@ -249,7 +249,7 @@ func (r rotationsOf) Execute(ctx context.Context, id string, cmd rotation.Comman
 }
 
 func (r rotationsOf) Submit(ctx context.Context, s api.Submission) (api.SubmitResult, error) {
-	res, err := r.a.router.SubmitAPI(ctx, s.Data, s.Target, s.FileName, s.Actor)
+	res, err := r.a.router.SubmitAPI(ctx, s.Data, s.Signature, s.Target, s.FileName, s.Actor)
 	var ute *target.UnknownTargetError
 	if errors.As(err, &ute) {
 		return api.SubmitResult{}, &health.NotFoundError{What: ute.Error()}

@@ -107,6 +107,10 @@ type Submission struct {
 	// Data is the request's certificate: DER, PEM or base64, exactly as sent (at most
 	// certs.MaxFileSize bytes). The policy decides what it is.
 	Data []byte
+	// Signature is the signature field of a JSON request as sent (base64, of the signature
+	// or of a base64 .sig file); nil when none came. The target's provenance settings
+	// judge it.
+	Signature []byte
 	// FileName is the name the caller gave (a base name, printable), or "".
 	FileName string
 	// Target is the target the caller named, or "" for the one whose policy names it.

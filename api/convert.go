@@ -21,6 +21,8 @@ func toRotation(r rotation.Rotation) apitype.Rotation {
 			Kind:       string(r.Source.Kind),
 			FileName:   r.Source.FileName,
 			ArchivedAs: r.Source.ArchivedAs,
+			URL:        r.Source.URL,
+			SignedBy:   r.Source.SignedBy,
 		},
 		Target: apitype.Target{
 			Name:        r.Target.Name,

@@ -187,6 +187,9 @@ func (s *server) submitCertificate(c echo.Context) error {
 			sub.Target = req.Target
 		}
 		sub.Data = []byte(req.Certificate)
+		if req.Signature != "" {
+			sub.Signature = []byte(req.Signature)
+		}
 		if sub.FileName, err = cleanFileName(req.FileName); err != nil {
 			return err
 		}

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -406,6 +408,34 @@ func TestOpenAPIProblemCodes(t *testing.T) {
 	for _, c := range health.Codes {
 		if !strings.Contains(desc, c) {
 			t.Errorf("StatusProblem.code's description lacks %q", c)
+		}
+	}
+}
+
+// TestVerdictCodesEverywhere: every verdict code (certs.VerdictCodes) is named where scripts
+// and people look them up: the Problem schema of openapi.json, a row of docs/contract.md's
+// table, and the help of the PowerShell module's Submit-CertAgentCertificate.
+func TestVerdictCodesEverywhere(t *testing.T) {
+	doc := loadOpenAPI(t)
+	desc := doc.Components.Schemas["Problem"].Value.Properties["code"].Value.Description
+	contract, err := os.ReadFile("../docs/contract.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	module, err := os.ReadFile("../scripts/CertAgent/Public/Submit-CertAgentCertificate.ps1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range certs.VerdictCodes {
+		code := string(c)
+		if !strings.Contains(desc, code) {
+			t.Errorf("openapi.json: Problem.code's description lacks %q", code)
+		}
+		if !regexp.MustCompile("(?m)^\\| [^|]*`" + code + "`[^|]*\\|").Match(contract) {
+			t.Errorf("docs/contract.md has no table row for verdict %q", code)
+		}
+		if !regexp.MustCompile(`\b` + code + `\b`).Match(module) {
+			t.Errorf("Submit-CertAgentCertificate's help does not name %q", code)
 		}
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/aucloud/certagent/emulator/provider"
 )
 
 // UntilCleared as Fault.Times applies a fault to every matching request until the faults
@@ -606,6 +608,14 @@ func (e *Emulator) serveControl(w http.ResponseWriter, r *http.Request) {
 	default:
 		if rest, ok := strings.CutPrefix(r.URL.Path, "/_emulator/applications/"); ok {
 			e.serveControlKeyCredentials(w, r, rest)
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, provider.ControlPrefix) {
+			if e.cfg.provider == nil {
+				writeControlError(w, http.StatusNotFound, "this emulator plays no provider (certagent emulator --provider)")
+				return
+			}
+			e.cfg.provider.ServeControl(w, r)
 			return
 		}
 		writeControlError(w, http.StatusNotFound, "no control route "+r.URL.Path+" (try /_emulator/state, /_emulator/faults, /_emulator/requests, /_emulator/demo, /_emulator/settings, /_emulator/settle, /_emulator/devicecode, /_emulator/applications/{appId}/keyCredentials)")

@@ -80,6 +80,12 @@
 //	DELETE /_emulator/applications/{appId}/keyCredentials/{keyId}   delete it as in the
 //	       portal; 204 (RemoveKeyCredential)
 //
+// With WithProvider (`certagent emulator --provider`, `certagent dev --provider`) it also plays
+// the backup provider (package emulator/provider): GET /provider/customers/{customer}/next.cer
+// and next.cer.sig (ETag, If-None-Match), POST /provider/webhook (Standard Webhooks, verified
+// with the provider's secret), and the control routes GET /_emulator/provider/state and POST
+// /_emulator/provider/publish. Faults and the request log apply to /provider/ as to Graph.
+//
 // The two portal routes write through the same path as Graph: the change is on the primary
 // at once, reaches Graph's readers with replication lag and the token endpoint with sign-in
 // propagation, and the upload is held to the size limit.

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/aucloud/certagent/emulator/provider"
 )
 
 // Defaults.
@@ -50,11 +52,18 @@ type config struct {
 	autoApprove           bool
 	autoApproveUser       string
 	deviceCodeLifetime    time.Duration
+	provider              *provider.Provider
 }
 
 // WithSeed creates the tenant s when the directory holds no state yet. Give it several times
 // for several tenants; the first is TenantID.
 func WithSeed(s Seed) Option { return func(c *config) { c.seeds = append(c.seeds, s) } }
+
+// WithProvider serves the backup provider's side too (package emulator/provider): its
+// published certificates and signatures under /provider/, the webhook receiver at
+// /provider/webhook, and its control routes under /_emulator/provider/. Its requests go
+// through faults and the request log like Graph's.
+func WithProvider(p *provider.Provider) Option { return func(c *config) { c.provider = p } }
 
 // WithLogger sets the logger (default: discard). Each request is logged at debug level.
 func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
@@ -392,6 +401,9 @@ func (e *Emulator) CAFile() string { return filepath.Join(e.dir, fileCACert) }
 
 // CertPool returns a pool holding the emulator's CA.
 func (e *Emulator) CertPool() *x509.CertPool { return e.pool.Clone() }
+
+// Provider returns the provider's side given with WithProvider, or nil.
+func (e *Emulator) Provider() *provider.Provider { return e.cfg.provider }
 
 // Handler returns the whole emulator (token endpoint, Graph, control routes) for embedding.
 // URLs in its answers are built from each request's Host, so it must be served over HTTPS.

@@ -16,6 +16,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/aucloud/certagent/emulator/provider"
 )
 
 // Well-known ids and values.
@@ -34,6 +36,8 @@ const (
 func (e *Emulator) route(w http.ResponseWriter, r *http.Request) {
 	p := r.URL.Path
 	switch {
+	case e.cfg.provider != nil && strings.HasPrefix(p, provider.Prefix):
+		e.cfg.provider.Handler().ServeHTTP(w, r)
 	case p == "/v1.0" || strings.HasPrefix(p, "/v1.0/"):
 		e.serveGraph(w, r)
 	case p == "/beta" || strings.HasPrefix(p, "/beta/"):

@@ -19,7 +19,14 @@ const (
 	NameTemporary
 	// NameUnsupported: any other extension: refused as unsupported_file without being read.
 	NameUnsupported
+	// NameSignature: .sig, the provider's detached signature of the certificate file named
+	// like it without .sig (provider.cer.sig signs provider.cer): read and filed with that
+	// file.
+	NameSignature
 )
+
+// SignatureSuffix ends a signature file's name: the certificate's name and ".sig".
+const SignatureSuffix = ".sig"
 
 // ClassifyName judges a drop-folder file by its base name. Extensions are case-insensitive.
 func ClassifyName(name string) NameKind {
@@ -35,6 +42,8 @@ func ClassifyName(name string) NameKind {
 		return NameCertificate
 	case ".pfx", ".p12", ".key":
 		return NamePrivateKey
+	case SignatureSuffix:
+		return NameSignature
 	}
 	return NameUnsupported
 }

@@ -113,6 +113,8 @@ func NameReason(path string) *certs.Reason {
 			what = "a PKCS#12/PFX bundle (certificate with its private key)"
 		}
 		return reason(certs.ContainsPrivateKey, "a %s file holds %s, so it was not read; send only the public certificate (.cer)", ext, what)
+	case NameSignature:
+		return reason(certs.UnsupportedFile, "is a signature file, read with the certificate it signs (its name without .sig), not on its own; `certagent inspect CERT --signature CERT.sig` checks both")
 	case NameTemporary:
 		return reason(certs.UnsupportedFile, "has a temporary name (a copy in progress, or a hidden file); the agent waits for the copy to finish and the file to get its final name (.cer, .crt, .pem or .der)")
 	}

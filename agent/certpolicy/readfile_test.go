@@ -152,6 +152,11 @@ func TestClassifyName(t *testing.T) {
 		{"app.p7b", NameUnsupported},
 		{"app", NameUnsupported},
 		{"app.cer.bak", NameUnsupported},
+		{"app.cer.sig", NameSignature},
+		{"app.pem.SIG", NameSignature},
+		{"app.sig", NameSignature},
+		{".app.cer.sig", NameTemporary},
+		{"app.cer.sig.part", NameTemporary},
 	}
 	for _, tc := range tests {
 		if got := ClassifyName(tc.name); got != tc.want {

@@ -34,10 +34,29 @@ const (
 	// AmbiguousTarget: with several targets, the policies of more than one name the
 	// certificate, and the config does not send it to all of them.
 	AmbiguousTarget Code = "ambiguous_target"
+	// SignatureMissing: provenance.required is on and the certificate came without a
+	// signature (a drop file's name.cer.sig did not arrive within provenance.wait, an API
+	// submission had no signature, source.url's .sig was not there).
+	SignatureMissing Code = "signature_missing"
+	// SignatureInvalid: the signature is not a signature of these exact bytes by a pinned
+	// key: the file changed after it was signed, the signature belongs to another file, it is
+	// damaged or truncated, or (for ECDSA and Ed25519, whose signatures do not tell who made
+	// them) a key of the same kind that is not pinned made it.
+	SignatureInvalid Code = "signature_invalid"
+	// SignerNotPinned: the signature is well formed but cannot be from any pinned key: its
+	// algorithm or size fits none of them, or no pinned RSA key made it.
+	SignerNotPinned Code = "signer_not_pinned"
+	// CertificateMissing: a signature file (name.cer.sig) whose certificate (name.cer) did
+	// not arrive in the drop folder within provenance.wait.
+	CertificateMissing Code = "certificate_missing"
 )
 
 // MaxFileSize is the largest input certagent reads (1 MiB). A certificate is a few KiB.
 const MaxFileSize = 1 << 20
+
+// MaxSignatureSize is the largest detached signature certagent reads (64 KiB). An RSA
+// signature of 16384 bits in base64 is under 3 KiB.
+const MaxSignatureSize = 64 << 10
 
 // Reason says why something was refused or failed: a stable code and a message for people.
 // Messages never hold key material.
@@ -52,7 +71,12 @@ func (r Reason) Error() string { return string(r.Code) + ": " + r.Message }
 var VerdictCodes = []Code{
 	NotACertificate, ContainsPrivateKey, MultipleCertificates, Expired, ExpiresTooSoon,
 	WeakKey, UnsupportedKeyType, NotAllowed, TooLarge, UnsupportedFile, NoTarget, AmbiguousTarget,
+	SignatureMissing, SignatureInvalid, SignerNotPinned, CertificateMissing,
 }
+
+// ProvenanceCodes are the verdict codes about a certificate's signature: who delivered it,
+// rather than what it is.
+var ProvenanceCodes = []Code{SignatureMissing, SignatureInvalid, SignerNotPinned, CertificateMissing}
 
 // Failure codes: why a rotation failed or was rejected after it was accepted.
 const (

@@ -69,6 +69,9 @@ type Config struct {
 	Intake Intake `yaml:"intake"`
 	// Policy is what certificate the agent accepts, and whether a person approves uploads.
 	Policy Policy `yaml:"policy"`
+	// Provenance is whether certificates must come signed by the provider, and its keys.
+	// Each target may add its own (a target's provenance section).
+	Provenance Provenance `yaml:"provenance"`
 	// API is the local REST API.
 	API API `yaml:"api"`
 	// StateDir holds the store, the audit log, the agent's credential and the API token.
@@ -143,6 +146,40 @@ type Target struct {
 	Policy TargetPolicy `yaml:"policy"`
 	// Retire removes superseded certificates from the app.
 	Retire Retire `yaml:"retire"`
+	// Provenance overrides the top-level provenance for this target: it may require
+	// signatures where the top level does not, and pin its own keys.
+	Provenance Provenance `yaml:"provenance"`
+	// Source is where the agent fetches the provider's next certificate for this target by
+	// itself; empty url: it does not.
+	Source Source `yaml:"source"`
+}
+
+// Provenance is the config's provenance section, and a target's: certificates signed by the
+// provider (agent/provenance).
+type Provenance struct {
+	// Required refuses every certificate without a valid signature by one of Keys. In a
+	// target's section, true requires it for that target; false keeps the top level's.
+	Required bool `yaml:"required"`
+	// Keys are the provider's public signing keys: paths of PEM files (relative to the
+	// config file) or PEM text ("-----BEGIN PUBLIC KEY-----..."). Several, while the
+	// provider changes its key. A target's list replaces the top level's.
+	Keys []string `yaml:"keys"`
+	// Wait is how long a certificate dropped without its name.cer.sig waits for it (with
+	// Required) before it is refused (signature_missing), and a name.cer.sig for its
+	// certificate (certificate_missing). A target's 0 takes the top level's.
+	Wait Duration `yaml:"wait"`
+}
+
+// Source is a target's source section: the provider's HTTPS endpoint for this customer's
+// next certificate, fetched with its signature (url + ".sig").
+type Source struct {
+	// URL is an https URL; "" turns fetching off.
+	URL string `yaml:"url"`
+	// Interval is how often the URL is fetched (with ETag, ±10% jitter).
+	Interval Duration `yaml:"interval"`
+	// CAFile is a PEM file of the CA certificates to trust for URL instead of the system's
+	// (a pinned CA). "" trusts the system's.
+	CAFile string `yaml:"ca_file"`
 }
 
 // TargetPolicy is a target's policy overrides; empty values take the top-level policy's.
@@ -178,6 +215,12 @@ type TargetConfig struct {
 	Policy     certpolicy.Policy
 	Retire     Retire
 	DropFolder string
+	// Provenance is the target's with the top level's filled in: required when either
+	// requires it, the target's keys or else the top level's, the target's wait or else the
+	// top level's.
+	Provenance Provenance
+	// Source is the target's source, its interval defaulted.
+	Source Source
 }
 
 // EffectiveTargets returns the targets the agent runs: target as DefaultTargetName (dropping into the drop
@@ -214,6 +257,20 @@ func (c *Config) EffectiveTargets() []TargetConfig {
 		if tc.Retire.After == 0 {
 			tc.Retire.After = DefaultRetireAfter
 		}
+		tc.Provenance = Provenance{Required: c.Provenance.Required || t.Provenance.Required, Keys: c.Provenance.Keys, Wait: c.Provenance.Wait}
+		if len(t.Provenance.Keys) > 0 {
+			tc.Provenance.Keys = t.Provenance.Keys
+		}
+		if t.Provenance.Wait != 0 {
+			tc.Provenance.Wait = t.Provenance.Wait
+		}
+		if tc.Provenance.Wait == 0 {
+			tc.Provenance.Wait = DefaultProvenanceWait
+		}
+		tc.Source = t.Source
+		if tc.Source.Interval == 0 {
+			tc.Source.Interval = DefaultSourceInterval
+		}
 		tc.DropFolder = c.DropFolder
 		if !single {
 			tc.DropFolder = filepath.Join(c.DropFolder, t.Name)
@@ -225,6 +282,12 @@ func (c *Config) EffectiveTargets() []TargetConfig {
 
 // DefaultRetireAfter is retire.after's default.
 const DefaultRetireAfter = Duration(14 * 24 * time.Hour)
+
+// Defaults of provenance.wait and source.interval.
+const (
+	DefaultProvenanceWait = Duration(10 * time.Minute)
+	DefaultSourceInterval = Duration(24 * time.Hour)
+)
 
 // Intake is the config's intake section.
 type Intake struct {
@@ -334,7 +397,7 @@ func base() *Config {
 			Validity:    Duration(365 * 24 * time.Hour),
 			RenewBefore: Duration(30 * 24 * time.Hour),
 		},
-		Target: Target{Retire: Retire{After: DefaultRetireAfter}},
+		Target: Target{Retire: Retire{After: DefaultRetireAfter}, Source: Source{Interval: DefaultSourceInterval}},
 		Intake: Intake{
 			Settle:         Duration(2 * time.Second),
 			RescanInterval: Duration(60 * time.Second),
@@ -345,9 +408,10 @@ func base() *Config {
 			MinRSABits:      certpolicy.DefaultMinRSABits,
 			MinValidityDays: int(certpolicy.DefaultMinValidity / (24 * time.Hour)),
 		},
-		API:   API{Listen: DefaultListen},
-		Log:   Log{Level: "info", Format: LogText},
-		Graph: Graph{Timeout: Duration(30 * time.Second), MaxAttempts: 6},
+		Provenance: Provenance{Wait: DefaultProvenanceWait},
+		API:        API{Listen: DefaultListen},
+		Log:        Log{Level: "info", Format: LogText},
+		Graph:      Graph{Timeout: Duration(30 * time.Second), MaxAttempts: 6},
 		Monitor: Monitor{SyncInterval: Duration(time.Hour), ExpiryWarning: Duration(30 * 24 * time.Hour),
 			ExpiryThresholds: []Duration{Duration(30 * 24 * time.Hour), Duration(14 * 24 * time.Hour), Duration(7 * 24 * time.Hour), Duration(24 * time.Hour)}},
 		Notify: Notify{Timeout: Duration(10 * time.Second)},

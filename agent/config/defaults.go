@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
+
+	"github.com/aucloud/certagent/agent/provenance"
 )
 
 // osPaths are the default locations on one operating system (docs/contract.md, "Names and places").
@@ -89,6 +92,41 @@ func (c *Config) pathFields() []struct {
 		{"log.file", &c.Log.File},
 		{"notify.secret_file", &c.Notify.SecretFile},
 	}
+}
+
+// listPathFields lists the paths inside lists and targets: the key files of provenance.keys
+// (not the PEM written in place) and each target's source.ca_file.
+func (c *Config) listPathFields() []struct {
+	key string
+	p   *string
+} {
+	var out []struct {
+		key string
+		p   *string
+	}
+	keys := func(prefix string, p *Provenance) {
+		for i := range p.Keys {
+			if !provenance.IsInline(p.Keys[i]) && strings.TrimSpace(p.Keys[i]) != "" {
+				out = append(out, struct {
+					key string
+					p   *string
+				}{fmt.Sprintf("%sprovenance.keys[%d]", prefix, i), &p.Keys[i]})
+			}
+		}
+	}
+	target := func(prefix string, t *Target) {
+		keys(prefix, &t.Provenance)
+		out = append(out, struct {
+			key string
+			p   *string
+		}{prefix + "source.ca_file", &t.Source.CAFile})
+	}
+	keys("", &c.Provenance)
+	target("target.", &c.Target)
+	for i := range c.Targets {
+		target(fmt.Sprintf("targets[%d].", i), &c.Targets[i])
+	}
+	return out
 }
 
 // resolvePath makes p absolute against dir, the config file's directory (itself absolute).

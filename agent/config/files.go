@@ -11,6 +11,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+
+	"github.com/aucloud/certagent/agent/provenance"
 )
 
 // maxPEMFile bounds the PEM files CheckFiles reads.
@@ -28,7 +30,19 @@ func (c *Config) CheckFiles() error { return c.checkFiles(nil).err() }
 func (c *Config) checkFiles(skip map[string]bool) Errors {
 	k := &checker{c: c, skip: skip}
 	if c.Cloud.CAFile != "" {
-		k.caFile()
+		k.caFile("cloud.ca_file", c.Cloud.CAFile)
+	}
+	k.provenanceFiles("provenance", c.Provenance)
+	ts := c.Targets
+	prefix := func(i int) string { return fmt.Sprintf("targets[%d]", i) }
+	if len(ts) == 0 {
+		ts, prefix = []Target{c.Target}, func(int) string { return "target" }
+	}
+	for i, t := range ts {
+		k.provenanceFiles(prefix(i)+".provenance", t.Provenance)
+		if t.Source.CAFile != "" {
+			k.caFile(prefix(i)+".source.ca_file", t.Source.CAFile)
+		}
 	}
 	k.credentialFiles()
 	for _, f := range []struct{ key, p string }{
@@ -89,9 +103,21 @@ func readSmall(path string) ([]byte, error) {
 	return b, nil
 }
 
-func (k *checker) caFile() {
-	const key = "cloud.ca_file"
-	path := k.c.Cloud.CAFile
+// provenanceFiles reads the key files of a provenance.keys list.
+func (k *checker) provenanceFiles(section string, p Provenance) {
+	for i, e := range p.Keys {
+		key := fmt.Sprintf("%s.keys[%d]", section, i)
+		if e == "" || provenance.IsInline(e) || k.skipped(key) {
+			continue
+		}
+		if _, err := provenance.ReadKeyFile(e); err != nil {
+			k.add(key, "%v", err)
+		}
+	}
+}
+
+// caFile checks that path (the value of key) is a readable PEM bundle of certificates.
+func (k *checker) caFile(key, path string) {
 	b, err := readSmall(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		k.add(key, "%s does not exist", path)

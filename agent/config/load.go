@@ -114,7 +114,7 @@ func (d *decoder) resolvePaths(c *Config) {
 		d.add(0, "", "finding the config file's directory: %v", err)
 		return
 	}
-	for _, f := range c.pathFields() {
+	for _, f := range append(c.pathFields(), c.listPathFields()...) {
 		p, msg := resolvePath(dir, *f.p)
 		if msg != "" {
 			d.fail(c.lines[f.key], f.key, "%s", msg)

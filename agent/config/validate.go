@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aucloud/certagent/agent/certpolicy"
+	"github.com/aucloud/certagent/agent/provenance"
 )
 
 // Validate checks the values of the configuration without touching the disk or the network,
@@ -43,6 +44,7 @@ func (c *Config) validate(skip map[string]bool) Errors {
 	k.paths()
 	k.intake()
 	k.policy()
+	k.provenance()
 	k.api()
 	k.log()
 	k.graph()
@@ -264,6 +266,81 @@ func (k *checker) oneTarget(key string, t Target, inList bool) {
 	}
 	if a := t.Retire.After; a != 0 && a < Duration(day) {
 		k.add(key+".retire.after", "must be at least 1d, not %s", a)
+	}
+	k.provenanceKeys(key+".provenance", t.Provenance)
+	if t.Provenance.Wait != 0 {
+		k.wait(key+".provenance.wait", t.Provenance.Wait)
+	}
+	if t.Provenance.Required && len(t.Provenance.Keys)+len(k.c.Provenance.Keys) == 0 {
+		k.add(key+".provenance.required", "needs a key: pin the provider's public signing key in %s.provenance.keys or provenance.keys", key)
+	}
+	k.source(key+".source", t.Source)
+}
+
+// provenance checks the top-level provenance section. A target's keys may stand in for the
+// top level's: required without keys is a mistake only when some target has none.
+func (k *checker) provenance() {
+	p := k.c.Provenance
+	k.provenanceKeys("provenance", p)
+	k.wait("provenance.wait", p.Wait)
+	if !p.Required || len(p.Keys) > 0 {
+		return
+	}
+	ts := k.c.Targets
+	if len(ts) == 0 {
+		ts = []Target{k.c.Target}
+	}
+	for _, t := range ts {
+		if len(t.Provenance.Keys) == 0 {
+			k.add("provenance.required", "needs a key: pin the provider's public signing key in provenance.keys (a PEM file, or the PEM itself)")
+			return
+		}
+	}
+}
+
+// provenanceKeys checks the entries of a provenance.keys list: PEM written in place must hold
+// keys certagent takes; a path must be absolute (after resolving against the config file;
+// CheckFiles reads it).
+func (k *checker) provenanceKeys(section string, p Provenance) {
+	for i, e := range p.Keys {
+		key := fmt.Sprintf("%s.keys[%d]", section, i)
+		switch {
+		case strings.TrimSpace(e) == "":
+			k.add(key, "must not be empty: a key file's path, or the PEM of the key")
+		case provenance.IsInline(e):
+			if _, err := provenance.ParseKeys(key, []byte(e)); err != nil {
+				k.add(key, "%v", err)
+			}
+		default:
+			k.absolute(key, e)
+		}
+	}
+}
+
+// wait checks a provenance.wait.
+func (k *checker) wait(key string, d Duration) {
+	switch {
+	case d < Duration(time.Second):
+		k.add(key, "must be at least 1s, not %s", d)
+	case d > Duration(7*day):
+		k.add(key, "must be at most 7d, not %s; a delivery's two files arrive together", d)
+	}
+}
+
+// source checks a target's source section.
+func (k *checker) source(section string, s Source) {
+	if s.URL != "" {
+		if msg := urlProblem(s.URL, true); msg != "" {
+			k.add(section+".url", "%s", msg)
+		} else if u, _ := url.Parse(s.URL); u.Path == "" || strings.HasSuffix(u.Path, "/") {
+			k.add(section+".url", "must name the certificate itself (https://provider.example/customers/contoso/next.cer), not a folder: the agent fetches url and url + \".sig\"")
+		}
+	}
+	if s.Interval != 0 && (s.Interval < Duration(time.Minute) || s.Interval > Duration(30*day)) {
+		k.add(section+".interval", "must be from 1m to 30d, not %s", s.Interval)
+	}
+	if s.CAFile != "" {
+		k.absolute(section+".ca_file", s.CAFile)
 	}
 }
 

@@ -88,6 +88,12 @@ const (
 	// WebhookUnsigned: notifications to the provider's webhook are sent without a
 	// signature (no notify.secret_file).
 	WebhookUnsigned = "webhook_unsigned"
+	// SourceUnreachable: fetching a target's source.url (or its .sig) failed: DNS, TLS, a
+	// 404 or 5xx, a file too large; the agent keeps trying with backoff.
+	SourceUnreachable = "source_unreachable"
+	// SourceRefused: the certificate published at a target's source.url was refused (a bad
+	// or missing signature, the policy); critical when its signature was refused.
+	SourceRefused = "source_refused"
 	// NotConfigured: the service runs on standby because required config keys are empty or
 	// the config file does not exist; the message names each key and the fix.
 	NotConfigured = "not_configured"
@@ -106,6 +112,7 @@ var Codes = []string{
 	GraphUnreachable, RotationFailed, AwaitingApproval, AwaitingConfirmation,
 	DropFolderUnavailable, ArchiveUnwritable, DropEntriesIgnored, RetireDryRun,
 	StoreError, AuditTrailUnwritable, WebhookFailing, WebhookUnsigned,
+	SourceUnreachable, SourceRefused,
 	NotConfigured, ConfigInvalid, StartFailed,
 }
 

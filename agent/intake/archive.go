@@ -13,6 +13,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/securefile"
 )
@@ -36,6 +37,13 @@ const notePrefix = ".certagent-note-"
 // Nothing is ever replaced: a clash (the same name filed in the same second, or a file a
 // person put there) moves on to the next counter, "<stamp>_<stem>-2<ext>" and so on.
 func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
+	return in.archiveAs(f, d, when, "")
+}
+
+// archiveAs is archive with the archived name to try first (a signature file goes next to
+// its certificate: "<certificate's archived name>.sig"); "" for the usual one. A clash moves
+// on to the preferred name's counters.
+func (in *Intake) archiveAs(f File, d Decision, when time.Time, prefer string) (string, error) {
 	sub := ProcessedDir
 	if !d.Accepted {
 		sub = RejectedDir
@@ -55,6 +63,9 @@ func (in *Intake) archive(f File, d Decision, when time.Time) (string, error) {
 	remade := false
 	for k := 1; k <= maxClash; k++ {
 		archived := archiveName(stamp, f.Name, k)
+		if prefer != "" {
+			archived = counted(prefer, k)
+		}
 		dst := filepath.Join(in.dir, sub, archived)
 		note := ""
 		if !d.Accepted {
@@ -125,6 +136,15 @@ func archiveName(stamp, name string, k int) string {
 		stem = truncateUTF8(stem, room)
 	}
 	return stamp + "_" + stem + suffix + ext
+}
+
+// counted returns name, or with "-<k>" before its extension when k > 1.
+func counted(name string, k int) string {
+	if k == 1 {
+		return name
+	}
+	ext := filepath.Ext(name)
+	return strings.TrimSuffix(name, ext) + "-" + strconv.Itoa(k) + ext
 }
 
 // truncateUTF8 cuts s to at most n bytes without splitting a character.
@@ -198,9 +218,19 @@ func reasonText(f File, d Decision, archived string, when time.Time) string {
 	if d.RotationID != "" {
 		line("Rotation:       %s", printable(d.RotationID))
 	}
+	if f.SignatureName != "" {
+		line("Signature:      %s (filed beside this file as %s%s)", printable(f.SignatureName), printable(archived), certpolicy.SignatureSuffix)
+	}
+	if f.SignatureOf != "" {
+		line("Signature of:   %s (filed beside this note without .sig; the reason is the certificate's)", printable(f.SignatureOf))
+	}
 	if c := d.Cert; c != nil {
 		line("")
-		line("Certificate in the file:")
+		if f.SignatureOf != "" {
+			line("Certificate it signs:")
+		} else {
+			line("Certificate in the file:")
+		}
 		line("  Subject:        %s", printable(c.Subject))
 		line("  Issuer:         %s", printable(c.Issuer))
 		line("  Thumbprint:     %s (SHA-1)", c.Thumbprint)
@@ -284,6 +314,14 @@ func advice(code certs.Code) string {
 		return "The agent keeps several app registrations current, and no target's policy names this certificate. Drop it into the folder of the target it is for (drop/<target name>/), or add its subject or issuer to that target's policy."
 	case certs.AmbiguousTarget:
 		return "The policies of several targets name this certificate. Drop it into the folder of the target it is for (drop/<target name>/), or set intake.route_to_all if it is meant for all of them."
+	case certs.SignatureMissing:
+		return "The agent takes only certificates the provider signed (provenance.required), and no signature came with this one. The provider signs the certificate file with its key and delivers the signature beside it, named like the certificate plus .sig (provider.cer and provider.cer.sig); drop both files together."
+	case certs.SignatureInvalid:
+		return "The signature that came with this certificate is not the provider's signature of this exact file: the file was changed after it was signed, the signature belongs to another file, or it is damaged. Do not upload this certificate by hand: ask the provider for the certificate and its signature again, and check who put this file here."
+	case certs.SignerNotPinned:
+		return "The signature was made by a key that is not pinned in provenance.keys. If the provider announced a new signing key, check it with the provider by another channel, add it to provenance.keys and drop both files again; otherwise treat the certificate as not coming from the provider."
+	case certs.CertificateMissing:
+		return "This is a signature file, and the certificate it belongs to (its name without .sig) did not arrive in the drop folder within provenance.wait. Drop the certificate and its signature together; if the certificate was filed moments before the agent stopped, it is in processed/ or rejected/ already."
 	}
 	return "Read the reason above, fix its cause, and drop the file again."
 }

@@ -33,8 +33,10 @@ func (h *fakeHandler) Filed(ctx context.Context, f File, d Decision, archivedAs 
 
 // handled is one HandleFile call as a recorder saw it.
 type handled struct {
-	Name string
-	Data string
+	Name    string
+	Data    string
+	SigName string
+	Sig     string
 }
 
 // filed is one Filed call.
@@ -72,7 +74,7 @@ func (r *recorder) handler() *fakeHandler {
 	return &fakeHandler{
 		HandleFileFunc: func(ctx context.Context, f File) Decision {
 			r.mu.Lock()
-			r.handled = append(r.handled, handled{f.Name, string(f.Data)})
+			r.handled = append(r.handled, handled{f.Name, string(f.Data), f.SignatureName, string(f.Signature)})
 			decide := r.decide
 			r.mu.Unlock()
 			if decide == nil {

@@ -62,6 +62,13 @@ type Config struct {
 	// Now gives the wall-clock time for archive names and reason notes (default time.Now).
 	// Settling is measured with the monotonic clock, not with Now.
 	Now func() time.Time
+	// SignatureWait is how long a certificate whose signature file (its name + ".sig") is
+	// not in the folder waits for it, from when the certificate settled, before it is
+	// handed to the Handler unsigned; 0 hands it over at once (signatures are optional).
+	SignatureWait time.Duration
+	// CertificateWait is how long a signature file waits for its certificate before it is
+	// filed in rejected/ as certificate_missing (default DefaultCertificateWait).
+	CertificateWait time.Duration
 }
 
 // Handler receives the drop folder's files. Its methods are called from the goroutine running
@@ -89,6 +96,15 @@ type File struct {
 	ModTime time.Time
 	// Data is the whole contents; nil in Filed.
 	Data []byte
+	// SignatureName is the name of the signature file that came with it (Name + ".sig"),
+	// filed with it; "" when none came.
+	SignatureName string
+	// Signature is that file's contents (at most certs.MaxSignatureSize bytes); nil when
+	// none came, and in Filed.
+	Signature []byte
+	// SignatureOf is, for a signature file filed with its certificate, the certificate's
+	// name (reason notes say so); "" otherwise.
+	SignatureOf string
 }
 
 // Decision is what the Handler made of a file.
@@ -172,7 +188,7 @@ func New(cfg Config) (*Intake, error) {
 		return nil, errors.New("intake: Config.Handler is required")
 	case cfg.Logger == nil:
 		return nil, errors.New("intake: Config.Logger is required")
-	case cfg.Settle < 0, cfg.RescanInterval < 0, cfg.PollInterval < 0:
+	case cfg.Settle < 0, cfg.RescanInterval < 0, cfg.PollInterval < 0, cfg.SignatureWait < 0, cfg.CertificateWait < 0:
 		return nil, errors.New("intake: Config durations must not be negative")
 	}
 	if cfg.Settle == 0 {
@@ -186,6 +202,9 @@ func New(cfg Config) (*Intake, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.CertificateWait == 0 {
+		cfg.CertificateWait = DefaultCertificateWait
 	}
 	dir, err := filepath.Abs(cfg.Dir)
 	if err != nil {

@@ -48,6 +48,7 @@ func (in *Intake) process(ctx context.Context, name string) {
 	f := File{Name: name, Size: fi.Size(), ModTime: fi.ModTime()}
 	if e.decided != nil {
 		// Decided before, but the move failed; the file has not changed since.
+		f.SignatureName = e.decided.sigName
 		in.file(ctx, e, f, e.decided.Decision, e.decided.byIntake)
 		return
 	}
@@ -61,9 +62,39 @@ func (in *Intake) process(ctx context.Context, name string) {
 		in.refuse(ctx, e, f, certpolicy.NameReason(name))
 		return
 	}
+	if e.kind == certpolicy.NameSignature {
+		in.processSignature(ctx, e, f)
+		return
+	}
 	if r := certpolicy.SizeReason(fi.Size()); r != nil {
 		in.refuse(ctx, e, f, r)
 		return
+	}
+	// The signature that goes with it (pair.go).
+	switch st, sigName, sig, retry, err := in.signatureFor(name); st {
+	case sigSettling:
+		if err != nil {
+			in.failed(sigName, e, "reading signature file failed; will retry", err)
+		}
+		e.notAfter = retry
+		return
+	case sigNone:
+		if w := in.cfg.SignatureWait; w > 0 && time.Since(e.since) < w {
+			if !e.awaitingSig {
+				in.log.Info("certificate waits for its signature file", "file", name, "signature", signatureName(name), "wait", w)
+			}
+			e.awaitingSig, e.notAfter = true, e.since.Add(w)
+			return
+		}
+		e.awaitingSig = false
+	case sigReady:
+		e.awaitingSig = false
+		f.SignatureName, f.Signature = sigName, sig
+		if errors.Is(err, userfile.ErrTooLarge) {
+			in.refuse(ctx, e, f, &certs.Reason{Code: certs.SignatureInvalid, Message: fmt.Sprintf(
+				"its signature file %s is larger than %d KiB, which no signature is", printable(sigName), certs.MaxSignatureSize>>10)})
+			return
+		}
 	}
 	in.handle(ctx, e, f, fi)
 }
@@ -107,6 +138,8 @@ func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) 
 	// The contents may include private key bytes (a PEM key pasted after the certificate).
 	in.releaseBuf(data)
 	f.Data = nil
+	clear(f.Signature)
+	f.Signature = nil
 
 	if d.Retry {
 		e.attempts++
@@ -120,6 +153,21 @@ func (in *Intake) handle(ctx context.Context, e *entry, f File, fi fs.FileInfo) 
 // most certs.MaxFileSize+1 bytes, closes it, and checks that nothing changed meanwhile (the
 // steps of agent/userfile). The returned data lives in in.buf: call releaseBuf when done.
 func (in *Intake) read(p string, fi fs.FileInfo) ([]byte, fs.FileInfo, error) {
+	want := int(min(max(fi.Size(), 0)+1, certs.MaxFileSize+1)) // +1: see a file that grew
+	if cap(in.buf) < want {
+		in.buf = make([]byte, 0, max(want, 512)) // the old buffer was zeroed after its last use
+	}
+	data, st, err := readSettled(p, fi, in.buf[:0], certs.MaxFileSize)
+	if data != nil {
+		in.buf = data[:0]
+	}
+	return data, st, err
+}
+
+// readSettled reads the file p that fi describes into buf, as read does, allowing at most
+// limit bytes (userfile.ErrTooLarge beyond). On an error the bytes read are zeroed and nil is
+// returned.
+func readSettled(p string, fi fs.FileInfo, buf []byte, limit int) ([]byte, fs.FileInfo, error) {
 	f, err := userfile.OpenNoFollow(p)
 	if err != nil {
 		if userfile.IsBusy(err) || errors.Is(err, fs.ErrNotExist) {
@@ -139,7 +187,7 @@ func (in *Intake) read(p string, fi fs.FileInfo) ([]byte, fs.FileInfo, error) {
 	if !st.Mode().IsRegular() || !sameFacts(fi, st) || !userfile.SameFile(fi, st) {
 		return nil, nil, errChanged
 	}
-	if st.Size() > certs.MaxFileSize {
+	if st.Size() > int64(limit) {
 		return nil, nil, userfile.ErrTooLarge
 	}
 	// A writer that still holds the file open (a copy paused longer than the settle window)
@@ -147,35 +195,30 @@ func (in *Intake) read(p string, fi fs.FileInfo) ([]byte, fs.FileInfo, error) {
 	if err := probeWriters(f); err != nil {
 		return nil, nil, err
 	}
-	want := int(min(st.Size()+1, certs.MaxFileSize+1)) // +1: see a file that grew
-	if cap(in.buf) < want {
-		in.buf = make([]byte, 0, max(want, 512)) // the old buffer was zeroed after its last use
+	data, err := userfile.ReadLimited(f, buf, limit)
+	fail := func(err error) ([]byte, fs.FileInfo, error) {
+		clear(data[:cap(data)])
+		return nil, nil, err
 	}
-	data, err := userfile.ReadLimited(f, in.buf[:0], certs.MaxFileSize)
-	in.buf = data[:0]
 	if err != nil {
-		in.releaseBuf(data)
 		if errors.Is(err, userfile.ErrTooLarge) {
-			return nil, nil, err
+			return fail(err)
 		}
-		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
+		return fail(fmt.Errorf("reading drop file %s: %w", p, err))
 	}
 	if err := f.Close(); err != nil { // closed before the move: Windows cannot move an open file
-		in.releaseBuf(data)
-		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
+		return fail(fmt.Errorf("reading drop file %s: %w", p, err))
 	}
 	// Written to while we read? Then it has not settled after all.
 	after, err := os.Lstat(p)
 	if err != nil {
-		in.releaseBuf(data)
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil, err
+			return fail(err)
 		}
-		return nil, nil, fmt.Errorf("reading drop file %s: %w", p, err)
+		return fail(fmt.Errorf("reading drop file %s: %w", p, err))
 	}
 	if !sameFacts(st, after) || int64(len(data)) != st.Size() {
-		in.releaseBuf(data)
-		return nil, nil, errChanged
+		return fail(errChanged)
 	}
 	return data, after, nil
 }
@@ -208,6 +251,7 @@ func (in *Intake) file(ctx context.Context, e *entry, f File, d Decision, byInta
 		in.log.Error("handler refused a drop file without a reason", "file", f.Name)
 		d.Reason = &certs.Reason{Code: certs.UnsupportedFile, Message: "the agent refused the file without giving a reason (an agent bug: please report it)"}
 	}
+	f.Data, f.Signature = nil, nil
 	archived, err := in.archive(f, d, in.cfg.Now().UTC())
 	if err != nil {
 		if _, serr := os.Lstat(filepath.Join(in.dir, f.Name)); errors.Is(serr, fs.ErrNotExist) {
@@ -216,7 +260,7 @@ func (in *Intake) file(ctx context.Context, e *entry, f File, d Decision, byInta
 			return
 		}
 		d.Retry = false
-		e.decided = &decided{Decision: d, byIntake: byIntake}
+		e.decided = &decided{Decision: d, byIntake: byIntake, sigName: f.SignatureName}
 		if userfile.IsBusy(err) {
 			e.notAfter = time.Now().Add(max(busyDelay, in.cfg.Settle))
 			return
@@ -231,6 +275,9 @@ func (in *Intake) file(ctx context.Context, e *entry, f File, d Decision, byInta
 	}
 	in.forget(f.Name)
 	in.clearProblem(ProblemArchiveUnwritable)
+	if f.SignatureName != "" {
+		in.fileSignature(ctx, f, d, archived)
+	}
 
 	folder := ProcessedDir
 	if d.Accepted {
@@ -248,6 +295,9 @@ func (in *Intake) file(ctx context.Context, e *entry, f File, d Decision, byInta
 	}
 	if d.Cert != nil {
 		attrs = append(attrs, "thumbprint", d.Cert.Thumbprint)
+	}
+	if f.SignatureName != "" {
+		attrs = append(attrs, "signature", f.SignatureName)
 	}
 	if byIntake {
 		in.log.Info("drop file refused", attrs...)

@@ -58,17 +58,39 @@ type entry struct {
 	// complete: the kernel said the file was closed after writing, or moved in, and it has
 	// not changed since (since is then that moment).
 	complete bool
+
+	// A certificate's wait for its signature file (pair.go): awaitingSig says notAfter is the
+	// end of Config.SignatureWait.
+	awaitingSig bool
+	// A signature file's: orphanSince is when it was first seen without its certificate
+	// (zero while the certificate is there); pairedAs is the archived name of its
+	// certificate, filed with pairedDecision, when moving the signature next to it is
+	// still to do; pairedCert is the certificate's name.
+	orphanSince    time.Time
+	pairedAs       string
+	pairedCert     string
+	pairedDecision Decision
 }
 
 // decided is a decision waiting for its move.
 type decided struct {
 	Decision
-	byIntake bool // the intake refused the file by itself; the Handler never saw it
+	byIntake bool   // the intake refused the file by itself; the Handler never saw it
+	sigName  string // the signature file that goes with the file, or ""
 }
 
 // due returns when e should be looked at next. A regular file must have settled; anything
 // else (a symlink, a FIFO, a device) is moved as soon as it is seen.
 func (e *entry) due(settle time.Duration) time.Time {
+	t := e.settled(settle)
+	if e.notAfter.After(t) {
+		t = e.notAfter
+	}
+	return t
+}
+
+// settled returns when e's file counts as settled, whatever else it waits for.
+func (e *entry) settled(settle time.Duration) time.Time {
 	t := e.since
 	switch {
 	case e.typ != 0:
@@ -76,9 +98,6 @@ func (e *entry) due(settle time.Duration) time.Time {
 		t = t.Add(min(completeQuiet, settle))
 	default:
 		t = t.Add(settle)
-	}
-	if e.notAfter.After(t) {
-		t = e.notAfter
 	}
 	return t
 }
@@ -273,6 +292,15 @@ func (in *Intake) observe(name string, written bool) {
 	e.gen = in.gen
 	if due := e.due(in.cfg.Settle); due.Before(in.nextDue) || len(in.files) == 1 {
 		in.nextDue = due
+	}
+	if kind == certpolicy.NameSignature {
+		// A certificate waiting for this signature goes on once the signature has settled.
+		if ce := in.files[signedName(name)]; ce != nil && ce.awaitingSig {
+			ce.awaitingSig, ce.notAfter = false, e.settled(in.cfg.Settle)
+			if ce.notAfter.Before(in.nextDue) {
+				in.nextDue = ce.notAfter
+			}
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ func TestRealWatcherRenameFromTempName(t *testing.T) {
 	waitFor(t, realLimit, "a.cer to be filed", func() bool { return len(h.names(ProcessedDir)) == 1 })
 	h.rec.mu.Lock()
 	defer h.rec.mu.Unlock()
-	if len(h.rec.handled) != 1 || h.rec.handled[0] != (handled{"a.cer", "good first half; second half"}) {
+	if len(h.rec.handled) != 1 || h.rec.handled[0] != (handled{Name: "a.cer", Data: "good first half; second half"}) {
 		t.Fatalf("handled %+v, want a.cer once, whole", h.rec.handled)
 	}
 }

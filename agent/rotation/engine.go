@@ -35,6 +35,10 @@ type Config struct {
 	TargetName string
 	// Policy re-checks a certificate before it is written. Required.
 	Policy Rechecker
+	// RequireSignature refuses to write a certificate that came without a pinned key's
+	// signature (Source.SignedBy empty), so that a rotation accepted before
+	// provenance.required was turned on never reaches the app after it.
+	RequireSignature bool
 	// DisplayName renders the description of a new credential. Required.
 	DisplayName func(c certs.Certificate, now time.Time) string
 	// ManualApproval holds new rotations in StatePendingApproval until a person approves.
@@ -215,6 +219,9 @@ type Submission struct {
 	DER    []byte
 	Source Source
 	Actor  string
+	// Signer names the pinned key that signed the certificate, for the history and the
+	// audit log ("provider.pub (ECDSA P-256, SHA256:...)"); "" when it came unsigned.
+	Signer string
 }
 
 // Submit records a new rotation for the certificate, or returns the existing rotation for the
@@ -226,8 +233,14 @@ func (e *Engine) Submit(ctx context.Context, s Submission) (r Rotation, created 
 		state = StatePendingApproval
 	}
 	note := "submitted through the API"
-	if s.Source.Kind == SourceDropFolder {
+	switch s.Source.Kind {
+	case SourceDropFolder:
 		note = "dropped as " + s.Source.FileName
+	case SourcePull:
+		note = "fetched from " + s.Source.URL
+	}
+	if s.Signer != "" {
+		note += "; signed by pinned key " + s.Signer
 	}
 	r = Rotation{
 		ID:    e.cfg.NewID(),
@@ -524,6 +537,10 @@ func (e *Engine) addOnce(ctx context.Context, r *Rotation, cert *x509.Certificat
 			}
 			if reason := e.cfg.Policy.CheckCertificate(cert, e.now()); reason != nil {
 				return &policyRefusal{reason: reason}
+			}
+			if e.cfg.RequireSignature && r.Source.SignedBy == "" {
+				return &policyRefusal{reason: &certs.Reason{Code: certs.SignatureMissing,
+					Message: "the certificate came without the provider's signature, and provenance.required is on now: only signed certificates are written; submit it again with its signature"}}
 			}
 			stop() // from here on, a stop waits for the write to be proven
 			r.Target.ObjectID, r.Target.DisplayName = app.ObjectID, app.DisplayName

@@ -56,16 +56,24 @@ const (
 	SourceDropFolder SourceKind = "drop_folder"
 	// SourceAPI: POST /api/v1/rotations (the PowerShell module, `certagent submit`).
 	SourceAPI SourceKind = "api"
+	// SourcePull: fetched by the agent from the provider (a target's source.url).
+	SourcePull SourceKind = "pull"
 )
 
 // Source says where a certificate came from.
 type Source struct {
-	// Kind is SourceDropFolder or SourceAPI.
+	// Kind is SourceDropFolder, SourceAPI or SourcePull.
 	Kind SourceKind `json:"kind"`
-	// FileName is the dropped file's name, or the name given with the API request.
+	// FileName is the dropped file's name, the name given with the API request, or the last
+	// segment of a pulled certificate's URL.
 	FileName string `json:"fileName,omitempty"`
 	// ArchivedAs is the file's name inside processed/ once it was moved there.
 	ArchivedAs string `json:"archivedAs,omitempty"`
+	// URL is where a pulled certificate was fetched from (SourcePull).
+	URL string `json:"url,omitempty"`
+	// SignedBy is the fingerprint ("SHA256:" and hex) of the pinned provenance key whose
+	// signature came with the certificate; "" when it came unsigned.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // Target is the app registration a rotation writes to.
@@ -176,6 +184,7 @@ const (
 	ActorIntake = "intake" // the drop folder
 	ActorNotify = "notify" // the provider's webhook took the notification
 	ActorAPI    = "api"    // the local API
+	ActorPull   = "pull"   // the fetch of a target's source.url
 )
 
 // AuditEntry is one append-only record of the audit log.

@@ -53,6 +53,8 @@ type sourceRecord struct {
 	Kind       string `json:"kind,omitempty"`
 	FileName   string `json:"fileName,omitempty"`
 	ArchivedAs string `json:"archivedAs,omitempty"`
+	URL        string `json:"url,omitempty"`
+	SignedBy   string `json:"signedBy,omitempty"`
 }
 
 type targetRecord struct {
@@ -122,7 +124,7 @@ func toRotationRecord(r rotation.Rotation, order uint64) rotationRecord {
 		State:          string(r.State),
 		Certificate:    toCertRecord(r.Certificate),
 		DER:            r.DER,
-		Source:         sourceRecord{Kind: string(r.Source.Kind), FileName: r.Source.FileName, ArchivedAs: r.Source.ArchivedAs},
+		Source:         sourceRecord{Kind: string(r.Source.Kind), FileName: r.Source.FileName, ArchivedAs: r.Source.ArchivedAs, URL: r.Source.URL, SignedBy: r.Source.SignedBy},
 		Target:         targetRecord{Name: r.Target.Name, AppID: r.Target.AppID, ObjectID: r.Target.ObjectID, DisplayName: r.Target.DisplayName},
 		KeyID:          r.KeyID,
 		IntentKeyID:    r.IntentKeyID,
@@ -146,7 +148,7 @@ func (rec rotationRecord) rotation() rotation.Rotation {
 		State:          rotation.State(rec.State),
 		Certificate:    rec.Certificate.cert(),
 		DER:            rec.DER,
-		Source:         rotation.Source{Kind: rotation.SourceKind(rec.Source.Kind), FileName: rec.Source.FileName, ArchivedAs: rec.Source.ArchivedAs},
+		Source:         rotation.Source{Kind: rotation.SourceKind(rec.Source.Kind), FileName: rec.Source.FileName, ArchivedAs: rec.Source.ArchivedAs, URL: rec.Source.URL, SignedBy: rec.Source.SignedBy},
 		Target:         rotation.Target{Name: rec.Target.Name, AppID: rec.Target.AppID, ObjectID: rec.Target.ObjectID, DisplayName: rec.Target.DisplayName},
 		KeyID:          rec.KeyID,
 		IntentKeyID:    rec.IntentKeyID,

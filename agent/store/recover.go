@@ -45,8 +45,21 @@ func RecoverRotations(entries []ChainedEntry, appID string) []rotation.Rotation 
 				if e.AppID != "" {
 					r.Target.AppID = e.AppID
 				}
-				if e.Actor == rotation.ActorIntake {
+				switch e.Actor {
+				case rotation.ActorIntake:
 					r.Source.Kind = rotation.SourceDropFolder
+				case rotation.ActorPull:
+					r.Source.Kind = rotation.SourcePull
+					if u, ok := strings.CutPrefix(e.Message, "fetched from "); ok {
+						r.Source.URL, _, _ = strings.Cut(u, ";")
+					}
+				}
+				// The engine's note names the key that signed: "...; signed by pinned key
+				// provider.pub (ECDSA P-256, SHA256:<hex>)".
+				if _, key, ok := strings.Cut(e.Message, "; signed by pinned key "); ok {
+					if i := strings.LastIndex(key, "SHA256:"); i >= 0 {
+						r.Source.SignedBy = strings.TrimSuffix(key[i:], ")")
+					}
 				}
 				byID[e.RotationID] = r
 				order = append(order, e.RotationID)
@@ -70,6 +83,11 @@ func RecoverRotations(entries []ChainedEntry, appID string) []rotation.Rotation 
 			}
 		case rotation.ActionIntakeFiled:
 			if name, ok := strings.CutPrefix(e.Message, "moved to processed/"); ok && r != nil && e.Outcome == rotation.OutcomeOK {
+				// The target's note of a signature file filed beside the certificate
+				// (target.SignatureNote, not imported: the store does not import the target).
+				if i := strings.LastIndex(name, "; with signature file "); i >= 0 {
+					name = name[:i]
+				}
 				r.Source.ArchivedAs = name
 			}
 		}

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -41,5 +42,33 @@ func TestRecoverRotations(t *testing.T) {
 		if err := r.Validate(); err != nil {
 			t.Errorf("rotation %s does not validate: %v", r.ID, err)
 		}
+	}
+}
+
+// TestRecoverSignedAndPulled: the source of a pulled certificate and the key that signed a
+// certificate come back from the engine's note; an archived name is read past the note of
+// the signature file filed with it.
+func TestRecoverSignedAndPulled(t *testing.T) {
+	at := func(s int) time.Time { return epoch.Add(time.Duration(s) * time.Second) }
+	fp := "SHA256:" + strings.Repeat("ab", 32)
+	certC := certs.Certificate{Thumbprint: "CC", Subject: "CN=c"}
+	certD := certs.Certificate{Thumbprint: "DD", Subject: "CN=d"}
+	e := func(a rotation.AuditEntry) ChainedEntry { return ChainedEntry{AuditEntry: a} }
+	got := RecoverRotations([]ChainedEntry{
+		e(rotation.AuditEntry{At: at(1), Action: rotation.ActionRotationState, Actor: "pull", RotationID: "c", State: rotation.StateApplying, File: "next.cer", Cert: &certC,
+			Message: "fetched from https://certs.example.com/c/next.cer; signed by pinned key provider.pub (ECDSA P-256, " + fp + ")"}),
+		e(rotation.AuditEntry{At: at(2), Action: rotation.ActionRotationState, Actor: "intake", RotationID: "d", State: rotation.StateApplying, File: "d.cer", Cert: &certD,
+			Message: "dropped as d.cer; signed by pinned key provenance.keys[0] (Ed25519, " + fp + ")"}),
+		e(rotation.AuditEntry{At: at(3), Action: rotation.ActionIntakeFiled, Actor: "intake", Outcome: rotation.OutcomeOK, RotationID: "d", File: "d.cer",
+			Message: "moved to processed/20261125T193002Z_d.cer; with signature file d.cer.sig"}),
+	}, "app-1")
+	if len(got) != 2 {
+		t.Fatalf("recovered %d rotations", len(got))
+	}
+	if c := got[0].Source; c.Kind != rotation.SourcePull || c.URL != "https://certs.example.com/c/next.cer" || c.SignedBy != fp {
+		t.Errorf("pulled source = %+v", c)
+	}
+	if d := got[1].Source; d.Kind != rotation.SourceDropFolder || d.SignedBy != fp || d.ArchivedAs != "20261125T193002Z_d.cer" {
+		t.Errorf("dropped source = %+v", d)
 	}
 }

@@ -161,9 +161,10 @@ func (r *Router) Filed(ctx context.Context, f intake.File, d intake.Decision, ar
 	}
 }
 
-// SubmitAPI submits a certificate posted to the API to the target named target, or, when
-// target is "", to the targets Route picks. It returns one result per target it went to.
-func (r *Router) SubmitAPI(ctx context.Context, data []byte, target, fileName, actor string) ([]Submitted, error) {
+// SubmitAPI submits a certificate posted to the API, with its signature (nil: none), to the
+// target named target, or, when target is "", to the targets Route picks; each target judges
+// the signature by its own provenance settings. It returns one result per target it went to.
+func (r *Router) SubmitAPI(ctx context.Context, data, signature []byte, target, fileName, actor string) ([]Submitted, error) {
 	var ts []*Target
 	if target != "" {
 		t := r.Target(target)
@@ -182,7 +183,7 @@ func (r *Router) SubmitAPI(ctx context.Context, data []byte, target, fileName, a
 	}
 	var out []Submitted
 	for _, t := range ts {
-		s, err := t.SubmitAPI(ctx, data, fileName, actor)
+		s, err := t.SubmitAPI(ctx, data, signature, fileName, actor)
 		if err != nil {
 			return out, err
 		}

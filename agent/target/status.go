@@ -77,6 +77,18 @@ func (t *Target) Status(ctx context.Context, now time.Time) Status {
 	for _, p := range t.intake.Problems() {
 		s.Problems = append(s.Problems, p.Health())
 	}
+	if v := t.cfg.Provenance; v.Required() || len(v.Keys()) > 0 {
+		ps := &apitype.ProvenanceStatus{Required: v.Required(), Keys: []apitype.PinnedKey{}, WaitSeconds: int64(t.cfg.Intake.CertificateWait / time.Second)}
+		for _, k := range v.Keys() {
+			ps.Keys = append(ps.Keys, apitype.PinnedKey{Name: k.Label, Algorithm: k.Algorithm, Fingerprint: k.Fingerprint})
+		}
+		s.Provenance = ps
+	}
+	if t.pull != nil {
+		src := t.pull.Status()
+		s.Source = &src
+		s.Problems = append(s.Problems, t.pull.Problems(t.cfg.Name)...)
+	}
 	return s
 }
 

@@ -10,6 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/url"
+	"path"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +22,8 @@ import (
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/intake"
+	"github.com/aucloud/certagent/agent/provenance"
+	"github.com/aucloud/certagent/agent/pull"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/api/apitype"
 )
@@ -49,6 +54,9 @@ type Config struct {
 	// Policy judges certificates; Names renders a new credential's description.
 	Policy certpolicy.Policy
 	Names  *certpolicy.NameTemplate
+	// Provenance judges the signatures that come with certificates, by every path (nil: no
+	// key pinned, nothing required).
+	Provenance *provenance.Verifier
 	// ManualApproval holds new rotations for a person's approval.
 	ManualApproval bool
 	// Retire says whether and when superseded certificates are removed from the app.
@@ -63,6 +71,8 @@ type Config struct {
 	Store Store
 	// Intake is the drop folder's configuration; Handler and Logger are set by New.
 	Intake intake.Config
+	// Source is where the target's next certificate is fetched from; a zero URL: nowhere.
+	Source Source
 	// SyncInterval is how often the app is read when nothing happens.
 	SyncInterval time.Duration
 	// ExpiryWarning is how long before the newest certificate expires a problem is raised.
@@ -80,12 +90,25 @@ type Config struct {
 	Now func() time.Time
 }
 
+// Source is a target's source section: the provider's URL of its next certificate.
+type Source struct {
+	URL      string
+	Interval time.Duration
+	// CAFile is the pinned CA; "" trusts the system's roots.
+	CAFile string
+	// UserAgent is sent with each request.
+	UserAgent string
+	// Transport, if set, replaces the HTTP transport (tests).
+	Transport http.RoundTripper
+}
+
 // Target is one app registration's work. Its methods are safe for concurrent use.
 type Target struct {
 	cfg    Config
 	log    *slog.Logger
 	engine *rotation.Engine
 	intake *intake.Intake
+	pull   *pull.Fetcher // nil without a source URL
 
 	// refreshMu guards lastRefresh (rate limit of Certificates with refresh).
 	refreshMu   sync.Mutex
@@ -113,21 +136,22 @@ func New(cfg Config) (*Target, error) {
 	t := &Target{cfg: cfg, log: cfg.Logger}
 	var err error
 	if t.engine, err = rotation.New(rotation.Config{
-		Store:          cfg.Store,
-		Graph:          cfg.Graph,
-		AppID:          cfg.AppID,
-		TargetName:     cfg.Name,
-		Policy:         cfg.Policy,
-		DisplayName:    cfg.Names.Render,
-		ManualApproval: cfg.ManualApproval,
-		MaxAttempts:    cfg.MaxAttempts,
-		Read:           cfg.Read,
-		Retire:         cfg.Retire,
-		OnSnapshot:     t.saveSnapshot,
-		OnOutcome:      cfg.OnOutcome,
-		OnWrite:        cfg.OnWrite,
-		Logger:         cfg.Logger,
-		Now:            cfg.Now,
+		Store:            cfg.Store,
+		Graph:            cfg.Graph,
+		AppID:            cfg.AppID,
+		TargetName:       cfg.Name,
+		Policy:           cfg.Policy,
+		RequireSignature: cfg.Provenance.Required(),
+		DisplayName:      cfg.Names.Render,
+		ManualApproval:   cfg.ManualApproval,
+		MaxAttempts:      cfg.MaxAttempts,
+		Read:             cfg.Read,
+		Retire:           cfg.Retire,
+		OnSnapshot:       t.saveSnapshot,
+		OnOutcome:        cfg.OnOutcome,
+		OnWrite:          cfg.OnWrite,
+		Logger:           cfg.Logger,
+		Now:              cfg.Now,
 	}); err != nil {
 		return nil, err
 	}
@@ -137,14 +161,29 @@ func New(cfg Config) (*Target, error) {
 	if t.intake, err = intake.New(ic); err != nil {
 		return nil, err
 	}
+	if src := cfg.Source; src.URL != "" {
+		if t.pull, err = pull.New(pull.Config{
+			URL: src.URL, Interval: src.Interval, CAFile: src.CAFile, UserAgent: src.UserAgent, Transport: src.Transport,
+			Submit: t.submitPulled, Meta: cfg.Store, Key: PullKey(cfg.Name), Logger: cfg.Logger, Now: cfg.Now,
+		}); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
 }
+
+// PullKey is the store's meta key of the fetch state of the target named name.
+func PullKey(name string) string { return "pull/" + name }
 
 // Run runs the engine, the drop folder and the periodic read of the app until ctx ends.
 func (t *Target) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
-	for _, f := range []func(context.Context) error{t.engine.Run, t.intake.Run, t.syncLoop} {
+	parts := []func(context.Context) error{t.engine.Run, t.intake.Run, t.syncLoop}
+	if t.pull != nil {
+		parts = append(parts, t.pull.Run)
+	}
+	errc := make(chan error, len(parts))
+	for _, f := range parts {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -191,9 +230,12 @@ func (t *Target) Engine() *rotation.Engine { return t.engine }
 // DropFolder returns the drop folder's path.
 func (t *Target) DropFolder() string { return t.intake.Dir() }
 
-// Scan asks the drop folder for a rescan now. It returns a *health.UnavailableError while the
-// folder cannot be read.
+// Scan asks the drop folder for a rescan now, and the provider's URL (source.url) for a
+// fetch. It returns a *health.UnavailableError while the folder cannot be read.
 func (t *Target) Scan(context.Context) error {
+	if t.pull != nil {
+		t.pull.Fetch()
+	}
 	if err := t.intake.Ready(); err != nil {
 		return err
 	}
@@ -206,29 +248,73 @@ func (t *Target) Ready() error { return t.intake.Ready() }
 
 // Submitted is what became of a submitted certificate.
 type Submitted struct {
-	// Verdict is the policy's; a refused certificate has no rotation.
+	// Verdict is the policy's, or the provenance check's when that refused the certificate;
+	// a refused certificate has no rotation.
 	Verdict certpolicy.Verdict
 	// Rotation is the new rotation (Created) or the existing one for the same certificate.
 	Rotation rotation.Rotation
 	Created  bool
+	// Signer is the pinned key that signed the certificate; nil when it came unsigned.
+	Signer *provenance.Key
 }
 
-// Submit is the one path from bytes to a rotation, shared by the drop folder and the API: the
-// policy first, then the engine (which returns the existing rotation for a certificate it has
-// seen). A refused input returns its verdict and records nothing here: the caller audits it
-// with what it knows (the file's fate, the API caller).
-func (t *Target) Submit(ctx context.Context, data []byte, src rotation.Source, actor string) (Submitted, error) {
-	v := t.cfg.Policy.Check(data, t.cfg.Now())
+// Delivery is a certificate as it reached the agent: a drop file, an API request, a fetch.
+type Delivery struct {
+	// Data is the certificate file's bytes, exactly as they came.
+	Data []byte
+	// Signature is the detached signature that came with it (name.cer.sig, the API's
+	// signature field, source.url + ".sig"); nil when none came.
+	Signature []byte
+	// Alt are other forms of Data the signature may be over (an API certificate field that is
+	// the base64 of the signed file).
+	Alt [][]byte
+	// Source says where it came from; Actor who sent it.
+	Source rotation.Source
+	Actor  string
+}
+
+// Submit is the one path from bytes to a rotation, shared by the drop folder, the API and the
+// fetch of source.url: the policy and the provenance check first, then the engine (which
+// returns the existing rotation for a certificate it has seen). A refused input returns its
+// verdict and records nothing here: the caller audits it with what it knows (the file's fate,
+// the API caller). Judge says which refusal wins when both refuse.
+func (t *Target) Submit(ctx context.Context, d Delivery) (Submitted, error) {
+	pr := t.cfg.Provenance.Check(d.Signature, d.Data, d.Alt...)
+	v := Judge(t.cfg.Policy.Check(d.Data, t.cfg.Now()), pr)
 	if !v.Accepted {
 		return Submitted{Verdict: v}, nil
 	}
-	r, created, err := t.engine.Submit(ctx, rotation.Submission{Cert: *v.Certificate, DER: v.DER, Source: src, Actor: actor})
-	return Submitted{Verdict: v, Rotation: r, Created: created}, err
+	if pr.Unchecked {
+		t.log.Info("a signature came with the certificate, but no provenance key is pinned to check it", "thumbprint", v.Certificate.Thumbprint, "source", d.Source.Kind, "file", d.Source.FileName)
+	}
+	sub := rotation.Submission{Cert: *v.Certificate, DER: v.DER, Source: d.Source, Actor: d.Actor}
+	if pr.Signer != nil {
+		sub.Source.SignedBy, sub.Signer = pr.Signer.Fingerprint, pr.Signer.String()
+	}
+	r, created, err := t.engine.Submit(ctx, sub)
+	return Submitted{Verdict: v, Rotation: r, Created: created, Signer: pr.Signer}, err
 }
 
-// SubmitAPI submits a certificate posted to the API and audits a refusal.
-func (t *Target) SubmitAPI(ctx context.Context, data []byte, fileName, actor string) (Submitted, error) {
-	s, err := t.Submit(ctx, data, rotation.Source{Kind: rotation.SourceAPI, FileName: fileName}, actor)
+// Judge combines the policy's verdict on a certificate file with the provenance check of its
+// signature: the verdict of Submit, and of `certagent inspect`. When both refuse, the
+// provenance check's reason is given, unless the input holds a private key or is too large:
+// an unsigned file should be told unsigned first, but a private key must be named for what
+// it is (the drop folder makes such a file private).
+func Judge(v certpolicy.Verdict, pr provenance.Result) certpolicy.Verdict {
+	if !v.Accepted && (v.Reason.Code == certs.ContainsPrivateKey || v.Reason.Code == certs.TooLarge) {
+		return v
+	}
+	if pr.Reason != nil {
+		v.Accepted, v.Reason = false, pr.Reason
+	}
+	return v
+}
+
+// SubmitAPI submits a certificate posted to the API, with its signature (nil: none), and
+// audits a refusal.
+func (t *Target) SubmitAPI(ctx context.Context, data, signature []byte, fileName, actor string) (Submitted, error) {
+	s, err := t.Submit(ctx, Delivery{Data: data, Signature: signature, Alt: provenance.Decoded(data),
+		Source: rotation.Source{Kind: rotation.SourceAPI, FileName: fileName}, Actor: actor})
 	if err != nil {
 		return s, err
 	}
@@ -245,10 +331,36 @@ func (t *Target) SubmitAPI(ctx context.Context, data []byte, fileName, actor str
 	return s, nil
 }
 
-// HandleFile implements intake.Handler: a settled drop-folder file's contents go through the
-// same policy and engine as an API submission.
+// submitPulled submits a certificate fetched from source.url, with its signature (nil when
+// none was published), and audits a refusal (actor pull).
+func (t *Target) submitPulled(ctx context.Context, cert, sig []byte, from string) (pull.Outcome, error) {
+	name := from
+	if u, err := url.Parse(from); err == nil {
+		name = path.Base(u.Path)
+	}
+	s, err := t.Submit(ctx, Delivery{Data: cert, Signature: sig,
+		Source: rotation.Source{Kind: rotation.SourcePull, URL: from, FileName: name}, Actor: rotation.ActorPull})
+	if err != nil {
+		return pull.Outcome{}, err
+	}
+	if v := s.Verdict; !v.Accepted {
+		t.countIntake("rejected", string(v.Reason.Code))
+		t.audit(ctx, rotation.AuditEntry{
+			Action: rotation.ActionIntakeRejected, Actor: rotation.ActorPull, Outcome: rotation.OutcomeRefused,
+			File: name, Cert: v.Certificate, Code: v.Reason.Code, Message: "fetched from " + from + ": " + v.Reason.Message, AppID: t.cfg.AppID,
+		})
+		return pull.Outcome{Reason: v.Reason}, nil
+	}
+	t.countIntake("accepted", "")
+	return pull.Outcome{RotationID: s.Rotation.ID, Created: s.Created}, nil
+}
+
+// HandleFile implements intake.Handler: a settled drop-folder file's contents, with its
+// signature file's when one came, go through the same policy, provenance check and engine
+// as an API submission.
 func (t *Target) HandleFile(ctx context.Context, f intake.File) intake.Decision {
-	s, err := t.Submit(ctx, f.Data, rotation.Source{Kind: rotation.SourceDropFolder, FileName: f.Name}, rotation.ActorIntake)
+	s, err := t.Submit(ctx, Delivery{Data: f.Data, Signature: f.Signature,
+		Source: rotation.Source{Kind: rotation.SourceDropFolder, FileName: f.Name}, Actor: rotation.ActorIntake})
 	if err != nil {
 		// The store could not record it: leave the file where it is and try again later.
 		t.log.Error("recording dropped certificate", "file", f.Name, "err", err)
@@ -265,12 +377,22 @@ func (t *Target) Filed(ctx context.Context, f intake.File, d intake.Decision, ar
 	t.filed(ctx, f, d, archivedAs, t.cfg.AppID)
 }
 
+// SignatureNote follows the archived name in the message of an intake.filed entry for a
+// certificate that came with its signature file: "moved to processed/<name>; with signature
+// file <name>.sig" (the signature is filed beside the certificate).
+const SignatureNote = "; with signature file "
+
 // filed audits a file's fate; appID is the app it was for ("" when it went to no target).
 func (t *Target) filed(ctx context.Context, f intake.File, d intake.Decision, archivedAs, appID string) {
 	e := rotation.AuditEntry{
 		Action: rotation.ActionIntakeFiled, Actor: rotation.ActorIntake, Outcome: rotation.OutcomeOK,
 		RotationID: d.RotationID, File: f.Name, Cert: d.Cert, AppID: appID,
 		Message: "moved to processed/" + archivedAs,
+	}
+	sig := ""
+	if f.SignatureName != "" {
+		sig = SignatureNote + f.SignatureName
+		e.Message += sig
 	}
 	if d.Accepted {
 		t.countIntake("accepted", "")
@@ -287,7 +409,7 @@ func (t *Target) filed(ctx context.Context, f intake.File, d intake.Decision, ar
 		}
 		t.countIntake("rejected", string(code))
 		e.Outcome, e.Code = rotation.OutcomeRefused, code
-		e.Message = fmt.Sprintf("moved to rejected/%s: %s", archivedAs, msg)
+		e.Message = fmt.Sprintf("moved to rejected/%s%s: %s", archivedAs, sig, msg)
 	}
 	// Queued rather than committed one by one: a flood of thousands of files must not wait
 	// on an fsync each. The file itself (and its reason note) is the durable record of its

@@ -67,6 +67,50 @@ type TargetStatus struct {
 	LastSync  SyncStatus     `json:"lastSync"`
 	// Retire is how superseded certificates are removed from the app.
 	Retire RetireStatus `json:"retire"`
+	// Provenance is whether certificates must come signed, and the pinned keys; absent
+	// when no key is pinned and nothing is required.
+	Provenance *ProvenanceStatus `json:"provenance,omitempty"`
+	// Source is the fetch of the provider's next certificate; absent without source.url.
+	Source *SourceStatus `json:"source,omitempty"`
+}
+
+// ProvenanceStatus is a target's provenance settings.
+type ProvenanceStatus struct {
+	// Required is provenance.required.
+	Required bool `json:"required"`
+	// Keys are the pinned keys.
+	Keys []PinnedKey `json:"keys"`
+	// WaitSeconds is provenance.wait in seconds.
+	WaitSeconds int64 `json:"waitSeconds"`
+}
+
+// PinnedKey is one of the provider's pinned signing keys.
+type PinnedKey struct {
+	// Name is the key file's name, or "provenance.keys[N]".
+	Name string `json:"name"`
+	// Algorithm is "ECDSA P-256", "ECDSA P-384", "Ed25519", "RSA 3072" or "RSA-PSS 3072".
+	Algorithm string `json:"algorithm"`
+	// Fingerprint is "SHA256:" and the SHA-256 of its DER SubjectPublicKeyInfo in hex.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// SourceStatus is the fetch of a target's next certificate from the provider (source.url).
+type SourceStatus struct {
+	URL             string `json:"url"`
+	IntervalSeconds int64  `json:"intervalSeconds"`
+	// LastCheck is when a round last ended (successful or not), LastSuccess when one last
+	// succeeded, LastChange when new content was last fetched, NextCheck when the next round
+	// is due; each absent before the first.
+	LastCheck   *time.Time `json:"lastCheck,omitempty"`
+	LastSuccess *time.Time `json:"lastSuccess,omitempty"`
+	LastChange  *time.Time `json:"lastChange,omitempty"`
+	NextCheck   *time.Time `json:"nextCheck,omitempty"`
+	// Error is why the last round failed; absent when it succeeded.
+	Error string `json:"error,omitempty"`
+	// Refused is why the certificate published now was refused; absent when it was taken.
+	Refused *certs.Reason `json:"refused,omitempty"`
+	// RotationID is the rotation the certificate published now started or matched.
+	RotationID string `json:"rotationId,omitempty"`
 }
 
 // RetireStatus is a target's retire settings, and in a dry run what would be removed.
@@ -164,6 +208,8 @@ const (
 	ProblemAuditTrailUnwritable      = health.AuditTrailUnwritable
 	ProblemWebhookFailing            = health.WebhookFailing
 	ProblemWebhookUnsigned           = health.WebhookUnsigned
+	ProblemSourceUnreachable         = health.SourceUnreachable
+	ProblemSourceRefused             = health.SourceRefused
 )
 
 // StatusProblem is one thing in the status that needs a person.
@@ -233,12 +279,18 @@ type Rotation struct {
 
 // Source says where a rotation's certificate came from.
 type Source struct {
-	// Kind is "drop_folder" or "api".
+	// Kind is "drop_folder", "api" or "pull".
 	Kind string `json:"kind"`
-	// FileName is the dropped file's name, or the name given with the API request.
+	// FileName is the dropped file's name, the name given with the API request, or the last
+	// segment of a pulled certificate's URL.
 	FileName string `json:"fileName,omitempty"`
 	// ArchivedAs is the file's name inside processed/ once the drop folder filed it.
 	ArchivedAs string `json:"archivedAs,omitempty"`
+	// URL is where a pulled certificate was fetched from.
+	URL string `json:"url,omitempty"`
+	// SignedBy is the SHA-256 fingerprint of the pinned key that signed the certificate
+	// ("SHA256:" and 64 hex digits); absent when it came unsigned.
+	SignedBy string `json:"signedBy,omitempty"`
 }
 
 // Event is one entry of a rotation's history.
@@ -312,6 +364,11 @@ type Accepted struct {
 type SubmitRequest struct {
 	// Certificate is the certificate as PEM or as the base64 of its DER. Required.
 	Certificate string `json:"certificate"`
+	// Signature is the provider's detached signature of the certificate file (name.cer.sig):
+	// its text as it is when it is base64 (cosign, openssl base64), otherwise the base64 of
+	// its bytes. It signs the file's exact bytes: Certificate as sent, or the bytes its
+	// base64 stands for.
+	Signature string `json:"signature,omitempty"`
 	// FileName names the certificate's file, for the history and the audit log.
 	FileName string `json:"fileName,omitempty"`
 	// Target names the target the certificate is for; without it, the target whose policy

@@ -9,6 +9,7 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/api/apitype"
@@ -315,6 +317,32 @@ func (c *Client) SubmitTo(ctx context.Context, data []byte, fileName, target str
 	}
 	status, err := c.do(ctx, req, &r)
 	return r, status == http.StatusCreated, err
+}
+
+// SubmitSigned is SubmitTo with the provider's detached signature of the certificate file
+// (the bytes of name.cer.sig, binary or base64). It sends JSON: the certificate as it is when
+// it is UTF-8 text (PEM, bare base64), otherwise as the base64 of its bytes (DER), so that
+// the agent checks the signature over the file's exact bytes.
+func (c *Client) SubmitSigned(ctx context.Context, data, signature []byte, fileName, target string) (r apitype.Rotation, created bool, err error) {
+	req := apitype.SubmitRequest{FileName: fileName, Target: target, Certificate: textOrBase64(data), Signature: textOrBase64(signature)}
+	b, err := json.Marshal(req)
+	if err != nil {
+		return r, false, fmt.Errorf("submitting the certificate: %w", err)
+	}
+	status, err := c.do(ctx, request{op: "submitting the certificate", method: http.MethodPost, path: "/api/v1/rotations",
+		body: b, ctype: "application/json"}, &r)
+	return r, status == http.StatusCreated, err
+}
+
+// textOrBase64 returns b as a string when it is printable UTF-8 text, and its base64
+// otherwise: how the API's JSON carries a file.
+func textOrBase64(b []byte) string {
+	if len(b) > 0 && utf8.Valid(b) && !bytes.ContainsFunc(b, func(r rune) bool {
+		return r < 0x20 && r != '\n' && r != '\r' && r != '\t' || r == 0x7f
+	}) {
+		return string(b)
+	}
+	return base64.StdEncoding.EncodeToString(b)
 }
 
 // Retire removes the certificate keyID from the app of the target named target ("" the one

@@ -57,6 +57,18 @@ func FormatStatus(w io.Writer, s apitype.Status, now time.Time) error {
 	}
 	p.field("Drop folder", "%s", orDash(s.DropFolder))
 	p.field("Approval", "%s", approvalLine(s.Approval))
+	for _, t := range s.Targets {
+		prefix := ""
+		if len(s.Targets) > 1 {
+			prefix = t.Name + ": "
+		}
+		if pv := t.Provenance; pv != nil {
+			p.field("Signed delivery", "%s%s", prefix, provenanceLine(*pv))
+		}
+		if src := t.Source; src != nil {
+			p.field("Next certificate", "%s%s", prefix, sourceLine(*src, now))
+		}
+	}
 	agent := "version " + orDash(s.Version)
 	if !s.StartedAt.IsZero() {
 		agent += ", up " + uptime(now.Sub(s.StartedAt))
@@ -264,7 +276,13 @@ func FormatRotation(w io.Writer, r apitype.Rotation, now time.Time) error {
 	if r.Source.ArchivedAs != "" {
 		src += ", filed as processed/" + r.Source.ArchivedAs
 	}
+	if r.Source.URL != "" {
+		src += ", from " + r.Source.URL
+	}
 	p.field("Source", "%s", src)
+	if r.Source.SignedBy != "" {
+		p.field("Signed by", "%s", r.Source.SignedBy)
+	}
 	tgt := r.Target.AppID
 	if r.Target.DisplayName != "" {
 		tgt = r.Target.DisplayName + " (" + r.Target.AppID + ")"
@@ -312,4 +330,35 @@ func commonName(subject string) string {
 		}
 	}
 	return subject
+}
+
+func provenanceLine(pv apitype.ProvenanceStatus) string {
+	var keys []string
+	for _, k := range pv.Keys {
+		keys = append(keys, k.Name+" ("+k.Algorithm+")")
+	}
+	line := "signatures checked when they come"
+	if pv.Required {
+		line = "required"
+	}
+	if len(keys) == 0 {
+		return line + "; no key pinned"
+	}
+	return line + "; pinned keys " + strings.Join(keys, ", ")
+}
+
+func sourceLine(src apitype.SourceStatus, now time.Time) string {
+	line := "fetched from " + src.URL
+	switch {
+	case src.LastCheck == nil:
+		line += "; not fetched yet"
+	case src.Error != "":
+		line += fmt.Sprintf("; last try %s failed: %s", ago(now, *src.LastCheck), src.Error)
+	default:
+		line += "; last checked " + ago(now, *src.LastCheck)
+	}
+	if src.Refused != nil {
+		line += fmt.Sprintf("; the published certificate was refused (%s)", src.Refused.Code)
+	}
+	return line
 }

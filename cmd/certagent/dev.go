@@ -11,20 +11,24 @@ import (
 )
 
 func runDev(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "dev", "dev [--dir DIR] [--listen ADDR] [--realistic] [--realistic-seed N] [--setup]")
+	fs := newFlags(env, "dev", "dev [--dir DIR] [--listen ADDR] [--realistic] [--realistic-seed N] [--setup] [--provider]")
 	dir := fs.String("dir", ".certagent-dev", "folder for the emulated tenant, the agent's state, config and drop folder (kept between runs)")
 	listen := fs.String("listen", "127.0.0.1:8471", "the agent API's address (a free port is used when it is taken)")
 	realistic := addRealisticFlags(fs)
 	setup := fs.Bool("setup", false, "start from a tenant that holds only the provider's app and an administrator, and run `certagent setup` on it (device code approved at once); use a --dir of its own")
+	withProvider := fs.Bool("provider", false, "the emulator plays the backup provider too, and the agent is set for a year with nobody in it: the provider publishes a new signed certificate, the agent fetches, checks, applies and proves it, and the provider's webhook receiver confirms it; the story is printed as it happens")
 	verbose := fs.Bool("v", false, "debug logging")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	log := consoleLogger(env, *verbose)
 	on, seed := realistic.resolve(fs)
-	opts := devenv.Options{Dir: *dir, APIListen: *listen, Logger: log, Realistic: on, RealisticSeed: seed}
+	opts := devenv.Options{Dir: *dir, APIListen: *listen, Logger: log, Realistic: on, RealisticSeed: seed, Provider: *withProvider}
 	var e *devenv.Env
 	var err error
+	if *setup && *withProvider {
+		return usagef("--setup and --provider go separately")
+	}
 	if *setup {
 		e, err = devSetup(ctx, env, opts)
 	} else {
@@ -44,7 +48,20 @@ func runDev(ctx context.Context, env *cmdEnv, args []string) error {
 		return err
 	}
 	fmt.Fprint(env.stdout, e.Banner(*dir, os.Args[0]))
-	return a.Run(ctx)
+	if e.Provider == nil {
+		return a.Run(ctx)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	told := make(chan struct{})
+	go func() {
+		defer close(told)
+		narrateYear(ctx, env.stdout, e)
+	}()
+	err = a.Run(ctx)
+	cancel()
+	<-told
+	return err
 }
 
 // devSetup prepares an unconfigured tenant and runs `certagent setup` on it, as an

@@ -8,14 +8,16 @@ import (
 	"path/filepath"
 
 	"github.com/aucloud/certagent/emulator"
+	"github.com/aucloud/certagent/emulator/provider"
 )
 
 func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "emulator", "emulator [--listen ADDR] [--dir DIR] [--seed FILE] [--realistic] [--realistic-seed N]")
+	fs := newFlags(env, "emulator", "emulator [--listen ADDR] [--dir DIR] [--seed FILE] [--realistic] [--realistic-seed N] [--provider]")
 	listen := fs.String("listen", "127.0.0.1:8443", "address to serve HTTPS on (loopback)")
 	dir := fs.String("dir", ".certagent-emulator", "folder for the CA and the tenant's state (kept between runs)")
 	seedFile := fs.String("seed", "", "YAML file describing the tenant to create (default: a demo tenant); ignored when DIR already holds a tenant")
 	realistic := addRealisticFlags(fs)
+	withProvider := fs.Bool("provider", false, "also play the backup provider: publish each customer's next certificate with its signature under /provider/, receive the agent's webhook at /provider/webhook (state in DIR/provider)")
 	verbose := fs.Bool("v", false, "log every request")
 	if _, err := parseFlags(fs, args); err != nil {
 		return err
@@ -30,6 +32,14 @@ func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
 	}
 	if on, seed := realistic.resolve(fs); on {
 		opts = append(opts, emulator.WithRealistic(seed))
+	}
+	var prov *provider.Provider
+	if *withProvider {
+		var err error
+		if prov, err = provider.New(filepath.Join(*dir, "provider")); err != nil {
+			return err
+		}
+		opts = append(opts, emulator.WithProvider(prov))
 	}
 	emu, err := emulator.New(*dir, opts...)
 	if err != nil {
@@ -53,6 +63,10 @@ func runEmulator(ctx context.Context, env *cmdEnv, args []string) error {
 	if d, ok := emu.DemoInfo(); ok {
 		fmt.Fprintf(env.stdout, "\ndemo tenant:\n  agent app %s signs in with %s\n  target app %s holds a provider certificate expiring %s\n  next provider certificate to drop: %s\n",
 			d.AgentAppID, d.AgentCredentialFile, d.TargetAppID, d.ProviderNotAfter.Format("2006-01-02"), d.NextProviderCertFile)
+	}
+	if prov != nil {
+		fmt.Fprintf(env.stdout, "\nbackup provider:\n  signing key to pin   %s (%s)\n  webhook              %s%s  secret %s\n  publish              curl --cacert %s -X POST -d '{\"customer\":\"<tenant id>\"}' %s%spublish\n  next certificate at  %s%s\n",
+			prov.SigningPubPath(), prov.Fingerprint(), emu.URL(), provider.WebhookPath, prov.SecretPath(), emu.CAFile(), emu.URL(), provider.ControlPrefix, emu.URL(), provider.CertificatePath("<tenant id>"))
 	}
 	fmt.Fprintf(env.stdout, "\ncontrol: curl --cacert %s %s/_emulator/state\nStop with Ctrl-C.\n", emu.CAFile(), emu.URL())
 	<-ctx.Done()

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	iofs "io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/aucloud/certagent/agent/certpolicy"
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/api/apitype"
@@ -90,7 +92,7 @@ func runRotations(ctx context.Context, env *cmdEnv, args []string) error {
 // runSubmit sends certificate files to the running agent, as the drop folder would take
 // them; exit 1 when any was refused.
 func runSubmit(ctx context.Context, env *cmdEnv, args []string) error {
-	fs := newFlags(env, "submit", "submit FILE... [-c FILE] [--json]")
+	fs := newFlags(env, "submit", "submit FILE... [-c FILE] [--json]  (FILE.sig, when there, is sent with FILE)")
 	configFile := fs.String("c", "", "config file of the agent to send to (default "+config.DefaultPath()+")")
 	asJSON := fs.Bool("json", false, "print one JSON object per file")
 	files, err := parseFlags(fs, args)
@@ -111,8 +113,19 @@ func runSubmit(ctx context.Context, env *cmdEnv, args []string) error {
 		if err != nil {
 			return fmt.Errorf("reading %s: %w", f, err)
 		}
+		// The provider's signature beside it (name.cer.sig) goes with it, as in the drop folder.
+		sig, serr := os.ReadFile(f + certpolicy.SignatureSuffix)
+		if serr != nil && !errors.Is(serr, iofs.ErrNotExist) {
+			return fmt.Errorf("reading %s: %w", f+certpolicy.SignatureSuffix, serr)
+		}
 		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		r, created, err := c.Submit(sctx, data, filepath.Base(f))
+		var r apitype.Rotation
+		var created bool
+		if sig != nil {
+			r, created, err = c.SubmitSigned(sctx, data, sig, filepath.Base(f), "")
+		} else {
+			r, created, err = c.Submit(sctx, data, filepath.Base(f))
+		}
 		cancel()
 		clear(data)
 		var pe *client.ProblemError

@@ -13,11 +13,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/config"
 	"github.com/aucloud/certagent/agent/credential"
+	"github.com/aucloud/certagent/agent/securefile"
 	"github.com/aucloud/certagent/emulator"
+	"github.com/aucloud/certagent/emulator/provider"
 )
 
 // Info is dev.json (docs/contract.md, "Command line": at least apiUrl, tokenFile, dropFolder,
@@ -42,6 +46,14 @@ type Info struct {
 	PID               int    `json:"pid"`
 	// RealisticSeed is the seed of the emulator's realistic mode, when it is on.
 	RealisticSeed *int64 `json:"realisticSeed,omitempty"`
+	// With the provider (Options.Provider): where the provider publishes this customer's
+	// next certificate (the target's source.url), the provider's signing key the config
+	// pins (a copy), its webhook receiver (notify.webhook_url), and its control route to
+	// publish another certificate.
+	ProviderCertificateURL string `json:"providerCertificateUrl,omitempty"`
+	ProviderSigningKey     string `json:"providerSigningKey,omitempty"`
+	ProviderWebhookURL     string `json:"providerWebhookUrl,omitempty"`
+	ProviderPublishURL     string `json:"providerPublishUrl,omitempty"`
 }
 
 // Options shape the environment.
@@ -64,6 +76,13 @@ type Options struct {
 	// Emulator are further options for the emulator (tests: a short token lifetime, a
 	// clock), applied after those above.
 	Emulator []emulator.Option
+	// Provider makes the emulator play the backup provider too (emulator/provider, state in
+	// Dir/emulator/provider) and configures the agent for a year with nobody in it: the
+	// provider's signing key pinned and required (provenance), its URL of this customer's
+	// next certificate fetched every minute (source, the emulator's CA pinned), and its
+	// webhook told, signed with its secret (notify). Setup then publishes a new certificate,
+	// as the provider does once a year: Env.Published.
+	Provider bool
 }
 
 // Env is a prepared environment: a running emulator and a config for the agent.
@@ -73,6 +92,10 @@ type Env struct {
 	Info     Info
 	// APIListener is bound to the API address (the agent serves on it).
 	APIListener net.Listener
+	// Provider is the backup provider's side, with Options.Provider; nil otherwise.
+	Provider *provider.Provider
+	// Published is the certificate the provider published at Setup, with Options.Provider.
+	Published provider.Published
 }
 
 // Setup starts the emulator in Dir/emulator, makes sure the agent's own credential exists in
@@ -103,12 +126,19 @@ func Setup(o Options) (*Env, error) {
 	if o.Realistic {
 		emuOpts = append(emuOpts, emulator.WithRealistic(o.RealisticSeed))
 	}
+	var prov *provider.Provider
+	if o.Provider {
+		if prov, err = provider.New(filepath.Join(dir, "emulator", "provider")); err != nil {
+			return nil, err
+		}
+		emuOpts = append(emuOpts, emulator.WithProvider(prov))
+	}
 	emuOpts = append(emuOpts, o.Emulator...)
 	emu, err := emulator.New(filepath.Join(dir, "emulator"), emuOpts...)
 	if err != nil {
 		return nil, err
 	}
-	env := &Env{Emulator: emu}
+	env := &Env{Emulator: emu, Provider: prov}
 	ok := false
 	defer func() {
 		if !ok {
@@ -147,6 +177,11 @@ func Setup(o Options) (*Env, error) {
 	}
 	env.APIListener = ln
 	cfg.API.Listen = ln.Addr().String()
+	if prov != nil {
+		if err := withProvider(cfg, dir, emu, prov, demo.TenantID); err != nil {
+			return nil, err
+		}
+	}
 	if o.Edit != nil {
 		o.Edit(cfg)
 	}
@@ -195,8 +230,57 @@ func Setup(o Options) (*Env, error) {
 		seed := o.RealisticSeed
 		env.Info.RealisticSeed = &seed
 	}
+	if prov != nil {
+		env.Info.ProviderCertificateURL = cfg.Target.Source.URL
+		env.Info.ProviderSigningKey = cfg.Provenance.Keys[0]
+		env.Info.ProviderWebhookURL = cfg.Notify.WebhookURL
+		env.Info.ProviderPublishURL = emu.URL() + provider.ControlPrefix + "publish"
+		// This year's delivery, published before the agent starts: the agent's first fetch
+		// finds it.
+		if env.Published, err = prov.PublishNew(customer(demo.TenantID), fmt.Sprintf("AUCloud VB365 %d", time.Now().AddDate(1, 0, 0).Year())); err != nil {
+			return nil, err
+		}
+	}
 	ok = true
 	return env, nil
+}
+
+// customer is the provider's name for the tenant in its URLs.
+func customer(tenantID string) string { return strings.ToLower(tenantID) }
+
+// withProvider configures the agent for the provider's zero-touch year: its signing key
+// pinned (a copy beside the config, as a customer keeps it) and required, its URL of the
+// tenant's next certificate fetched every minute with the emulator's CA pinned, and its
+// webhook told, signed with its secret (a private copy in the state folder).
+func withProvider(cfg *config.Config, dir string, emu *emulator.Emulator, prov *provider.Provider, tenantID string) error {
+	pub, err := os.ReadFile(prov.SigningPubPath())
+	if err != nil {
+		return err
+	}
+	keyFile := filepath.Join(dir, "provider-signing.pub")
+	if err := os.WriteFile(keyFile, pub, 0o644); err != nil {
+		return err
+	}
+	secret, err := os.ReadFile(prov.SecretPath())
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return err
+	}
+	secretFile := filepath.Join(cfg.StateDir, "webhook.secret")
+	if err := securefile.WriteFile(secretFile, secret); err != nil {
+		return err
+	}
+	cfg.Provenance = config.Provenance{Required: true, Keys: []string{keyFile}, Wait: cfg.Provenance.Wait}
+	cfg.Target.Source = config.Source{
+		URL:      emu.URL() + provider.CertificatePath(customer(tenantID)),
+		Interval: config.Duration(time.Minute),
+		CAFile:   emu.CAFile(),
+	}
+	cfg.Notify.WebhookURL = emu.URL() + provider.WebhookPath
+	cfg.Notify.SecretFile = secretFile
+	return nil
 }
 
 // register adds the agent's certificate to its app in the emulated tenant unless it is there.
@@ -240,6 +324,27 @@ func (env *Env) Banner(dir, self string) string {
 	realistic := ""
 	if s := env.Emulator.Settings(); s.Realistic() {
 		realistic = fmt.Sprintf("  realistic mode  %s\n                  repeat with: %s dev --realistic-seed %d\n", s, self, s.Seed)
+	}
+	if env.Provider != nil {
+		return fmt.Sprintf(`certagent dev --provider is running: the real agent against an emulated Entra ID tenant,
+and the emulator plays the backup provider too.
+
+%s  tenant          %s
+  target app      %s  (holds a provider certificate that expires soon)
+  provider        publishes at %s
+                  signing key pinned: %s (provenance.required)
+                  webhook receiver:   %s
+  API             %s   token: %s
+  emulator        %s   (CA: %s)
+  everything      %s
+
+Only certificates the provider signed reach the app now: a file dropped into %s
+needs its signature beside it (name.cer.sig), and is refused without one.
+  %s status -c %s
+  curl -s --cacert %s %s/_emulator/provider/state
+`, realistic, i.TenantID, i.TargetAppID, i.ProviderCertificateURL, i.ProviderSigningKey, i.ProviderWebhookURL,
+			i.APIURL, i.TokenFile, i.EmulatorURL, i.EmulatorCAFile, filepath.Join(dir, "dev.json"), i.DropFolder,
+			self, i.ConfigFile, i.EmulatorCAFile, i.EmulatorURL)
 	}
 	return fmt.Sprintf(`certagent dev is running: the real agent against an emulated Entra ID tenant.
 

@@ -129,7 +129,7 @@ func TestDevCommand(t *testing.T) {
 // devRun is a running `certagent dev`, with its dev.json and an API client for it.
 type devRun struct {
 	cmd       *exec.Cmd
-	out, errb lockedBuffer
+	out, errb syncBuffer // read while the process writes
 	exited    chan error
 	info      devenv.Info
 	client    *client.Client

@@ -239,6 +239,8 @@ function ConvertTo-CertAgentRotation {
         Source            = Get-CertAgentValue $source 'kind'
         FileName          = Get-CertAgentValue $source 'fileName'
         ArchivedAs        = Get-CertAgentValue $source 'archivedAs'
+        SourceUrl         = Get-CertAgentValue $source 'url'
+        SignedBy          = Get-CertAgentValue $source 'signedBy'
         Target            = Get-CertAgentValue $target 'name'
         TargetAppId       = Get-CertAgentValue $target 'appId'
         TargetDisplayName = Get-CertAgentValue $target 'displayName'
@@ -372,17 +374,21 @@ function ConvertTo-CertAgentSubmission {
     .SYNOPSIS
     Returns a certificate file's content as the "certificate" string of POST
     /api/v1/rotations: a text file (PEM, bare base64; UTF-8, a BOM dropped) as it is, a binary
-    file (DER) as the base64 of its bytes.
+    file (DER) as the base64 of its bytes. The same for a signature file's "signature".
+    -KeepByteOrderMark keeps a UTF-8 BOM as the text's first character, so that the string's
+    UTF-8 bytes are the file's exact bytes (what a signature covers).
     #>
     [CmdletBinding()]
     [OutputType([string])]
     param(
         [Parameter(Mandatory = $true)]
-        [byte[]] $Bytes
+        [byte[]] $Bytes,
+
+        [switch] $KeepByteOrderMark
     )
 
     $offset = 0
-    if ($Bytes.Length -ge 3 -and $Bytes[0] -eq 0xEF -and $Bytes[1] -eq 0xBB -and $Bytes[2] -eq 0xBF) {
+    if (-not $KeepByteOrderMark -and $Bytes.Length -ge 3 -and $Bytes[0] -eq 0xEF -and $Bytes[1] -eq 0xBB -and $Bytes[2] -eq 0xBF) {
         $offset = 3
     }
     $strict = New-Object -TypeName System.Text.UTF8Encoding -ArgumentList @($false, $true)

@@ -14,7 +14,16 @@ function Submit-CertAgentCertificate {
       $false when the same certificate was submitted before (nothing else happens then);
     - rejected, with the stable Code and the Message: not_a_certificate,
       contains_private_key, multiple_certificates, expired, expires_too_soon, weak_key,
-      unsupported_key_type, not_allowed, too_large, unsupported_file.
+      unsupported_key_type, not_allowed, too_large, unsupported_file, no_target,
+      ambiguous_target, signature_missing, signature_invalid, signer_not_pinned (and, in
+      the drop folder only, certificate_missing for a signature file without its
+      certificate).
+
+    The provider's signature of a file goes with it: -Signature, or the file's name plus .sig
+    beside it (provider.cer.sig for provider.cer), as in the drop folder. With a signature,
+    a text certificate is sent exactly as its bytes are (a byte order mark kept), since the
+    signature covers the file's exact bytes. When the agent requires signed certificates
+    (provenance.required), a file without one is refused as signature_missing.
 
     Refusals are verdicts, not errors, so a folder can be piped in and the result filtered.
     Like the drop folder, the module never reads or sends .pfx, .p12 or .key files (verdict
@@ -29,6 +38,11 @@ function Submit-CertAgentCertificate {
 
     .PARAMETER LiteralPath
     Files to submit, taken as written (no wildcards); Get-ChildItem's output binds here.
+
+    .PARAMETER Signature
+    The provider's detached signature of the certificate file (made with openssl dgst -sha256
+    -sign, openssl pkeyutl -sign -rawin, or cosign sign-blob), binary or base64. Only with one
+    certificate file. Default: the file's name plus .sig, when that file exists.
 
     .PARAMETER Target
     The target the certificate is for (its name in the agent's config). Default: the target
@@ -59,6 +73,12 @@ function Submit-CertAgentCertificate {
     With manual approval: submit, then approve the new rotation (asks first).
 
     .EXAMPLE
+    Submit-CertAgentCertificate .\provider-2027.cer -Signature .\provider-2027.cer.sig
+
+    Submits the certificate with the provider's signature, which the agent checks against the
+    provider's pinned keys.
+
+    .EXAMPLE
     Submit-CertAgentCertificate .\*.cer -WhatIf
 
     .OUTPUTS
@@ -79,6 +99,8 @@ function Submit-CertAgentCertificate {
         [ValidateNotNullOrEmpty()]
         [string[]] $LiteralPath,
 
+        [string] $Signature,
+
         [string] $Target,
 
         [string] $BaseUri,
@@ -96,6 +118,8 @@ function Submit-CertAgentCertificate {
         }
         # The agent's limit for one certificate file (docs/contract.md: too_large).
         $maxBytes = 1048576
+        # -Signature names the signature of one file; several files each take their own .sig.
+        $fileCount = 0
     }
 
     process {
@@ -146,11 +170,32 @@ function Submit-CertAgentCertificate {
                 if ($name.Length -gt 255) {
                     $name = $name.Substring(0, 255)
                 }
+                $fileCount++
+                if ($Signature -and $fileCount -gt 1) {
+                    $PSCmdlet.ThrowTerminatingError((New-CertAgentErrorRecord -ErrorId 'invalid_request' -Category InvalidArgument -TargetObject $Signature `
+                        -Message '-Signature goes with one certificate file; for several, put each one''s signature beside it as <file>.sig'))
+                }
+                $sigPath = $Signature
+                if (-not $sigPath -and (Test-Path -LiteralPath ($file + '.sig') -PathType Leaf)) {
+                    $sigPath = $file + '.sig'
+                }
+                $sigBytes = $null
+                if ($sigPath) {
+                    try {
+                        $sigBytes = [System.IO.File]::ReadAllBytes((Resolve-Path -LiteralPath $sigPath).ProviderPath)
+                    } catch {
+                        $PSCmdlet.WriteError($_)
+                        continue
+                    }
+                }
 
                 try {
                     $body = @{
-                        certificate = ConvertTo-CertAgentSubmission -Bytes $bytes
+                        certificate = ConvertTo-CertAgentSubmission -Bytes $bytes -KeepByteOrderMark:($null -ne $sigBytes)
                         fileName    = $name
+                    }
+                    if ($null -ne $sigBytes) {
+                        $body['signature'] = ConvertTo-CertAgentSubmission -Bytes $sigBytes
                     }
                     if ($Target) {
                         $body['target'] = $Target

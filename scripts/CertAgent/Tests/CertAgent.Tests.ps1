@@ -305,6 +305,28 @@ Describe 'commands against a mocked agent' {
             Submit-CertAgentCertificate -Path (Join-Path -Path $TestDrive -ChildPath '*.cer') -WhatIf
             Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 0 -Exactly
         }
+
+        It 'sends the signature beside a file, or the one given, with the certificate exact' {
+            $dir = Join-Path -Path $TestDrive -ChildPath 'signed'
+            New-Item -ItemType Directory -Path $dir | Out-Null
+            $cer = Join-Path -Path $dir -ChildPath 'new.cer'
+            [System.IO.File]::WriteAllBytes($cer, [byte[]] (@(0xEF, 0xBB, 0xBF) + [System.Text.Encoding]::ASCII.GetBytes($pem)))
+            Set-Content -LiteralPath ($cer + '.sig') -Value 'MEUCIQDsignature' -NoNewline
+            $binarySig = Join-Path -Path $dir -ChildPath 'binary.sig'
+            [System.IO.File]::WriteAllBytes($binarySig, [byte[]] @(0x30, 0x45, 0x02))
+
+            Submit-CertAgentCertificate -LiteralPath $cer | Out-Null
+            Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 1 -Exactly -ParameterFilter {
+                $sent = Get-BodyJson $Body
+                $sent.signature -eq 'MEUCIQDsignature' -and $sent.certificate.StartsWith([string][char] 0xFEFF)
+            }
+            Submit-CertAgentCertificate -LiteralPath $cer -Signature $binarySig | Out-Null
+            Should -Invoke -CommandName 'Invoke-WebRequest' -ModuleName 'CertAgent' -Times 1 -Exactly -ParameterFilter { (Get-BodyJson $Body).signature -eq 'MEUC' }
+        }
+
+        It 'refuses -Signature for several files' {
+            { Submit-CertAgentCertificate -Path (Join-Path -Path $TestDrive -ChildPath '*.cer') -Signature 'x.sig' } | Should -Throw -ErrorId 'invalid_request*'
+        }
     }
 
     Context 'Get-CertAgentAuditLog' {
