@@ -231,26 +231,9 @@ func (s *server) submitCertificate(c echo.Context) error {
 func execute(cmd rotation.Command) func(s *server, c echo.Context) error {
 	return func(s *server, c echo.Context) error {
 		r := c.Request()
-		body, err := readBody(c)
-		if err != nil {
-			return err
-		}
 		var req apitype.ActionRequest
-		if len(bytes.TrimSpace(body)) > 0 {
-			mt, err := mediaType(r)
-			if err != nil {
-				return err
-			}
-			if mt != "" && !isJSON(mt) {
-				return newProblem(http.StatusUnsupportedMediaType, apitype.CodeUnsupportedMediaType,
-					fmt.Sprintf("Content-Type %q: send application/json {\"note\": \"...\"} or no body", mt))
-			}
-			if err := decodeJSON(body, &req); err != nil {
-				return err
-			}
-			if err := checkNote(req.Note); err != nil {
-				return err
-			}
+		if err := readNoteBody(c, &req.Note); err != nil {
+			return err
 		}
 		rot, err := s.rotations.Execute(r.Context(), rotationID(c), cmd, actorOf(r), req.Note)
 		if err != nil {
@@ -258,6 +241,33 @@ func execute(cmd rotation.Command) func(s *server, c echo.Context) error {
 		}
 		return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, toRotation(rot))
 	}
+}
+
+// readNoteBody reads the optional JSON body {"note": "..."} of a person's command (on a
+// rotation, or retiring a certificate) into note: no body, or JSON with a note that passes
+// checkNote.
+func readNoteBody(c echo.Context, note *string) error {
+	body, err := readBody(c)
+	if err != nil || len(bytes.TrimSpace(body)) == 0 {
+		return err
+	}
+	mt, err := mediaType(c.Request())
+	if err != nil {
+		return err
+	}
+	if mt != "" && !isJSON(mt) {
+		return newProblem(http.StatusUnsupportedMediaType, apitype.CodeUnsupportedMediaType,
+			fmt.Sprintf("Content-Type %q: send application/json {\"note\": \"...\"} or no body", mt))
+	}
+	var req apitype.ActionRequest
+	if err := decodeJSON(body, &req); err != nil {
+		return err
+	}
+	if err := checkNote(req.Note); err != nil {
+		return err
+	}
+	*note = req.Note
+	return nil
 }
 
 func (s *server) scanDropFolder(c echo.Context) error {
@@ -293,26 +303,9 @@ func (s *server) rotateCredential(c echo.Context) error {
 
 func (s *server) retireCertificate(c echo.Context) error {
 	r := c.Request()
-	body, err := readBody(c)
-	if err != nil {
-		return err
-	}
 	var req apitype.RetireRequest
-	if len(bytes.TrimSpace(body)) > 0 {
-		mt, err := mediaType(r)
-		if err != nil {
-			return err
-		}
-		if mt != "" && !isJSON(mt) {
-			return newProblem(http.StatusUnsupportedMediaType, apitype.CodeUnsupportedMediaType,
-				fmt.Sprintf("Content-Type %q: send application/json {\"note\": \"...\"} or no body", mt))
-		}
-		if err := decodeJSON(body, &req); err != nil {
-			return err
-		}
-		if err := checkNote(req.Note); err != nil {
-			return err
-		}
+	if err := readNoteBody(c, &req.Note); err != nil {
+		return err
 	}
 	cert, err := s.certs.Retire(r.Context(), c.QueryParam("target"), pathParam(c, "keyId"), actorOf(r), req.Note)
 	if err != nil {
