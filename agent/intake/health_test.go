@@ -1,20 +1,19 @@
 package intake
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/aucloud/certagent/agent/health"
+	"github.com/aucloud/certagent/internal/syncbuf"
 )
 
 // problemCodes returns the codes of the intake's problems.
@@ -59,7 +58,7 @@ func TestDropFolderFaultsRaiseAndClear(t *testing.T) {
 	for _, tc := range faults {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
-				var logs syncBuffer
+				var logs syncbuf.Buffer
 				cfg := pollCfg()
 				cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 				h := startPoll(t, cfg)
@@ -214,22 +213,4 @@ func mustDo(t *testing.T, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a logger writing while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/aucloud/certagent/agent/health"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/agent/store"
+	"github.com/aucloud/certagent/internal/syncbuf"
 )
 
 // shortBackoff shortens the retry pauses for one test.
@@ -360,7 +361,7 @@ func TestUnsigned(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "certagent.db"))
 	defer st.Close()
 	r := putRotation(t, st, rotation.StateApplied, time.Now(), nil)
-	var logBuf syncBuffer
+	var logBuf syncbuf.Buffer
 	n := newNotifier(t, st, &fakeRotations{st: st}, srv.URL, nil, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logBuf, nil)) })
 	start(t, n)
 	waitFor(t, "the rotation confirmed", func() bool { return stateOf(t, st, r.ID) == rotation.StateConfirmed })
@@ -375,24 +376,6 @@ func TestUnsigned(t *testing.T) {
 	if !strings.Contains(logBuf.String(), "level=WARN") || !strings.Contains(logBuf.String(), "not signed") {
 		t.Errorf("log = %s; want a warning at start that deliveries are not signed", logBuf.String())
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // TestConfirmAfterCrashBetweenDeliveryAndConfirm: the webhook took the event but the

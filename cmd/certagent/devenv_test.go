@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +13,7 @@ import (
 	"github.com/aucloud/certagent/api/apitype"
 	"github.com/aucloud/certagent/api/client"
 	"github.com/aucloud/certagent/internal/devenv"
+	"github.com/aucloud/certagent/internal/syncbuf"
 )
 
 // devSetup prepares `certagent dev`'s environment (an emulated tenant, the agent's
@@ -38,30 +37,12 @@ func testDevEnv(t *testing.T, edit func(*config.Config)) *devenv.Env {
 	return env
 }
 
-// syncBuffer is a bytes.Buffer safe for the agent's goroutines to write to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // runningAgent is `certagent run` running in-process.
 type runningAgent struct {
 	t      *testing.T
 	cancel context.CancelFunc
 	done   chan int
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	client *client.Client
 }
 
@@ -69,9 +50,9 @@ type runningAgent struct {
 func startRun(t *testing.T, cfg *config.Config) *runningAgent {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ra := &runningAgent{t: t, cancel: cancel, done: make(chan int, 1), stderr: &syncBuffer{}}
+	ra := &runningAgent{t: t, cancel: cancel, done: make(chan int, 1), stderr: &syncbuf.Buffer{}}
 	go func() {
-		env := &cmdEnv{stdout: &syncBuffer{}, stderr: ra.stderr, getenv: func(string) string { return "" }}
+		env := &cmdEnv{stdout: &syncbuf.Buffer{}, stderr: ra.stderr, getenv: func(string) string { return "" }}
 		ra.done <- exitCode(env, dispatch(ctx, env, []string{"run", "-c", cfg.File}))
 	}()
 	t.Cleanup(ra.stop)

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aucloud/certagent/api/client"
 	"github.com/aucloud/certagent/internal/devenv"
+	"github.com/aucloud/certagent/internal/syncbuf"
 )
 
 // TestDevCommand runs `certagent dev` as a newcomer would, reads dev.json, calls every API
@@ -129,7 +130,7 @@ func TestDevCommand(t *testing.T) {
 // devRun is a running `certagent dev`, with its dev.json and an API client for it.
 type devRun struct {
 	cmd       *exec.Cmd
-	out, errb syncBuffer // read while the process writes
+	out, errb syncbuf.Buffer // read while the process writes
 	exited    chan error
 	info      devenv.Info
 	client    *client.Client
