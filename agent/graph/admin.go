@@ -266,17 +266,25 @@ func (a *Admin) listApplications(ctx context.Context, op, object string, cfg *ap
 	defer cancel()
 	b := applications.NewApplicationsRequestBuilderInternal(a.c.pathParams(), a.c.adapter)
 	var out []certs.Application
-	for page := 0; page < maxPages; page++ {
-		res, err := b.Get(ctx, cfg)
+	for n := 0; n < maxPages; n++ {
+		ri, err := b.ToGetRequestInformation(ctx, cfg)
+		if err != nil {
+			return nil, a.c.invalid(op, object, err.Error())
+		}
+		res, err := a.c.adapter.Send(ctx, ri, pageOf[*application](createApplication), errorMapping)
 		if err != nil {
 			return nil, a.c.fail(ctx, op, object, err, st)
 		}
-		for _, m := range res.GetValue() {
+		p, _ := res.(*page[*application])
+		if p == nil {
+			return out, nil
+		}
+		for _, m := range p.value {
 			if m != nil {
 				out = append(out, fromModel(m))
 			}
 		}
-		next := res.GetOdataNextLink()
+		next := p.nextLink
 		if next == nil || *next == "" {
 			return out, nil
 		}
@@ -308,15 +316,21 @@ func (a *Admin) Owners(ctx context.Context, objectID string) ([]certs.DirectoryO
 func (a *Admin) CreateApplication(ctx context.Context, displayName string) (certs.Application, error) {
 	ctx, st, cancel := a.c.begin(ctx, opCreateApp)
 	defer cancel()
-	body := models.NewApplication()
-	body.SetDisplayName(&displayName)
-	body.SetSignInAudience(ptr("AzureADMyOrg"))
+	body := newApplication()
+	body.displayName = &displayName
+	body.signInAudience = ptr("AzureADMyOrg")
 	st.noRetry = []int{http.StatusGatewayTimeout} // a timed-out POST may have created it
-	m, err := applications.NewApplicationsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).Post(ctx, body, nil)
+	ri, err := write(ctx, a.c, applications.NewApplicationsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).ToGetRequestInformation,
+		abstractions.POST, body)
+	if err != nil {
+		return certs.Application{}, a.c.invalid(opCreateApp, displayName, err.Error())
+	}
+	res, err := a.c.adapter.Send(ctx, ri, createApplication, errorMapping)
 	if err != nil {
 		return certs.Application{}, a.c.fail(ctx, opCreateApp, displayName, err, st)
 	}
-	if m == nil || deref(m.GetId()) == "" || deref(m.GetAppId()) == "" {
+	m, _ := res.(*application)
+	if m == nil || deref(m.id) == "" || deref(m.appID) == "" {
 		return certs.Application{}, a.c.invalidAnswer(opCreateApp, displayName, st, "Graph answered without the new application")
 	}
 	app := fromModel(m)
@@ -336,24 +350,32 @@ func (a *Admin) ServicePrincipal(ctx context.Context, appID string) (sp certs.Se
 	ctx, st, cancel := a.c.begin(ctx, opServicePrincipal)
 	defer cancel()
 	filter := "appId eq '" + appID + "'"
-	res, err := serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).Get(ctx,
+	ri, err := serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).ToGetRequestInformation(ctx,
 		&serviceprincipals.ServicePrincipalsRequestBuilderGetRequestConfiguration{
 			QueryParameters: &serviceprincipals.ServicePrincipalsRequestBuilderGetQueryParameters{Filter: &filter, Select: spSelect},
 		})
 	if err != nil {
+		return sp, false, a.c.invalid(opServicePrincipal, appID, err.Error())
+	}
+	res, err := a.c.adapter.Send(ctx, ri, pageOf[*servicePrincipal](createServicePrincipal), errorMapping)
+	if err != nil {
 		return sp, false, a.c.fail(ctx, opServicePrincipal, appID, err, st)
 	}
-	for _, m := range res.GetValue() {
-		if m != nil && strings.EqualFold(deref(m.GetAppId()), appID) {
+	p, _ := res.(*page[*servicePrincipal])
+	if p == nil {
+		return sp, false, nil
+	}
+	for _, m := range p.value {
+		if m != nil && strings.EqualFold(deref(m.appID), appID) {
 			return spFromModel(m), true, nil
 		}
 	}
 	return sp, false, nil
 }
 
-func spFromModel(m models.ServicePrincipalable) certs.ServicePrincipal {
-	sp := certs.ServicePrincipal{ID: deref(m.GetId()), AppID: deref(m.GetAppId()), DisplayName: deref(m.GetDisplayName())}
-	for _, r := range m.GetAppRoles() {
+func spFromModel(m *servicePrincipal) certs.ServicePrincipal {
+	sp := certs.ServicePrincipal{ID: deref(m.id), AppID: deref(m.appID), DisplayName: deref(m.displayName)}
+	for _, r := range m.appRoles {
 		if r == nil || r.GetId() == nil {
 			continue
 		}
@@ -369,20 +391,25 @@ func (a *Admin) CreateServicePrincipal(ctx context.Context, appID string) (certs
 	if !isGUID(appID) {
 		return certs.ServicePrincipal{}, a.c.invalid(opCreateSP, appID, "the app id is not a GUID")
 	}
-	body := models.NewServicePrincipal()
-	body.SetAppId(&appID)
+	body := &servicePrincipal{odataType: ptr(odataServicePrincipal), appID: &appID}
 	err := func() error {
 		ctx, st, cancel := a.c.begin(ctx, opCreateSP)
 		defer cancel()
 		st.noRetry = []int{http.StatusGatewayTimeout}
-		m, err := serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).Post(ctx, body, nil)
+		ri, err := write(ctx, a.c, serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).ToGetRequestInformation,
+			abstractions.POST, body)
+		if err != nil {
+			return a.c.invalid(opCreateSP, appID, err.Error())
+		}
+		res, err := a.c.adapter.Send(ctx, ri, createServicePrincipal, errorMapping)
 		if err != nil {
 			return a.c.fail(ctx, opCreateSP, appID, err, st)
 		}
-		if m == nil || deref(m.GetId()) == "" {
+		m, _ := res.(*servicePrincipal)
+		if m == nil || deref(m.id) == "" {
 			return a.c.invalidAnswer(opCreateSP, appID, st, "Graph answered without the new service principal")
 		}
-		a.c.log.Info("created service principal", "app_id", appID, "service_principal_id", deref(m.GetId()))
+		a.c.log.Info("created service principal", "app_id", appID, "service_principal_id", deref(m.id))
 		return nil
 	}()
 	var e *Error
@@ -410,13 +437,21 @@ func (a *Admin) AppRoleAssignments(ctx context.Context, spID string) ([]certs.Ap
 	}
 	ctx, st, cancel := a.c.begin(ctx, opAssignments)
 	defer cancel()
-	res, err := serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).
-		ByServicePrincipalId(spID).AppRoleAssignments().Get(ctx, nil)
+	ri, err := serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).
+		ByServicePrincipalId(spID).AppRoleAssignments().ToGetRequestInformation(ctx, nil)
+	if err != nil {
+		return nil, a.c.invalid(opAssignments, spID, err.Error())
+	}
+	res, err := a.c.adapter.Send(ctx, ri, pageOf[*appRoleAssignment](createAppRoleAssignment), errorMapping)
 	if err != nil {
 		return nil, a.c.fail(ctx, opAssignments, spID, err, st)
 	}
 	var out []certs.AppRoleAssignment
-	for _, m := range res.GetValue() {
+	p, _ := res.(*page[*appRoleAssignment])
+	if p == nil {
+		return nil, nil
+	}
+	for _, m := range p.value {
 		if m != nil {
 			out = append(out, assignmentFromModel(m))
 		}
@@ -424,15 +459,15 @@ func (a *Admin) AppRoleAssignments(ctx context.Context, spID string) ([]certs.Ap
 	return out, nil
 }
 
-func assignmentFromModel(m models.AppRoleAssignmentable) certs.AppRoleAssignment {
-	ar := certs.AppRoleAssignment{ID: deref(m.GetId())}
-	if id := m.GetPrincipalId(); id != nil {
+func assignmentFromModel(m *appRoleAssignment) certs.AppRoleAssignment {
+	ar := certs.AppRoleAssignment{ID: deref(m.id)}
+	if id := m.principalID; id != nil {
 		ar.PrincipalID = id.String()
 	}
-	if id := m.GetResourceId(); id != nil {
+	if id := m.resourceID; id != nil {
 		ar.ResourceID = id.String()
 	}
-	if id := m.GetAppRoleId(); id != nil {
+	if id := m.appRoleID; id != nil {
 		ar.AppRoleID = id.String()
 	}
 	return ar
@@ -449,21 +484,23 @@ func (a *Admin) AssignAppRole(ctx context.Context, principalID, resourceID, appR
 			return certs.AppRoleAssignment{}, a.c.invalid(opAssign, principalID, fmt.Sprintf("%q is not a GUID", id))
 		}
 	}
-	body := models.NewAppRoleAssignment()
 	p, r, role := uuid.MustParse(principalID), uuid.MustParse(resourceID), uuid.MustParse(appRoleID)
-	body.SetPrincipalId(&p)
-	body.SetResourceId(&r)
-	body.SetAppRoleId(&role)
+	body := &appRoleAssignment{odataType: ptr(odataAppRoleAssignment), principalID: &p, resourceID: &r, appRoleID: &role}
 	var out certs.AppRoleAssignment
 	err := func() error {
 		ctx, st, cancel := a.c.begin(ctx, opAssign)
 		defer cancel()
 		st.noRetry = []int{http.StatusGatewayTimeout}
-		m, err := serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).
-			ByServicePrincipalId(resourceID).AppRoleAssignedTo().Post(ctx, body, nil)
+		ri, err := write(ctx, a.c, serviceprincipals.NewServicePrincipalsRequestBuilderInternal(a.c.pathParams(), a.c.adapter).
+			ByServicePrincipalId(resourceID).AppRoleAssignedTo().ToGetRequestInformation, abstractions.POST, body)
+		if err != nil {
+			return a.c.invalid(opAssign, principalID, err.Error())
+		}
+		res, err := a.c.adapter.Send(ctx, ri, createAppRoleAssignment, errorMapping)
 		if err != nil {
 			return a.c.fail(ctx, opAssign, principalID, err, st)
 		}
+		m, _ := res.(*appRoleAssignment)
 		if m == nil {
 			return a.c.invalidAnswer(opAssign, principalID, st, "Graph answered without the assignment")
 		}

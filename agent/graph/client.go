@@ -17,6 +17,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/cloud"
 	"github.com/google/uuid"
+	abstractions "github.com/microsoft/kiota-abstractions-go"
 	absser "github.com/microsoft/kiota-abstractions-go/serialization"
 	jsonserialization "github.com/microsoft/kiota-serialization-json-go"
 	core "github.com/microsoftgraph/msgraph-sdk-go-core"
@@ -210,13 +211,18 @@ func (c *Client) Get(ctx context.Context, appID string) (certs.Application, erro
 	ctx, st, cancel := c.begin(ctx, opGet)
 	defer cancel()
 	id := appID
-	b := applicationswithappid.NewApplicationsWithAppIdRequestBuilderInternal(c.pathParams(), c.adapter, &id)
-	m, err := b.Get(ctx, &applicationswithappid.ApplicationsWithAppIdRequestBuilderGetRequestConfiguration{
-		QueryParameters: &applicationswithappid.ApplicationsWithAppIdRequestBuilderGetQueryParameters{Select: selectProperties},
-	})
+	ri, err := applicationswithappid.NewApplicationsWithAppIdRequestBuilderInternal(c.pathParams(), c.adapter, &id).ToGetRequestInformation(ctx,
+		&applicationswithappid.ApplicationsWithAppIdRequestBuilderGetRequestConfiguration{
+			QueryParameters: &applicationswithappid.ApplicationsWithAppIdRequestBuilderGetQueryParameters{Select: selectProperties},
+		})
+	if err != nil {
+		return certs.Application{}, c.invalid(opGet, appID, err.Error())
+	}
+	res, err := c.adapter.Send(ctx, ri, createApplication, errorMapping)
 	if err != nil {
 		return certs.Application{}, c.fail(ctx, opGet, appID, err, st)
 	}
+	m, _ := res.(*application)
 	if m == nil {
 		return certs.Application{}, c.invalidAnswer(opGet, appID, st, "Graph answered without an application")
 	}
@@ -251,7 +257,11 @@ func (c *Client) Replace(ctx context.Context, objectID string, creds []certs.Key
 	}
 	ctx, st, cancel := c.begin(ctx, opReplace)
 	defer cancel()
-	if _, err := c.item(objectID).Patch(ctx, body, nil); err != nil {
+	ri, err := write(ctx, c, c.item(objectID).ToGetRequestInformation, abstractions.PATCH, body)
+	if err != nil {
+		return c.invalid(opReplace, objectID, err.Error())
+	}
+	if _, err := c.adapter.Send(ctx, ri, createApplication, errorMapping); err != nil {
 		return c.fail(ctx, opReplace, objectID, err, st)
 	}
 	c.log.Info("replaced key credentials", "object_id", objectID, "count", len(creds), "status", lastStatus(st))
@@ -259,7 +269,7 @@ func (c *Client) Replace(ctx context.Context, objectID string, creds []certs.Key
 }
 
 // replaceBody is the PATCH body that sets keyCredentials to creds, in order.
-func replaceBody(creds []certs.KeyCredential) (models.Applicationable, error) {
+func replaceBody(creds []certs.KeyCredential) (*application, error) {
 	list := make([]models.KeyCredentialable, 0, len(creds))
 	seen := make(map[string]bool, len(creds))
 	for i, k := range creds {
@@ -273,8 +283,8 @@ func replaceBody(creds []certs.KeyCredential) (models.Applicationable, error) {
 		seen[id] = true
 		list = append(list, toModel(k))
 	}
-	body := models.NewApplication()
-	body.SetKeyCredentials(list)
+	body := newApplication()
+	body.keyCredentials = list
 	return body, nil
 }
 
@@ -368,6 +378,21 @@ func (c *Client) proof(op, objectID string) (string, error) {
 		return "", c.invalid(op, objectID, "signing the proof: "+err.Error())
 	}
 	return p, nil
+}
+
+// write makes the request information of a PATCH or POST of body to the URL of a request
+// builder, from the builder's GET request information (without query parameters, its URL is
+// the same): the SDK's own ToPatch/ToPostRequestInformation take its entity models.
+func write[C any](ctx context.Context, c *Client, get func(context.Context, *C) (*abstractions.RequestInformation, error), method abstractions.HttpMethod, body absser.Parsable) (*abstractions.RequestInformation, error) {
+	ri, err := get(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	ri.Method = method
+	if err := ri.SetContentFromParsable(ctx, c.adapter, "application/json", body); err != nil {
+		return nil, err
+	}
+	return ri, nil
 }
 
 func (c *Client) item(objectID string) *applications.ApplicationItemRequestBuilder {

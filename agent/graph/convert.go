@@ -11,13 +11,13 @@ import (
 
 // fromModel converts Graph's application to the domain type, keeping every credential in
 // Graph's order.
-func fromModel(m models.Applicationable) certs.Application {
+func fromModel(m *application) certs.Application {
 	app := certs.Application{
-		ObjectID:    deref(m.GetId()),
-		AppID:       deref(m.GetAppId()),
-		DisplayName: deref(m.GetDisplayName()),
+		ObjectID:    deref(m.id),
+		AppID:       deref(m.appID),
+		DisplayName: deref(m.displayName),
 	}
-	for _, k := range m.GetKeyCredentials() {
+	for _, k := range m.keyCredentials {
 		if k != nil {
 			app.KeyCredentials = append(app.KeyCredentials, keyFromModel(k))
 		}

@@ -89,13 +89,27 @@
 //
 // # Build cost
 //
-// The client uses msgraph-sdk-go's applications, applicationswithappid and models packages
-// with msgraph-sdk-go-core's request adapter, and not the root package's GraphServiceClient:
-// the root imports every request builder of Graph (about 120 packages, 117 MB of source
-// with their dependencies against 25 MB for what is used here), all compiled for nothing.
-// The adapter is built as msgraph-sdk-go builds it (same telemetry, the same middleware bar
-// the /me URL rewriting that application requests never need, in a fixed order), with
-// serializers registered on the adapter rather than in kiota's process-wide registries.
+// The client uses msgraph-sdk-go's applications, applicationswithappid and serviceprincipals
+// request builders with msgraph-sdk-go-core's request adapter, and not the root package's
+// GraphServiceClient: the root imports every request builder of Graph (about 120 packages,
+// 117 MB of source with their dependencies against 25 MB for what is used here), all compiled
+// for nothing. The adapter is built as msgraph-sdk-go builds it (same telemetry, the same
+// middleware bar the /me URL rewriting that application requests never need, in a fixed
+// order), with serializers registered on the adapter rather than in kiota's process-wide
+// registries.
+//
+// Nor does the client use the SDK's models of Graph's entities (Application,
+// ServicePrincipal, AppRoleAssignment, User, DirectoryObject), or the builder methods that
+// take or return one (Get, Post, Patch): any of them reaches
+// models.CreateEntityFromDiscriminatorValue, which names every entity type of Graph, and the
+// linker then keeps the whole models package. The resources are small kiota Parsables of
+// the client's own (wire.go) that write the same JSON as the models; requests come from the
+// builders' ToGetRequestInformation (for a PATCH or POST, with the method and body set) and
+// go through the adapter's Send with the SDK's odataerrors mapping. The SDK's complex types
+// that reach no entity (KeyCredential, AppRole, ReferenceCreate) and its addKey, removeKey
+// and owners/$ref builders are used as they are. This took the stripped release binary
+// (linux/amd64) from 44.3 MB to 19.8 MB, and the idle agent's resident memory from 29.1 MB
+// to 25.3 MB, most of it pages of the binary.
 //
 // # Errors
 //

@@ -8,7 +8,6 @@ import (
 	"strings"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/microsoftgraph/msgraph-sdk-go/models"
 
 	"github.com/aucloud/certagent/agent/certs"
 )
@@ -29,29 +28,37 @@ func (c *Client) Owners(ctx context.Context, objectID string) ([]certs.Directory
 	defer cancel()
 	b := c.item(objectID).Owners()
 	var out []certs.DirectoryObject
-	for page := 0; ; page++ {
-		res, err := b.Get(ctx, nil)
+	for n := 0; ; n++ {
+		ri, err := b.ToGetRequestInformation(ctx, nil)
+		if err != nil {
+			return nil, c.invalid(opOwners, objectID, err.Error())
+		}
+		res, err := c.adapter.Send(ctx, ri, pageOf[*directoryObject](createDirectoryObject), errorMapping)
 		if err != nil {
 			return nil, c.fail(ctx, opOwners, objectID, err, st)
 		}
-		if res == nil {
+		p, _ := res.(*page[*directoryObject])
+		if p == nil {
 			return nil, c.invalidAnswer(opOwners, objectID, st, "Graph answered without a list")
 		}
-		for _, o := range res.GetValue() {
+		for _, o := range p.value {
 			if o == nil {
 				continue
 			}
-			d := certs.DirectoryObject{ID: deref(o.GetId()), Type: strings.TrimPrefix(deref(o.GetOdataType()), "#microsoft.graph.")}
-			switch v := o.(type) {
-			case models.ServicePrincipalable:
-				d.Type, d.AppID, d.DisplayName = certs.ObjectServicePrincipal, deref(v.GetAppId()), deref(v.GetDisplayName())
-			case models.Userable:
-				d.Type, d.UserPrincipalName, d.DisplayName = certs.ObjectUser, deref(v.GetUserPrincipalName()), deref(v.GetDisplayName())
+			typ := deref(o.odataType)
+			d := certs.DirectoryObject{ID: deref(o.id), Type: strings.TrimPrefix(typ, "#microsoft.graph.")}
+			// As the SDK's discriminator does, only these exact @odata.type values make a
+			// service principal or a user.
+			switch typ {
+			case odataServicePrincipal:
+				d.Type, d.AppID, d.DisplayName = certs.ObjectServicePrincipal, deref(o.appID), deref(o.displayName)
+			case odataUser:
+				d.Type, d.UserPrincipalName, d.DisplayName = certs.ObjectUser, deref(o.userPrincipalName), deref(o.displayName)
 			}
 			out = append(out, d)
 		}
-		next := deref(res.GetOdataNextLink())
-		if next == "" || page >= 100 {
+		next := deref(p.nextLink)
+		if next == "" || n >= 100 {
 			return out, nil
 		}
 		b = b.WithUrl(next)
