@@ -109,7 +109,7 @@
 // that reach no entity (KeyCredential, AppRole, ReferenceCreate) and its addKey, removeKey
 // and owners/$ref builders are used as they are. This took the stripped release binary
 // (linux/amd64) from 44.3 MB to 19.8 MB, and the idle agent's resident memory from 29.1 MB
-// to 25.3 MB, most of it pages of the binary.
+// to 25.3 MB, most of it pages of the binary (23.6 MB built without cgo, as a release is).
 //
 // # Errors
 //
