@@ -106,6 +106,13 @@ type Renewer struct {
 	running bool
 	waiting *waitState // a renewal waiting for its new key to be accepted
 	lastErr error      // the last renewal's failure, nil after a success
+	// prev caches the retire file for Problems, which every status request calls: prevGen
+	// counts the writes and removals of the file (only this Renewer makes them, through
+	// changedPrevious), and prevAt is the generation prev was read at (0: none read yet).
+	prev    previous
+	prevErr error
+	prevGen uint64
+	prevAt  uint64
 }
 
 type waitState struct {
@@ -266,7 +273,9 @@ func (r *Renewer) renew(ctx context.Context, actor string) error {
 	}
 	// Recorded before the switch, so that a crash at any instant after it still removes the
 	// previous certificate; removePrevious never removes the one in use.
-	if err := writePrevious(retireFile(main), previous{Thumbprint: curThumb, NotAfter: cur.Cert.NotAfter}); err != nil {
+	err = writePrevious(retireFile(main), previous{Thumbprint: curThumb, NotAfter: cur.Cert.NotAfter})
+	r.changedPrevious()
+	if err != nil {
 		return fail("recording the previous certificate to remove", err)
 	}
 	if err := credential.Promote(main, next, nc); err != nil {
@@ -353,11 +362,13 @@ func (r *Renewer) removePrevious(ctx context.Context, actor string) error {
 	if c := r.cfg.Source.Credential(); c != nil && certs.ThumbprintSHA1(c.Cert.Raw) == prev.Thumbprint {
 		// The recorded certificate is the one in use (a renewal cut short before the
 		// switch): never remove it.
+		defer r.changedPrevious()
 		return os.Remove(path)
 	}
 	fail := func(step string, err error) error {
 		prev.LastError = rotation.ErrorReason(err).Message
 		writePrevious(path, prev)
+		r.changedPrevious()
 		r.cfg.Audit(ctx, rotation.AuditEntry{Action: rotation.ActionCredential, Actor: actor, Outcome: rotation.OutcomeError, Code: rotation.ErrorReason(err).Code,
 			Message: fmt.Sprintf("removing the agent's previous certificate %s from its app: %s: %s", prev.Thumbprint, step, rotation.ErrorReason(err).Message)})
 		return fmt.Errorf("removing the previous certificate %s: %s: %w", prev.Thumbprint, step, err)
@@ -402,6 +413,7 @@ func (r *Renewer) removePrevious(ctx context.Context, actor string) error {
 		delay *= 2
 	}
 	r.log.Info("previous agent certificate removed", "thumbprint", prev.Thumbprint)
+	defer r.changedPrevious()
 	return os.Remove(path)
 }
 
@@ -415,6 +427,33 @@ func readPrevious(path string) (previous, error) {
 		return previous{}, fmt.Errorf("reading %s: not a record of a previous certificate: %v", path, err)
 	}
 	return p, nil
+}
+
+// cachedPrevious returns what readPrevious of the retire file returns, reading the file only
+// when it has changed since the last read.
+func (r *Renewer) cachedPrevious() (previous, error) {
+	r.mu.Lock()
+	gen := r.prevGen + 1 // generations start at 1, so that prevAt 0 means none read
+	if r.prevAt == gen {
+		defer r.mu.Unlock()
+		return r.prev, r.prevErr
+	}
+	r.mu.Unlock()
+	p, err := readPrevious(retireFile(r.cfg.Files))
+	r.mu.Lock()
+	if r.prevGen+1 == gen { // no write or removal came while reading
+		r.prev, r.prevErr, r.prevAt = p, err, gen
+	}
+	r.mu.Unlock()
+	return p, err
+}
+
+// changedPrevious notes that the retire file was written or removed (or may have been):
+// the next cachedPrevious reads it again.
+func (r *Renewer) changedPrevious() {
+	r.mu.Lock()
+	r.prevGen++
+	r.mu.Unlock()
 }
 
 func writePrevious(path string, p previous) error {
@@ -491,7 +530,7 @@ func (r *Renewer) Problems(now time.Time) []health.Problem {
 			Message: fmt.Sprintf("renewal waiting for the new key %s to become usable: Entra ID accepts a new certificate at sign-in only after a while; waiting since %s (%d tries, last: %s); the agent keeps signing in with its current certificate meanwhile",
 				w.thumbprint, w.since.UTC().Format(time.RFC3339), w.attempts, w.lastErr)})
 	}
-	if p, err := readPrevious(retireFile(r.cfg.Files)); err == nil && p.LastError != "" {
+	if p, err := r.cachedPrevious(); err == nil && p.LastError != "" {
 		sev := health.Warning
 		if !p.NotAfter.After(now) {
 			sev = health.Info // expired: it cannot sign in any more, only clutters the app

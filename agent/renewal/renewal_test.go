@@ -246,6 +246,12 @@ func TestPreviousRemovedAfterCrash(t *testing.T) {
 	if hasThumb(f.g.app.KeyCredentials, certs.ThumbprintSHA1(old.Cert.Raw)) {
 		t.Error("previous still on the app")
 	}
+	// Problems caches the record: the removal must show at once.
+	for _, p := range f.r.Problems(f.now) {
+		if p.Code == health.AgentCredentialSuperseded {
+			t.Errorf("status still says the previous certificate is left behind: %s", p.Message)
+		}
+	}
 	// A record naming the certificate in use is dropped, never acted on.
 	cur := f.src.Credential()
 	writePrevious(retireFile(f.files), previous{Thumbprint: certs.ThumbprintSHA1(cur.Cert.Raw)})

@@ -315,6 +315,18 @@ func (e *Engine) List(ctx context.Context, f Filter) ([]Rotation, error) {
 	return slices.DeleteFunc(rs, func(r Rotation) bool { return !e.owns(r) }), nil
 }
 
+// Scan calls fn for each of this engine's rotations, oldest first, under Scanner's rules
+// (fn must not change the rotation). From a Store that is a Scanner it copies nothing;
+// from another it lists.
+func (e *Engine) Scan(ctx context.Context, fn func(*Rotation)) error {
+	// New wraps every Store in appAudit, whose Scan does either.
+	return e.cfg.Store.(Scanner).Scan(ctx, func(r *Rotation) {
+		if e.owns(*r) {
+			fn(r)
+		}
+	})
+}
+
 // owns reports whether r is a rotation of this engine's app. A rotation stored without a
 // target (never written by this version) belongs to every engine, as the one app of old.
 func (e *Engine) owns(r Rotation) bool {
@@ -674,4 +686,16 @@ func (s appAudit) Update(ctx context.Context, r Rotation, audit ...AuditEntry) e
 
 func (s appAudit) Append(ctx context.Context, audit ...AuditEntry) error {
 	return s.Store.Append(ctx, s.stamp(audit)...)
+}
+
+// Scan passes Scanner through (the embedded interface would hide it), and lists otherwise.
+func (s appAudit) Scan(ctx context.Context, fn func(*Rotation)) error {
+	if sc, ok := s.Store.(Scanner); ok {
+		return sc.Scan(ctx, fn)
+	}
+	rs, err := s.Store.List(ctx, Filter{})
+	for i := range rs {
+		fn(&rs[i])
+	}
+	return err
 }

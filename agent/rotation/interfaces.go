@@ -50,6 +50,15 @@ type Store interface {
 	Audit(ctx context.Context, q AuditQuery) ([]AuditEntry, error)
 }
 
+// Scanner is a Store that can show its rotations without copying them, for the reads that
+// only count or look (the status, the metrics: every API request and scrape). Scan calls fn
+// for each rotation, oldest first. The rotation is shared: fn must change neither it nor
+// anything it points to, and must not call the store. fn may keep r to read later: a
+// Scanner never changes a rotation it has shown (a write replaces its list).
+type Scanner interface {
+	Scan(ctx context.Context, fn func(*Rotation)) error
+}
+
 // KeyCredentials reads and writes an application's keyCredentials in Graph. Implementations
 // are safe for concurrent use.
 //

@@ -61,19 +61,9 @@ func (c *Cached) Update(ctx context.Context, r rotation.Rotation, audit ...rotat
 func (c *Cached) List(ctx context.Context, f rotation.Filter) ([]rotation.Rotation, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	list := c.list
-	if list == nil {
-		all, err := c.Store.List(ctx, rotation.Filter{})
-		if err != nil {
-			return nil, err
-		}
-		if all == nil {
-			all = []rotation.Rotation{}
-		}
-		list = all
-		if c.writing == 0 {
-			c.list = all
-		}
+	list, err := c.load(ctx)
+	if err != nil {
+		return nil, err
 	}
 	var out []rotation.Rotation
 	for _, r := range list {
@@ -82,4 +72,39 @@ func (c *Cached) List(ctx context.Context, f rotation.Filter) ([]rotation.Rotati
 		}
 	}
 	return out, nil
+}
+
+// Scan implements rotation.Scanner from memory, copying nothing: the status counts every
+// rotation on each request, and cloning them all made most of its garbage. The list shown
+// is never changed, only replaced (begin, end), so fn may keep what it is shown.
+func (c *Cached) Scan(ctx context.Context, fn func(*rotation.Rotation)) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	list, err := c.load(ctx)
+	if err != nil {
+		return err
+	}
+	for i := range list {
+		fn(&list[i])
+	}
+	return nil
+}
+
+// load returns every rotation, oldest first: the copy, or a read from disk (kept as the copy
+// unless a write is under way). c.mu is held.
+func (c *Cached) load(ctx context.Context) ([]rotation.Rotation, error) {
+	if c.list != nil {
+		return c.list, nil
+	}
+	all, err := c.Store.List(ctx, rotation.Filter{})
+	if err != nil {
+		return nil, err
+	}
+	if all == nil {
+		all = []rotation.Rotation{}
+	}
+	if c.writing == 0 {
+		c.list = all
+	}
+	return all, nil
 }

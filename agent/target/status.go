@@ -50,13 +50,19 @@ func (t *Target) Status(ctx context.Context, now time.Time) Status {
 				Message: fmt.Sprintf("retire.dry_run: these certificates would be removed from app %s now: %s; set retire.dry_run to false to remove them, or retire them by hand", t.cfg.AppID, strings.Join(what, ", "))})
 		}
 	}
-	rs, err := t.engine.List(ctx, rotation.Filter{})
+	// Count every rotation, and keep (shared, read only) those a person has to act on, for
+	// problems: scanning copies nothing, where listing cloned the whole history on every
+	// request.
+	var rs []*rotation.Rotation
+	err := t.engine.Scan(ctx, func(r *rotation.Rotation) {
+		s.Rotations[string(r.State)]++
+		if needsPerson(r.State) {
+			rs = append(rs, r)
+		}
+	})
 	if err != nil {
 		s.Problems = append(s.Problems, health.Problem{Code: health.StoreError, Severity: health.Critical,
 			Message: "the agent cannot read its store: " + err.Error()})
-	}
-	for _, r := range rs {
-		s.Rotations[string(r.State)]++
 	}
 	if !snap.SyncedAt.IsZero() {
 		s.Certificates.Count = len(snap.App.KeyCredentials)
@@ -105,8 +111,15 @@ func syncStatus(snap rotation.Snapshot) apitype.SyncStatus {
 	return st
 }
 
-// problems lists what needs a person about the app and its rotations.
-func (t *Target) problems(now time.Time, snap rotation.Snapshot, rs []rotation.Rotation) []health.Problem {
+// needsPerson reports whether a rotation in state st is one of problems' (a person has to
+// approve, confirm, retry or reject it).
+func needsPerson(st rotation.State) bool {
+	return st == rotation.StateFailed || st == rotation.StatePendingApproval || st == rotation.StateApplied
+}
+
+// problems lists what needs a person about the app and its rotations; rs holds the
+// rotations in the states needsPerson names (others are ignored), oldest first.
+func (t *Target) problems(now time.Time, snap rotation.Snapshot, rs []*rotation.Rotation) []health.Problem {
 	var ps []health.Problem
 	add := func(code string, sev health.Severity, format string, args ...any) {
 		ps = append(ps, health.Problem{Code: code, Severity: sev, Message: fmt.Sprintf(format, args...)})
@@ -189,13 +202,7 @@ func (t *Target) RotationCounts() map[string]int {
 	for _, st := range rotation.States {
 		m[string(st)] = 0
 	}
-	rs, err := t.engine.List(context.Background(), rotation.Filter{})
-	if err != nil {
-		return m
-	}
-	for _, r := range rs {
-		m[string(r.State)]++
-	}
+	t.engine.Scan(context.Background(), func(r *rotation.Rotation) { m[string(r.State)]++ })
 	return m
 }
 
