@@ -88,5 +88,5 @@ func BenchmarkLoadStatus2000rps(b *testing.B) {
 	b.ReportMetric(pct(svc, 0.99), "svc-p99-ms")
 	b.ReportMetric(r.Rate(), "req/s")
 	b.ReportMetric(float64(r.Errors), "errors")
-	b.ReportMetric(float64(r.MaxLag)/float64(time.Millisecond), "sched-lag-ms")
+	b.ReportMetric(float64(r.MaxLag())/float64(time.Millisecond), "sched-lag-ms")
 }
