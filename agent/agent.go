@@ -302,19 +302,37 @@ func (a *Agent) build() error {
 		return err
 	}
 	a.handler, err = api.New(api.Config{
-		Status:       statusOf{a},
-		Certificates: certificatesOf{a},
-		Rotations:    rotationsOf{a},
-		DropFolder:   dropFolderOf{a},
-		Credential:   credentialOf{a},
-		Audit:        a.store,
-		Token:        token,
-		Metrics:      a.metrics.Handler(),
-		Logger:       a.log,
-		Version:      a.version,
-		ListenAddr:   cfg.API.Listen,
+		Status:        statusOf{a},
+		Certificates:  certificatesOf{a},
+		Rotations:     rotationsOf{a},
+		DropFolder:    dropFolderOf{a},
+		Credential:    credentialOf{a},
+		Audit:         a.store,
+		Token:         token,
+		Metrics:       a.metrics.Handler(),
+		Logger:        a.log,
+		Version:       a.version,
+		ListenAddr:    cfg.API.Listen,
+		StatusMaxAge:  statusMaxAge,
+		StatusVersion: a.statusVersion,
 	})
 	return err
+}
+
+// statusMaxAge is how long the API may answer GET /api/v1/status with the status it made
+// for an earlier request, when nothing the agent counts has changed (statusVersion) and no
+// write came through the API. What it does not count (a drop folder gone, a webhook
+// failing, the clock) shows at most this late; docs/contract.md says so.
+const statusMaxAge = 250 * time.Millisecond
+
+// statusVersion changes whenever a rotation is written or an app is read: the sum of
+// counters that only grow.
+func (a *Agent) statusVersion() uint64 {
+	v := a.store.Changes()
+	for _, t := range a.targets {
+		v += t.Changes()
+	}
+	return v
 }
 
 // openStore opens the state store. A store missing beside the API token is lost, not new:

@@ -152,6 +152,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Version is the agent's version, used when the backend's Status leaves it empty.
 	Version string
+	// StatusMaxAge, when positive, lets GET /api/v1/status answer with the status made for
+	// an earlier request, at most this old, while StatusVersion (when set) returns what it
+	// did then and no mutating request has been served since (statusCache). Zero makes the
+	// status anew for every request.
+	StatusMaxAge time.Duration
+	// StatusVersion returns a number that changes whenever the status changes for a reason
+	// the source counts. Optional.
+	StatusVersion func() uint64
 	// ListenAddr is the configured listen address (host:port). Besides localhost,
 	// 127.0.0.1 and [::1], its host is accepted in the Host header. Optional; a host that is
 	// not a loopback address or "localhost" is an error.
@@ -192,7 +200,8 @@ func New(cfg Config) (http.Handler, error) {
 	return e, nil
 }
 
-// server holds what the handlers share. It is read-only after newEcho.
+// server holds what the handlers share. It is read-only after newEcho, but for the status
+// cache.
 type server struct {
 	status    StatusSource
 	certs     CertificateSource
@@ -201,9 +210,12 @@ type server struct {
 	cred      CredentialService
 	audit     AuditLog
 	tokenHash [sha256.Size]byte
-	metrics   http.Handler
-	log       *slog.Logger
-	version   string
+	// statusCache is GET /api/v1/status's last answer; its counter of writes is the one
+	// mutable field.
+	statusCache *statusCache
+	metrics     http.Handler
+	log         *slog.Logger
+	version     string
 	// hosts are the accepted Host names (lower case, without port or brackets).
 	hosts map[string]bool
 	// public are the paths served without a token.
@@ -220,18 +232,19 @@ func newEcho(cfg Config) (*echo.Echo, error) {
 		return nil, fmt.Errorf("api: Config.Token must be at least %d bytes", MinTokenLen)
 	}
 	s := &server{
-		status:    cfg.Status,
-		certs:     cfg.Certificates,
-		rotations: cfg.Rotations,
-		drop:      cfg.DropFolder,
-		cred:      cfg.Credential,
-		audit:     cfg.Audit,
-		tokenHash: sha256.Sum256(cfg.Token),
-		metrics:   cfg.Metrics,
-		log:       cfg.Logger.With("component", "api"),
-		version:   cfg.Version,
-		hosts:     map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true},
-		public:    map[string]bool{},
+		status:      cfg.Status,
+		certs:       cfg.Certificates,
+		rotations:   cfg.Rotations,
+		drop:        cfg.DropFolder,
+		cred:        cfg.Credential,
+		audit:       cfg.Audit,
+		tokenHash:   sha256.Sum256(cfg.Token),
+		metrics:     cfg.Metrics,
+		log:         cfg.Logger.With("component", "api"),
+		version:     cfg.Version,
+		hosts:       map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true},
+		public:      map[string]bool{},
+		statusCache: &statusCache{maxAge: cfg.StatusMaxAge, version: cfg.StatusVersion},
 	}
 	if cfg.ListenAddr != "" {
 		host, err := listenHost(cfg.ListenAddr)

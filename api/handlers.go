@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	_ "embed"
 	"encoding/json"
 	"errors"
@@ -63,11 +64,22 @@ func (s *server) getOpenAPI(c echo.Context) error {
 	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, openAPIDoc)
 }
 
-// getStatus writes the status in the shape the contract gives, whatever the agent's parts
-// filled in: every state counted and no other, problems most urgent first ([] when none),
-// times in UTC. This is the one place the status is shaped.
+// getStatus writes the status (statusCache says when it is the one made for an earlier
+// request).
 func (s *server) getStatus(c echo.Context) error {
-	st := s.status.Status(c.Request().Context())
+	body, err := s.statusCache.get(c.Request().Context(), s.shapedStatus)
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(body)))
+	return c.Blob(http.StatusOK, echo.MIMEApplicationJSON, body)
+}
+
+// shapedStatus returns the status in the shape the contract gives, whatever the agent's
+// parts filled in: every state counted and no other, problems most urgent first ([] when
+// none), times in UTC. This is the one place the status is shaped.
+func (s *server) shapedStatus(ctx context.Context) apitype.Status {
+	st := s.status.Status(ctx)
 	if st.Version == "" {
 		st.Version = s.version
 	}
@@ -100,7 +112,7 @@ func (s *server) getStatus(c echo.Context) error {
 		targets[i] = t
 	}
 	st.Targets = targets
-	return writeJSON(c, http.StatusOK, echo.MIMEApplicationJSON, st)
+	return st
 }
 
 func (s *server) getCertificates(c echo.Context) error {

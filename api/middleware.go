@@ -168,6 +168,10 @@ func (s *server) strictQuery(allowed []string) echo.MiddlewareFunc {
 // actor. Errors are rendered here (through the error handler) so that the status is known.
 func (s *server) logMutation(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
+		// The cached status is dropped when the answer is about to be written: after the
+		// call has done its work, before the caller can read the answer and ask for the
+		// status. Even a refused or failed call may have changed something.
+		c.Response().Before(func() { s.statusCache.writes.Add(1) })
 		err := next(c)
 		if err != nil {
 			c.Error(err)

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aucloud/certagent/agent/certs"
@@ -110,7 +111,13 @@ type Engine struct {
 	// snapMu guards snap. snap.Ledger changes only under graphMu (too).
 	snapMu sync.Mutex
 	snap   Snapshot
+	// snapChanges counts the changes of snap, for Changes.
+	snapChanges atomic.Uint64
 }
+
+// Changes returns a number that changes whenever the snapshot does (each read of the app,
+// each failed read): the API's cached status is made anew when it does.
+func (e *Engine) Changes() uint64 { return e.snapChanges.Load() }
 
 // New checks cfg and returns an engine. Call Run to start applying.
 func New(cfg Config) (*Engine, error) {

@@ -61,6 +61,7 @@ func (e *Engine) Restore(s Snapshot) {
 	if e.snap.SyncedAt.IsZero() {
 		e.snap = s
 		e.snap.Ledger = s.Ledger.Clone()
+		e.snapChanges.Add(1)
 	}
 }
 
@@ -89,6 +90,7 @@ func (e *Engine) setLedger(l Ledger) {
 	e.snapMu.Lock()
 	defer e.snapMu.Unlock()
 	e.snap.Ledger = l
+	e.snapChanges.Add(1)
 }
 
 // observe records a successful read of the app.
@@ -102,6 +104,7 @@ func (e *Engine) observe(app certs.Application) {
 	e.snap = Snapshot{App: app, SyncedAt: e.now(), Ledger: e.snap.Ledger}
 	s := e.snap
 	s.Ledger = s.Ledger.Clone()
+	e.snapChanges.Add(1)
 	e.snapMu.Unlock()
 	if e.cfg.OnSnapshot != nil {
 		e.cfg.OnSnapshot(s)
@@ -116,6 +119,7 @@ func (e *Engine) observeErr(err error) {
 	e.snap.ErrAt = e.now()
 	s := e.snap
 	s.Ledger = s.Ledger.Clone()
+	e.snapChanges.Add(1)
 	e.snapMu.Unlock()
 	if e.cfg.OnSnapshot != nil {
 		e.cfg.OnSnapshot(s)

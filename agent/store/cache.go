@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/aucloud/certagent/agent/rotation"
 )
@@ -21,7 +22,14 @@ type Cached struct {
 	mu      sync.Mutex
 	list    []rotation.Rotation
 	writing int
+
+	// changes counts the writes done, for Changes.
+	changes atomic.Uint64
 }
+
+// Changes returns a number that changes after each write of a rotation: the API's cached
+// status is made anew when it does.
+func (c *Cached) Changes() uint64 { return c.changes.Load() }
 
 var _ rotation.Store = (*Cached)(nil)
 
@@ -41,6 +49,7 @@ func (c *Cached) end() {
 	c.writing--
 	c.list = nil
 	c.mu.Unlock()
+	c.changes.Add(1)
 }
 
 // Create implements rotation.Store.

@@ -221,6 +221,10 @@ func (t *Target) Name() string { return t.cfg.Name }
 // AppID returns the target's app registration (client) id.
 func (t *Target) AppID() string { return t.cfg.AppID }
 
+// Changes returns a number that changes whenever the app's snapshot does (each read of it):
+// the API's cached status is made anew when it does.
+func (t *Target) Changes() uint64 { return t.engine.Changes() }
+
 // TenantID returns the target's tenant.
 func (t *Target) TenantID() string { return t.cfg.TenantID }
 
