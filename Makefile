@@ -170,7 +170,7 @@ bench-speed:
 	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkBinarySize' -benchtime=1x ./internal/e2e
 	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkColdStart' -benchtime=20x ./internal/e2e
 	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkIdle' -benchtime=1x -timeout=10m ./internal/e2e
-	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkStatusLoad' -benchtime=10000x ./internal/e2e
+	CERTAGENT_BENCH_ROWS=$(BENCH_ROWS) $(GO) test -run='^$$' -bench='BenchmarkStatusLoad' -benchtime=20000x ./internal/e2e
 
 ## bench-table: print the speed table from the rows the benchmarks wrote (the last of each).
 bench-table:

@@ -1,14 +1,17 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,10 +151,17 @@ func BenchmarkFlood(b *testing.B) {
 
 // BenchmarkStatusLoad is an open-loop load run of GET /api/v1/status at 2,000 requests per
 // second against a real agent process (its store, its snapshot, its rotations), from
-// another process on loopback. ns/op is the pacing; the figures are the percentiles.
+// another process on loopback, in windows of one second (2,000 requests). Each agent window
+// is paired with one of a control server (controlServerEnv: net/http answering the same
+// number of bytes, nothing else) under the same load generator, so the table shows what the
+// machine and the generator cost by themselves: on a small VM whose vCPUs stall for
+// milliseconds at a time, a whole-run p99 is often the VM's, not the agent's. The row's
+// verdict is the agent's whole-run p99 against the target; see below for when there is none.
+// ns/op is the pacing of agent and control windows together.
 //
-//	go test -run '^$' -bench StatusLoad -benchtime 10000x ./internal/e2e
+//	go test -run '^$' -bench StatusLoad -benchtime 20000x ./internal/e2e
 func BenchmarkStatusLoad(b *testing.B) {
+	const rate, window = 2000, 2000
 	e := NewEnv(b, nil)
 	a := e.StartAgent()
 	// Some history to serve: a few applied rotations.
@@ -166,40 +176,116 @@ func BenchmarkStatusLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	auth := "Bearer " + strings.TrimSpace(string(tok))
-	url := "http://" + e.Config.API.Listen + "/api/v1/status"
-	tr := &http.Transport{MaxIdleConns: 512, MaxIdleConnsPerHost: 512, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
-	fire := func() error {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.Header.Set("Authorization", auth)
-		resp, err := hc.Do(req)
-		if err != nil {
+	agent := loadgen.NewConn(e.Config.API.Listen, "/api/v1/status", "Authorization: Bearer "+strings.TrimSpace(string(tok)))
+	defer agent.Close()
+	_, size, err := agent.Do()
+	if err != nil {
+		b.Fatal(err)
+	}
+	controlAddr, controlPID := startControlServer(b, size)
+	control := loadgen.NewConn(controlAddr, "/api/v1/status")
+	defer control.Close()
+	fire := func(c *loadgen.Conn) func() error {
+		return func() error {
+			status, _, err := c.Do()
+			if err == nil && status != http.StatusOK {
+				err = fmt.Errorf("status %d", status)
+			}
 			return err
 		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("status %d", resp.StatusCode)
-		}
-		return nil
 	}
+	fireAgent, fireControl := fire(agent), fire(control)
 	for range 64 {
-		if err := fire(); err != nil {
+		if err := errors.Join(fireAgent(), fireControl()); err != nil {
 			b.Fatal(err)
 		}
 	}
+
+	windows := max(1, b.N/window)
+	var agentAll, controlAll, agentLag []time.Duration
+	var agentP99, controlP99 []float64 // per window
+	errs := 0
+	cpu0, controlCPU0 := procCPU(a.PID()), procCPU(controlPID)
 	b.ResetTimer()
-	r := loadgen.Run(2000, b.N, fire)
+	for w := range windows {
+		var ra, rc loadgen.Result
+		if w%2 == 0 { // alternate the order, so that neither always follows the other
+			ra, rc = loadgen.Run(rate, window, fireAgent), loadgen.Run(rate, window, fireControl)
+		} else {
+			rc, ra = loadgen.Run(rate, window, fireControl), loadgen.Run(rate, window, fireAgent)
+		}
+		for _, r := range []loadgen.Result{ra, rc} {
+			if r.Errors > 0 {
+				errs += r.Errors
+				b.Errorf("%d of %d requests failed, the first: %v", r.Errors, window, r.FirstErr)
+			}
+		}
+		agentAll, controlAll, agentLag = append(agentAll, ra.Latency...), append(controlAll, rc.Latency...), append(agentLag, ra.Lag...)
+		agentP99, controlP99 = append(agentP99, loadgen.Percentile(ra.Latency, 0.99)), append(controlP99, loadgen.Percentile(rc.Latency, 0.99))
+	}
 	b.StopTimer()
-	b.ReportMetric(loadgen.Percentile(r.Latency, 0.50), "p50_ms")
-	b.ReportMetric(loadgen.Percentile(r.Latency, 0.99), "p99_ms")
-	b.ReportMetric(loadgen.Percentile(r.Service, 0.99), "svc_p99_ms")
-	b.ReportMetric(r.Rate(), "req/s")
-	b.ReportMetric(float64(r.Errors), "errors")
-	p99 := loadgen.Percentile(r.Latency, 0.99)
-	benchRow(b, "GET /api/v1/status p99 at 2,000 req/s", fmt.Sprintf("p99 %.2f ms (p50 %.2f ms), %d requests, %d errors", p99, loadgen.Percentile(r.Latency, 0.50), b.N, r.Errors), "<= 2 ms", p99 <= 2 && r.Errors == 0)
-	b.Logf("GET /api/v1/status at 2,000/s on a real agent, %d requests: p50 %.2f ms, p99 %.2f ms (from the send: p99 %.2f ms), %d errors",
-		b.N, loadgen.Percentile(r.Latency, 0.50), loadgen.Percentile(r.Latency, 0.99), loadgen.Percentile(r.Service, 0.99), r.Errors)
+	cpuPerReq := (procCPU(a.PID()) - cpu0) / time.Duration(windows*window)
+	controlCPUPerReq := (procCPU(controlPID) - controlCPU0) / time.Duration(windows*window)
+	slices.Sort(agentAll)
+	slices.Sort(controlAll)
+	slices.Sort(agentLag)
+	p50, p99 := loadgen.Percentile(agentAll, 0.50), loadgen.Percentile(agentAll, 0.99)
+	controlP50, controlP99All := loadgen.Percentile(controlAll, 0.50), loadgen.Percentile(controlAll, 0.99)
+	b.ReportMetric(p50, "p50_ms")
+	b.ReportMetric(p99, "p99_ms")
+	b.ReportMetric(controlP99All, "control_p99_ms")
+	b.ReportMetric(float64(cpuPerReq)/float64(time.Microsecond), "agent_cpu_us/req")
+	b.ReportMetric(float64(controlCPUPerReq)/float64(time.Microsecond), "control_cpu_us/req")
+	b.ReportMetric(float64(errs), "errors")
+	// The verdict. The machine's stalls only ever add latency, so an agent p99 within the
+	// target is a pass however noisy the run. One over it is the agent's fault only when the
+	// instrument is precise enough to say so: when the control, doing nothing, stayed within
+	// half the target. Otherwise this machine cannot tell.
+	res := "PASS"
+	switch {
+	case errs > 0:
+		res = "FAIL"
+	case p99 <= 2:
+	case controlP99All <= 1:
+		res = "FAIL"
+	default:
+		res = "NO VERDICT (the empty control server's p99 is over 1 ms here)"
+	}
+	benchRowResult(b, "GET /api/v1/status p99 at 2,000 req/s",
+		fmt.Sprintf("p99 %.2f ms, p50 %.2f ms over %d requests (p99 per 1-s window %.2f-%.2f), agent CPU %d µs/req; empty control server, same load: p99 %.2f ms, p50 %.2f ms, CPU %d µs/req",
+			p99, p50, len(agentAll), slices.Min(agentP99), slices.Max(agentP99), cpuPerReq/time.Microsecond,
+			controlP99All, controlP50, controlCPUPerReq/time.Microsecond),
+		"<= 2 ms", res)
+	b.Logf("GET /api/v1/status at %d/s on a real agent, %d windows of %d requests: p99 per window %s ms; whole run p50 %.2f, p99 %.2f, p99.9 %.2f, max %.2f ms; "+
+		"the generator's own lateness p99 %.2f ms; agent CPU %s per request. Control server, same load: p99 per window %s ms; whole run p50 %.2f, p99 %.2f ms; CPU %s per request",
+		rate, windows, window, fmtMs(agentP99), p50, p99, loadgen.Percentile(agentAll, 0.999), loadgen.Percentile(agentAll, 1),
+		loadgen.Percentile(agentLag, 0.99), cpuPerReq, fmtMs(controlP99), controlP50, controlP99All, controlCPUPerReq)
+}
+
+func fmtMs(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.2f", x)
+	}
+	return strings.Join(s, " ")
+}
+
+// startControlServer starts this test binary as the control server (controlServerEnv),
+// answering size bytes, and returns its address and process ID.
+func startControlServer(b *testing.B, size int) (addr string, pid int) {
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), controlServerEnv+"="+strconv.Itoa(size))
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr, err = bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("the control server did not start: %v", err)
+	}
+	return strings.TrimSpace(addr), cmd.Process.Pid
 }
