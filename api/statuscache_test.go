@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -84,5 +85,32 @@ func TestStatusCache(t *testing.T) {
 	uptime.Store(7)
 	if got := get(uncached); got != 7 {
 		t.Errorf("without StatusMaxAge: uptime %d, want 7", got)
+	}
+}
+
+// TestStatusCacheIgnoresCallerCancel: the status made for a caller that went away serves
+// others, so it must not be made under that caller's cancelled context.
+func TestStatusCacheIgnoresCallerCancel(t *testing.T) {
+	fb := &fakeBackend{StatusFunc: func(ctx context.Context) apitype.Status {
+		st := apitype.Status{}
+		if ctx.Err() != nil {
+			st.Problems = []apitype.StatusProblem{{Code: "store_error", Message: ctx.Err().Error()}}
+		}
+		return st
+	}}
+	h := newTestHandler(t, fb, nil, func(c *Config) { c.StatusMaxAge = time.Hour })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := httptest.NewRequestWithContext(ctx, http.MethodGet, "/api/v1/status", nil)
+	r.Host = testHost
+	r.Header.Set("Authorization", "Bearer "+string(testToken))
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	rec := serve(t, h, req{path: "/api/v1/status"})
+	var st apitype.Status
+	if err := json.Unmarshal(rec.Body.Bytes(), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Problems) != 0 {
+		t.Errorf("the next caller sees %v, made under the first caller's cancelled context", st.Problems)
 	}
 }
