@@ -17,8 +17,16 @@ import (
 // Host and browser checks, token check, router, strict query, handler, JSON), without the
 // network.
 func BenchmarkStatus(b *testing.B) {
+	b.Run("made", func(b *testing.B) { benchmarkStatus(b, 0) })
+	b.Run("cached", func(b *testing.B) { benchmarkStatus(b, time.Hour) })
+}
+
+// benchmarkStatus is BenchmarkStatus with the status cached for maxAge (0: made anew for
+// every request).
+func benchmarkStatus(b *testing.B, maxAge time.Duration) {
 	st := sampleStatus()
-	h := newTestHandler(b, &fakeBackend{StatusFunc: func(context.Context) apitype.Status { return st }}, nil)
+	h := newTestHandler(b, &fakeBackend{StatusFunc: func(context.Context) apitype.Status { return st }}, nil,
+		func(c *Config) { c.StatusMaxAge = maxAge })
 	r := httptest.NewRequest(http.MethodGet, "/api/v1/status", nil)
 	r.Host = testHost
 	r.Header.Set("Authorization", "Bearer "+string(testToken))
