@@ -581,7 +581,7 @@ func TestSubmit(t *testing.T) {
 	if posts < len(tests)+len(refusals) {
 		t.Errorf("%d mutating calls logged, want at least %d", posts, len(tests)+len(refusals))
 	}
-	if all := logs.buf.String(); strings.Contains(all, "BEGIN CERTIFICATE") || strings.Contains(all, string(testToken)) {
+	if all := logs.String(); strings.Contains(all, "BEGIN CERTIFICATE") || strings.Contains(all, string(testToken)) {
 		t.Errorf("the log holds a certificate body or the token")
 	}
 }
@@ -704,7 +704,7 @@ func TestActions(t *testing.T) {
 		}
 	}
 	if !found {
-		t.Errorf("no log record for alice's approve call:\n%s", logs.buf.String())
+		t.Errorf("no log record for alice's approve call:\n%s", logs.String())
 	}
 }
 
@@ -874,8 +874,8 @@ func TestInternalErrorsAreLoggedNotShown(t *testing.T) {
 	if strings.Contains(rec.Body.String(), "hunter2") || p.Detail == "" {
 		t.Errorf("500 body = %s", rec.Body)
 	}
-	if !strings.Contains(logs.buf.String(), "secret-internal-detail") {
-		t.Errorf("the internal error was not logged:\n%s", logs.buf.String())
+	if !strings.Contains(logs.String(), "secret-internal-detail") {
+		t.Errorf("the internal error was not logged:\n%s", logs.String())
 	}
 	// Reads are not logged as calls.
 	for _, r := range logs.records(t) {
@@ -900,7 +900,7 @@ func TestRefusalsAreLogged(t *testing.T) {
 	if want := []string{"no token", "wrong token", "host not loopback"}; !slices.Equal(reasons, want) {
 		t.Errorf("refusal reasons logged = %q, want %q", reasons, want)
 	}
-	if strings.Contains(logs.buf.String(), "wrong-token-value") {
+	if strings.Contains(logs.String(), "wrong-token-value") {
 		t.Errorf("a sent token was logged")
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aucloud/certagent/agent/certs"
 	"github.com/aucloud/certagent/agent/rotation"
 	"github.com/aucloud/certagent/api/apitype"
+	"github.com/aucloud/certagent/internal/syncbuf"
 )
 
 // fakeBackend plays every role the handlers call (StatusSource, CertificateSource,
@@ -238,24 +239,13 @@ func sampleStatus() apitype.Status {
 }
 
 // logBuffer collects log records as JSON lines, safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
+type logBuffer struct{ syncbuf.Buffer }
 
 // records returns the logged records decoded.
 func (b *logBuffer) records(t *testing.T) []map[string]any {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []map[string]any
-	for line := range strings.SplitSeq(strings.TrimSpace(b.buf.String()), "\n") {
+	for line := range strings.SplitSeq(strings.TrimSpace(b.String()), "\n") {
 		if line == "" {
 			continue
 		}
